@@ -1,0 +1,124 @@
+"""`make demo`: run every example, then read the runs back from a real `trackio show`.
+
+With no TRACKIO_SERVER_URL the examples use the embedded default (local storage in TRACKIO_DIR,
+here `.demo/trackio`), and a `trackio show` is started on it only afterwards, to read them back.
+With TRACKIO_SERVER_URL set, the same examples log to that server and are read back from it.
+Exit status 0 only if every run arrived whole.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = ["examples.client_quickstart"]
+
+
+def say(message: str) -> None:
+    print(f"[demo] {message}", flush=True)
+
+
+def main() -> int:
+    server_url = os.environ.get("TRACKIO_SERVER_URL")
+    if not server_url:
+        data = Path(os.environ.get("TRACKIO_DIR") or REPO / ".demo" / "trackio")
+        shutil.rmtree(data, ignore_errors=True)
+        os.environ["TRACKIO_DIR"] = str(data)
+        say(f"no TRACKIO_SERVER_URL: logging to the embedded default in {data}")
+    else:
+        say("logging to the server in TRACKIO_SERVER_URL")
+    os.environ.setdefault("TRACKIO_SPOOL_DIR", str(REPO / ".demo" / "spool"))
+
+    summaries = []
+    for name in EXAMPLES:
+        say(f"running {name} ...")
+        started = time.monotonic()
+        summaries.append(importlib.import_module(name).main())
+        say(f"  done in {time.monotonic() - started:.1f}s")
+
+    server = None
+    if server_url:
+        base = server_url.split("?")[0].rstrip("/")
+    else:
+        port = _free_port()
+        say(f"starting `trackio show` on 127.0.0.1:{port} to read the runs back ...")
+        server = subprocess.Popen(
+            [str(Path(sys.executable).parent / "trackio"), "show"],
+            env={**os.environ, "GRADIO_SERVER_PORT": str(port), "BROWSER": "true"},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        base = f"http://127.0.0.1:{port}"
+    try:
+        return _report(base, summaries)
+    finally:
+        if server is not None:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(10)
+
+
+def _report(base: str, summaries: list[dict[str, Any]]) -> int:
+    def call(name: str, *args: Any) -> Any:
+        response = httpx.post(f"{base}/api/{name}", json={"args": list(args)}, timeout=30)
+        response.raise_for_status()
+        return response.json()["data"]
+
+    deadline = time.monotonic() + 60
+    rows, whole = [], True
+    for s in summaries:
+        expected = len(s["values"])
+        got: list[dict[str, Any]] = []
+        while time.monotonic() < deadline:
+            try:
+                got = call("get_metric_values", s["project"], s["run"], s["metric"]) or []
+            except httpx.HTTPError:
+                got = []
+            if len(got) >= expected:
+                break
+            time.sleep(0.5)
+        ok = len(got) == expected
+        whole &= ok
+        first = got[0]["value"] if got else float("nan")
+        last = got[-1]["value"] if got else float("nan")
+        rows.append(
+            (s["framework"], s["project"], s["run"], f"{len(got)}/{expected}", first, last, ok)
+        )
+
+    print()
+    print(
+        f"{'framework':<16} {'project':<18} {'run':<28} {'points':>9} {'first loss':>11} {'last loss':>10}"
+    )
+    for framework, project, run, points, first, last, ok in rows:
+        mark = "" if ok else "  <-- INCOMPLETE"
+        print(
+            f"{framework:<16} {project:<18} {run:<28} {points:>9} {first:>11.4f} {last:>10.4f}{mark}"
+        )
+    print()
+    if os.environ.get("TRACKIO_SERVER_URL"):
+        print(f"Open the dashboard: {base}")
+    else:
+        print("Open the dashboard: make dashboard   (serves .demo/trackio until Ctrl+C)")
+    print("Every run arrived whole." if whole else "Some runs are INCOMPLETE.")
+    return 0 if whole else 1
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""The test harness: a real ``trackio show`` server, a loopback capture server, clean environments."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.harness import CaptureServer, TrackioServer
+
+_OUR_ENV = (
+    "TRACKIO_SERVER_URL",
+    "TRACKIO_SPACE_ID",
+    "TRACKIO_WRITE_TOKEN",
+    "TRACKIO_PROJECT",
+    "TRACKIO_DIR",
+    "TRACKIO_SPOOL_DIR",
+    "HF_TOKEN",
+)
+
+
+@pytest.fixture(autouse=True)
+def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Every test starts with no target configured, its own spool and its own local storage."""
+    for name in _OUR_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("TRACKIO_SPOOL_DIR", str(tmp_path / "spool"))
+    monkeypatch.setenv("TRACKIO_DIR", str(tmp_path / "trackio"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # no stored Hugging Face token
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    yield tmp_path
+
+
+@pytest.fixture(scope="session")
+def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrackioServer]:
+    """One real server for the tests that only need a place to write (each uses its own project)."""
+    server = TrackioServer(tmp_path_factory.mktemp("shared-trackio"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[TrackioServer]:
+    """A real server of the test's own, for tests that kill or restart it."""
+    srv = TrackioServer(tmp_path / "server-data")
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def capture() -> Iterator[CaptureServer]:
+    srv = CaptureServer()
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def project() -> str:
+    return f"test-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def spool_dir() -> Path:
+    return Path(os.environ["TRACKIO_SPOOL_DIR"])

@@ -1,0 +1,273 @@
+"""Real things to test against: ``trackio show``, a capture server, a slow proxy. Loopback only."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+TOKEN = "test-write-token-7f3a9c"
+BIN = Path(sys.executable).parent
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, every: float = 0.1) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(every)
+
+
+class TrackioServer:
+    """``trackio show`` from PyPI on a free loopback port, with a known write token."""
+
+    def __init__(self, data_dir: Path, token: str = TOKEN, port: int | None = None) -> None:
+        self.data_dir = data_dir
+        self.token = token
+        self.port = port or free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = data_dir.parent / f"trackio-show-{self.port}.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def write_url(self) -> str:
+        return f"{self.url}?write_token={self.token}"
+
+    def start(self, token: str | None = None, timeout: float = 60.0) -> None:
+        if token is not None:
+            self.token = token
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        env = {
+            **os.environ,
+            "GRADIO_SERVER_PORT": str(self.port),
+            "TRACKIO_DIR": str(self.data_dir),
+            "TRACKIO_WRITE_TOKEN": self.token,
+            "TRACKIO_INBOX_POLL_INTERVAL": "5",
+            "BROWSER": "true",  # `trackio show` tries to open a browser
+            "HF_HUB_OFFLINE": "1",
+        }
+        env.pop("TRACKIO_SERVER_URL", None)
+        env.pop("TRACKIO_SPACE_ID", None)
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [str(BIN / "trackio"), "show"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"trackio show exited: {self.log_path.read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{self.url}/version", timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"trackio show did not answer in {timeout}s")
+
+    def kill(self) -> None:
+        """SIGKILL, as an OOM killer or a crash would."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+        self.proc = None
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.proc = None
+
+    # --- reading back through the server's own HTTP API -----------------------------------------
+
+    def api(self, name: str, *args: Any) -> Any:
+        response = httpx.post(f"{self.url}/api/{name}", json={"args": list(args)}, timeout=30)
+        response.raise_for_status()
+        return response.json()["data"]
+
+    def runs(self, project: str) -> list[dict[str, Any]]:
+        return list(self.api("get_runs_for_project", project) or [])
+
+    def values(self, project: str, run: str, metric: str) -> list[dict[str, Any]]:
+        return list(self.api("get_metric_values", project, run, metric) or [])
+
+    def steps(self, project: str, run: str, metric: str) -> list[int]:
+        return sorted(v["step"] for v in self.values(project, run, metric))
+
+    def logs(self, project: str, run: str) -> list[dict[str, Any]]:
+        return list(self.api("get_logs", project, run) or [])
+
+    def configs(self, project: str) -> dict[str, Any]:
+        return dict(self.api("get_run_configs", project) or {})
+
+    def wait_for_steps(
+        self, project: str, run: str, metric: str, count: int, timeout: float = 60.0
+    ) -> list[int]:
+        wait_until(lambda: len(self.values(project, run, metric)) >= count, timeout, 0.25)
+        return self.steps(project, run, metric)
+
+
+@dataclass
+class Captured:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body) if self.body else None
+
+
+@dataclass
+class CaptureServer:
+    """A loopback HTTP server that records every request and answers like a Trackio server.
+
+    ``respond(path, body) -> (status, payload)`` can be replaced to script failures.
+    """
+
+    requests: list[Captured] = field(default_factory=list)
+    api_version: int = 1
+    respond: Callable[[str, bytes], tuple[int, Any]] | None = None
+    port: int = 0
+    _server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        capture = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                capture.requests.append(
+                    Captured(self.command, self.path, dict(self.headers.items()), body)
+                )
+                if capture.respond is not None:
+                    status, payload = capture.respond(self.path, body)
+                elif self.path == "/version":
+                    status, payload = 200, {"version": "0.43.0", "api_version": capture.api_version}
+                else:
+                    status, payload = 200, {"data": None}
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = _handle
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.port = self._server.server_address[1]
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    def bulk_logs(self) -> list[dict[str, Any]]:
+        """Every entry of every ``bulk_log`` request, in order."""
+        out: list[dict[str, Any]] = []
+        for request in self.requests:
+            if request.path == "/api/bulk_log":
+                out.extend(request.json()["kwargs"]["logs"])
+        return out
+
+
+class DelayProxy:
+    """A loopback TCP proxy that holds every client->server chunk for ``delay`` seconds."""
+
+    def __init__(self, upstream_port: int, delay: float) -> None:
+        self.upstream_port = upstream_port
+        self.delay = delay
+        self.port = free_port()
+        self._sock = socket.create_server(("127.0.0.1", self.port))
+        self._stop = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _accept(self) -> None:
+        self._sock.settimeout(0.2)
+        while not self._stop.is_set():
+            try:
+                client, _ = self._sock.accept()
+            except OSError:
+                continue
+            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+            threading.Thread(target=self._pipe, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, False), daemon=True).start()
+
+    def _pipe(self, src: socket.socket, dst: socket.socket, slow: bool) -> None:
+        try:
+            while chunk := src.recv(65536):
+                if slow:
+                    time.sleep(self.delay)
+                dst.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._sock.close()
+
+
+def run_python(
+    code: str, env: dict[str, str] | None = None, timeout: float = 120.0
+) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh interpreter of this venv (the repo importable), capture output."""
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, **(env or {})},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

@@ -1,0 +1,304 @@
+"""The sender: one daemon thread that moves points from the spool to their target.
+
+It wakes every ``interval`` (or when asked), makes the spool durable (``fdatasync``), and delivers
+batches in order. A batch is acknowledged in the spool only once the target has all of it, so a
+crash anywhere means re-sending, never losing; the server's ``INSERT OR IGNORE`` on ``log_id``
+makes re-sending harmless.
+
+- Network errors, timeouts, 5xx: exponential backoff with jitter, points stay on disk.
+- A rejected token: stop sending, say so once, keep every point for ``trackio-integrations sync``.
+- A batch refused for its content: split it in halves until the bad points are alone, deliver the
+  rest, and set the bad ones aside in a dead-letter file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Protocol
+
+import orjson
+
+from .spool import CONFIG_PREFIX, Batch, Spool, dead_letter
+from .transport import Outcome, Reply, Transport
+
+logger = logging.getLogger("trackio_integrations")
+
+
+class Delivery(Protocol):
+    """Where a batch of spool lines goes; ``send([])`` checks the target without storing anything."""
+
+    def send(self, lines: Sequence[bytes]) -> Reply: ...
+
+    def close(self) -> None: ...
+
+
+class HttpDelivery:
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
+        self.target = transport.target
+
+    def send(self, lines: Sequence[bytes]) -> Reply:
+        return self.transport.send(lines)
+
+    def close(self) -> None:
+        self.transport.close()
+
+
+class InboxDelivery:
+    """The embedded default: JSONL fragments that ``trackio show`` imports from its inbox.
+
+    Each fragment appears whole (written aside, then renamed) and is named after its first point's
+    ``log_id``, so writing the same batch twice replaces the file instead of adding one.
+    """
+
+    def __init__(self, trackio_dir: Path, writer_id: str) -> None:
+        self.folder = trackio_dir / "inbox" / writer_id
+
+    def send(self, lines: Sequence[bytes]) -> Reply:
+        if not lines:
+            return Reply(Outcome.OK, None, "")
+        records = []
+        for line in lines:
+            try:
+                record = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                return Reply(Outcome.REJECTED, None, "a spool line is not valid JSON")
+            if not isinstance(record, dict) or not record.get("project") or not record.get("run"):
+                return Reply(Outcome.REJECTED, None, "a point has no project or run")
+            stamp = record.get("timestamp")
+            if isinstance(stamp, (int, float)):
+                record["timestamp"] = datetime.fromtimestamp(stamp, timezone.utc).isoformat()
+            records.append(orjson.dumps(record))
+        first = orjson.loads(lines[0]).get("log_id") or f"{time.time_ns()}"
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            temporary = self.folder / f".{first}.tmp"
+            temporary.write_bytes(b"\n".join(records) + b"\n")
+            os.replace(temporary, self.folder / f"{first}.jsonl")
+        except OSError as exc:
+            return Reply(Outcome.RETRY, None, f"cannot write to {self.folder}: {exc}")
+        return Reply(Outcome.OK, None, "")
+
+    def close(self) -> None:
+        pass
+
+
+class Sender:
+    """Owns one thread, started lazily by the process that uses it (a forked child gets its own)."""
+
+    def __init__(
+        self,
+        spool: Spool,
+        delivery: Delivery,
+        *,
+        root: Path,
+        interval: float = 0.5,
+        max_points: int = 2000,
+        orphans: Callable[[], list[tuple[Spool, Delivery]]] | None = None,
+        backoff_cap: float = 30.0,
+    ) -> None:
+        self.spool = spool
+        self.delivery = delivery
+        self.root = root
+        self.interval = interval
+        self.max_points = max_points
+        self.blocked: str | None = None
+        self.last_error: str | None = None
+        self.dead_lettered = 0
+        self.on_progress: Callable[[int], None] | None = None
+        self._orphans = orphans
+        self._backoff_cap = backoff_cap
+        self._failures = 0
+        self._disk_reported = False
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._done = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._pid: int | None = None
+        self._start_lock = threading.Lock()
+
+    # --- control, from any thread --------------------------------------------------------------
+
+    def ensure_started(self) -> None:
+        if self._pid == os.getpid() and self._thread is not None:
+            return
+        with self._start_lock:
+            if self._pid != os.getpid() or self._thread is None:
+                self._pid = os.getpid()
+                self._thread = threading.Thread(
+                    target=self._run, name="trackio-integrations-sender", daemon=True
+                )
+                self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def flush(self, timeout: float | None) -> bool:
+        """Wait until every point is delivered or ``timeout`` passes; True if none is pending."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        self.ensure_started()
+        self._wake.set()
+        with self._done:
+            while self.spool.pending and not self.blocked:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    break
+                self._done.wait(remaining if remaining is not None else 1.0)
+        return self.spool.pending == 0
+
+    def stop(self, timeout: float) -> None:
+        self._stop.set()
+        self._wake.set()
+        thread = self._thread
+        if thread is not None and thread.is_alive() and self._pid == os.getpid():
+            thread.join(max(timeout, 0.0))
+
+    # --- the thread ----------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        delay = self.interval
+        orphans_done = self._orphans is None
+        while True:
+            self._wake.wait(delay)
+            self._wake.clear()
+            stopping = self._stop.is_set()
+            try:
+                self.spool.sync()
+                self._report_disk_trouble()
+                delivered = self.blocked is None and self.drain(self.spool, self.delivery)
+                if delivered and not orphans_done:
+                    orphans_done = self._replay_orphans()
+            except Exception as exc:  # never let the thread die: the points are on disk
+                logger.exception("trackio-integrations: unexpected sender error")
+                self.last_error = repr(exc)
+                delivered = False
+            with self._done:
+                self._done.notify_all()
+            if stopping:
+                return
+            if delivered or self.blocked:
+                self._failures = 0
+                delay = self.interval
+            else:
+                self._failures = min(self._failures + 1, 16)
+                ceiling = min(self._backoff_cap, self.interval * 2**self._failures)
+                delay = ceiling / 2 + random.uniform(0, ceiling / 2)
+
+    def drain(self, spool: Spool, delivery: Delivery) -> bool:
+        """Deliver everything pending in ``spool``; False if the target must be retried later."""
+        while batch := spool.next_batch(self.max_points):
+            batch = _one_config_per_batch(batch)
+            if not self._deliver(spool, delivery, batch.lines):
+                return False
+            spool.ack(batch)
+            if self.on_progress is not None:
+                self.on_progress(len(batch.lines))
+            with self._done:
+                self._done.notify_all()
+            if self._stop.is_set() and spool is not self.spool:
+                return True
+        return True
+
+    def _deliver(self, spool: Spool, delivery: Delivery, lines: list[bytes]) -> bool:
+        reply = delivery.send(lines)
+        if reply.outcome is Outcome.OK:
+            self.last_error = None
+            return True
+        if reply.outcome is Outcome.AUTH:
+            self._block(delivery, reply)
+            return False
+        # A 500 is ambiguous: a sick server, or an entry the server chokes on every time.
+        maybe_poison = reply.outcome is Outcome.RETRY and (reply.status or 0) in (500, 502)
+        if reply.outcome is Outcome.REJECTED or maybe_poison:
+            if len(lines) > 1:
+                half = len(lines) // 2
+                return self._deliver(spool, delivery, lines[:half]) and self._deliver(
+                    spool, delivery, lines[half:]
+                )
+            if reply.outcome is Outcome.REJECTED or self._is_poison(delivery, lines):
+                path = dead_letter(self.root, spool, lines, reply.message or str(reply.status))
+                self.dead_lettered += len(lines)
+                logger.warning(
+                    "trackio-integrations: the server refused a point (%s); it was set aside in %s",
+                    reply.message or f"HTTP {reply.status}",
+                    path,
+                )
+                return True
+        self.last_error = reply.message or f"HTTP {reply.status}"
+        logger.debug("trackio-integrations: delivery failed, will retry: %s", self.last_error)
+        return False
+
+    def _is_poison(self, delivery: Delivery, lines: list[bytes]) -> bool:
+        """The server is healthy (an empty write works) yet fails this one point twice."""
+        if delivery.send([]).outcome is not Outcome.OK:
+            return False
+        return delivery.send(lines).outcome is not Outcome.OK
+
+    def _report_disk_trouble(self) -> None:
+        if self.spool.write_error is not None and not self._disk_reported:
+            self._disk_reported = True
+            logger.warning(
+                "trackio-integrations: cannot write the spool (%s); points are now kept in memory "
+                "and are lost if this process dies. Free the disk or set TRACKIO_SPOOL_DIR.",
+                self.spool.write_error,
+            )
+
+    def _block(self, delivery: Delivery, reply: Reply) -> None:
+        advice = (
+            delivery.transport.auth_advice(reply)
+            if isinstance(delivery, HttpDelivery)
+            else reply.message
+        )
+        if self.blocked is None:
+            self.blocked = advice
+            logger.error(
+                "trackio-integrations: sending stopped. %s %d point(s) are kept in %s; "
+                "send them with `trackio-integrations sync`.",
+                advice,
+                self.spool.pending,
+                self.spool.path or "memory",
+            )
+
+    def _replay_orphans(self) -> bool:
+        """Send what earlier, dead writers left behind. True when there is nothing more to try."""
+        assert self._orphans is not None
+        complete = True
+        for spool, delivery in self._orphans():
+            try:
+                if spool.pending:
+                    logger.info(
+                        "trackio-integrations: replaying %d point(s) left in %s",
+                        spool.pending,
+                        spool.path,
+                    )
+                if not self.drain(spool, delivery):
+                    complete = False
+            finally:
+                spool.close()
+                if delivery is not self.delivery:
+                    delivery.close()
+        return complete
+
+
+def _one_config_per_batch(batch: Batch) -> Batch:
+    """The server keeps only the first config of a run in a batch: end the batch before a second."""
+    seen = False
+    for i, line in enumerate(batch.lines):
+        if line.startswith(CONFIG_PREFIX):
+            if seen:
+                return batch.head(i)
+            seen = True
+    return batch
+
+
+def close_quietly(delivery: Delivery) -> None:
+    with contextlib.suppress(Exception):
+        delivery.close()

@@ -1,0 +1,357 @@
+"""The spool: a write-ahead queue on local disk, one folder per writer (process and run).
+
+Layout of ``<root>/<writer id>/``:
+
+- ``meta.json``: the target (URL or local folder, never a token), project, run, run id.
+- ``00000000.jsonl``, ``00000001.jsonl``, ...: segments of points, one JSON object per line,
+  appended with one ``write()`` each. A line the OS has accepted survives the death of the process;
+  the sender ``fdatasync``s every cycle, so a power loss costs at most the last cycle (~0.5 s).
+- ``ack``: the position up to which the server has confirmed delivery.
+- ``lock``: ``flock``ed by the live writer. A folder nobody holds is an orphan: its pending points
+  are replayed by the next client or by ``trackio-integrations sync``.
+
+Points rejected by the server for their content are appended to ``<root>/dead-letter/<writer>.jsonl``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+SEGMENT_BYTES = 8 * 1024 * 1024
+MEMORY_LIMIT = 200_000  # points kept in memory when the disk refuses them
+META, LOCK, ACK = "meta.json", "lock", "ack"
+DEAD_LETTER = "dead-letter"
+CONFIG_PREFIX = b'{"config":'  # config-carrying lines start with this (see client.py)
+
+
+def default_root(env: dict[str, str] | None = None) -> Path:
+    """``TRACKIO_SPOOL_DIR``, else ``$XDG_CACHE_HOME/trackio-integrations/spool``."""
+    env = dict(os.environ) if env is None else env
+    if env.get("TRACKIO_SPOOL_DIR"):
+        return Path(env["TRACKIO_SPOOL_DIR"]).expanduser()
+    cache = env.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache).expanduser() / "trackio-integrations" / "spool"
+
+
+@dataclass(frozen=True)
+class Batch:
+    lines: list[bytes]
+    segment: int
+    start: int
+    end: int  # byte offset just past the last line (disk batches)
+    in_memory: bool = False
+
+    def head(self, n: int) -> Batch:
+        lines = self.lines[:n]
+        end = self.start + sum(len(line) + 1 for line in lines)
+        return Batch(lines, self.segment, self.start, end, self.in_memory)
+
+
+class Spool:
+    """One writer's queue. ``append`` is the training hot path; the rest is the sender's."""
+
+    def __init__(self, path: Path | None, meta: dict[str, Any], lock_fd: int | None) -> None:
+        self.path = path
+        self.meta = meta
+        self._lock_fd = lock_fd
+        self._write_fd: int | None = None
+        self._unsynced: list[int] = []  # fds of finished segments still to fdatasync and close
+        self._segment = 0
+        self._size = 0
+        self._read_fds: dict[int, int] = {}
+        self._ack = (0, 0)
+        self._appended = 0  # written by the writer only
+        self._acked = 0  # written by the sender only
+        self._memory: deque[bytes] | None = None if path else deque()
+        self.dropped = 0
+        self.write_error: OSError | None = None
+
+    # --- opening -------------------------------------------------------------------------------
+
+    @classmethod
+    def create(cls, root: Path, writer_id: str, meta: dict[str, Any]) -> Spool:
+        """A new writer folder under ``root``; raises ``OSError`` if the disk refuses."""
+        path = root / writer_id
+        path.mkdir(parents=True, mode=0o700)
+        (path / META).write_bytes(orjson.dumps(meta))
+        lock_fd = os.open(path / LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        spool = cls(path, meta, lock_fd)
+        spool._write_fd = spool._open_segment(0)
+        return spool
+
+    @classmethod
+    def in_memory(cls, meta: dict[str, Any]) -> Spool:
+        """The fallback when no spool folder can be written: bounded, and lost with the process."""
+        return cls(None, meta, None)
+
+    @classmethod
+    def adopt(cls, path: Path) -> Spool | None:
+        """Take over an orphan folder; ``None`` if a live writer holds it or it is not a spool."""
+        return cls._open_existing(path, lock=True)
+
+    @classmethod
+    def inspect(cls, path: Path) -> tuple[Spool, bool] | None:
+        """Read a folder without taking it: (spool, whether a live writer holds it)."""
+        spool = cls._open_existing(path, lock=True)
+        if spool is not None:
+            spool._release_lock()
+            return spool, False
+        spool = cls._open_existing(path, lock=False)
+        return (spool, True) if spool is not None else None
+
+    @classmethod
+    def _open_existing(cls, path: Path, lock: bool) -> Spool | None:
+        try:
+            meta = orjson.loads((path / META).read_bytes())
+            lock_fd = os.open(path / LOCK, os.O_RDWR | os.O_CREAT, 0o600) if lock else None
+        except (OSError, orjson.JSONDecodeError):
+            return None
+        if lock_fd is not None:
+            try:
+                fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(lock_fd)
+                return None
+        spool = cls(path, meta, lock_fd)
+        segments = spool._segments()
+        spool._segment = segments[-1] if segments else 0
+        spool._ack = spool._read_ack(segments)
+        spool._appended = spool._count_pending()
+        return spool
+
+    @staticmethod
+    def folders(root: Path) -> list[Path]:
+        """Every writer folder under ``root`` (live or orphan), oldest first."""
+        try:
+            found = [p for p in root.iterdir() if (p / META).is_file()]
+        except OSError:
+            return []
+        return sorted(found, key=lambda p: p.stat().st_mtime)
+
+    # --- the hot path --------------------------------------------------------------------------
+
+    def append(self, line: bytes) -> None:
+        """Append one point (a JSON object and ``\\n``). On a disk error, keep it in memory."""
+        if self._write_fd is not None:
+            try:
+                self._size += os.write(self._write_fd, line)
+                self._appended += 1
+                if self._size >= SEGMENT_BYTES:
+                    self._rotate()
+                return
+            except OSError as exc:
+                self.write_error = exc
+                self._unsynced.append(self._write_fd)
+                self._write_fd = None
+                self._memory = deque()
+        memory = self._memory
+        assert memory is not None
+        if len(memory) >= MEMORY_LIMIT:
+            memory.popleft()
+            self.dropped += 1
+        memory.append(line)
+        self._appended += 1
+
+    def _rotate(self) -> None:
+        assert self._write_fd is not None
+        next_fd = self._open_segment(self._segment + 1)
+        self._unsynced.append(self._write_fd)
+        self._write_fd = next_fd
+        self._size = 0
+        self._segment += 1  # only now may the sender treat the previous segment as complete
+
+    def _open_segment(self, number: int) -> int:
+        assert self.path is not None
+        return os.open(
+            self.path / f"{number:08d}.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600
+        )
+
+    # --- the sender's side ---------------------------------------------------------------------
+
+    @property
+    def pending(self) -> int:
+        return max(self._appended - self._acked - self.dropped, 0)
+
+    @property
+    def writer_id(self) -> str:
+        return str(self.meta.get("writer", self.path.name if self.path else "memory"))
+
+    def sync(self) -> None:
+        """Make what was appended survive a power loss (called by the sender, off the hot path)."""
+        while self._unsynced:
+            fd = self._unsynced.pop()
+            with contextlib.suppress(OSError):
+                os.fdatasync(fd)
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        if self._write_fd is not None:
+            with contextlib.suppress(OSError):
+                os.fdatasync(self._write_fd)
+
+    def next_batch(self, max_points: int, max_bytes: int = 4 << 20) -> Batch | None:
+        """The oldest unconfirmed points, at most ``max_points`` whole lines."""
+        while self.path is not None:
+            segment, offset = self._ack
+            fd = self._read_fd(segment)
+            data = os.pread(fd, max_bytes, offset) if fd is not None else b""
+            cut = data.rfind(b"\n")
+            while cut < 0 and len(data) == max_bytes:  # one line longer than max_bytes
+                max_bytes *= 2
+                data = os.pread(fd, max_bytes, offset) if fd is not None else b""
+                cut = data.rfind(b"\n")
+            if cut >= 0:
+                lines = [line for line in data[:cut].split(b"\n") if line]
+                batch = Batch(lines, segment, offset, offset + cut + 1)
+                return batch.head(max_points) if len(lines) > max_points else batch
+            if segment >= self._segment:
+                break  # nothing complete yet in the segment being written
+            self._finish_segment(segment)  # an older segment read to its end (torn tail ignored)
+        if self._memory:
+            lines = [self._memory[i] for i in range(min(max_points, len(self._memory)))]
+            return Batch(lines, -1, 0, 0, in_memory=True)
+        return None
+
+    def ack(self, batch: Batch) -> None:
+        """The server has every point of ``batch``: never send them again."""
+        self._acked += len(batch.lines)
+        if batch.in_memory:
+            assert self._memory is not None
+            for _ in batch.lines:
+                self._memory.popleft()
+            return
+        self._ack = (batch.segment, batch.end)
+        self._write_ack()
+
+    def _finish_segment(self, segment: int) -> None:
+        fd = self._read_fds.pop(segment, None)
+        if fd is not None:
+            os.close(fd)
+        assert self.path is not None
+        with contextlib.suppress(OSError):
+            (self.path / f"{segment:08d}.jsonl").unlink()
+        self._ack = (segment + 1, 0)
+        self._write_ack()
+
+    def _read_fd(self, segment: int) -> int | None:
+        fd = self._read_fds.get(segment)
+        if fd is None:
+            assert self.path is not None
+            try:
+                fd = os.open(self.path / f"{segment:08d}.jsonl", os.O_RDONLY)
+            except FileNotFoundError:
+                return None
+            self._read_fds[segment] = fd
+        return fd
+
+    def _write_ack(self) -> None:
+        assert self.path is not None
+        # Written in place: a torn or stale ack only means re-sending points the server ignores.
+        record = f"{self._ack[0]} {self._ack[1]}\n".encode().ljust(32)
+        try:
+            fd = os.open(self.path / ACK, os.O_WRONLY | os.O_CREAT, 0o600)
+            try:
+                os.pwrite(fd, record, 0)
+            finally:
+                os.close(fd)
+        except OSError:
+            pass
+
+    def _read_ack(self, segments: list[int]) -> tuple[int, int]:
+        assert self.path is not None
+        try:
+            segment, offset = (int(x) for x in (self.path / ACK).read_text().split()[:2])
+        except (OSError, ValueError):
+            return (segments[0] if segments else 0, 0)
+        return (segment, offset)
+
+    def _segments(self) -> list[int]:
+        assert self.path is not None
+        return sorted(int(p.stem) for p in self.path.glob("*.jsonl") if p.stem.isdigit())
+
+    def _count_pending(self) -> int:
+        count = 0
+        for segment in self._segments():
+            if segment < self._ack[0]:
+                continue
+            fd = self._read_fd(segment)
+            if fd is None:
+                continue
+            offset = self._ack[1] if segment == self._ack[0] else 0
+            while chunk := os.pread(fd, 1 << 20, offset):
+                count += chunk.count(b"\n")
+                offset += len(chunk)
+        return count
+
+    # --- closing -------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Release the folder; delete it when everything in it was delivered."""
+        self.sync()
+        if self._write_fd is not None:
+            os.close(self._write_fd)
+            self._write_fd = None
+        for fd in self._read_fds.values():
+            os.close(fd)
+        self._read_fds.clear()
+        if self.path is not None and self.pending == 0 and self._lock_fd is not None:
+            shutil.rmtree(self.path, ignore_errors=True)  # only the holder of the lock deletes
+        self._release_lock()
+
+    def _release_lock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the flock
+            self._lock_fd = None
+
+    def abandon_after_fork(self) -> None:
+        """In a forked child: forget the parent's descriptors without touching its files or lock."""
+        self._write_fd = None
+        self._unsynced = []
+        self._read_fds = {}
+        self._lock_fd = None
+
+
+def dead_letter(root: Path, spool: Spool, lines: list[bytes], reason: str) -> Path:
+    """Set rejected points aside, with the reason, where ``status`` and a human can find them."""
+    folder = root / DEAD_LETTER
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = folder / f"{spool.writer_id}.jsonl"
+    target = spool.meta.get("target", {})
+    stamp = time.time()
+    with path.open("ab") as out:
+        for line in lines:
+            try:
+                entry: Any = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                entry = line.decode("utf-8", errors="replace")
+            out.write(
+                orjson.dumps(
+                    {
+                        "target": target.get("url") or target.get("trackio_dir"),
+                        "reason": reason,
+                        "rejected_at": stamp,
+                        "entry": entry,
+                    }
+                )
+                + b"\n"
+            )
+    return path
+
+
+def iter_dead_letters(root: Path) -> Iterator[tuple[Path, int]]:
+    folder = root / DEAD_LETTER
+    if folder.is_dir():
+        for path in sorted(folder.glob("*.jsonl")):
+            with path.open("rb") as f:
+                yield path, sum(1 for _ in f)

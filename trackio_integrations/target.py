@@ -1,0 +1,201 @@
+"""Where points go: a Hugging Face Space, a self-hosted server, or local storage.
+
+The rules, in order (an argument always beats its environment variable):
+
+1. ``space_id`` / ``TRACKIO_SPACE_ID``: the Space wins; a server URL set too is ignored, with a warning.
+2. ``server_url`` / ``TRACKIO_SERVER_URL``: a self-hosted ``trackio show`` server.
+3. Neither: the embedded default, stored under ``TRACKIO_DIR`` for ``trackio show`` to display.
+
+Tokens live only in this module's ``Target`` (never in its repr) and in request headers.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from .errors import TrackioConfigError, warn_user
+
+Kind = Literal["space", "server", "local"]
+
+WRITE_TOKEN_HEADER = "X-Trackio-Write-Token"
+_SECRET_PARAMS = re.compile(r"token|secret|password|key", re.IGNORECASE)
+_SPACE_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
+
+
+@dataclass(frozen=True)
+class Target:
+    """A resolved destination. ``str(target)`` and ``repr(target)`` never show a token."""
+
+    kind: Kind
+    url: str | None = None
+    space_id: str | None = None
+    trackio_dir: str | None = None
+    write_token: str | None = field(default=None, repr=False, compare=False)
+    hf_token: str | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def key(self) -> str:
+        """Identity of the destination, without secrets: what the spool records on disk."""
+        return self.url if self.url else f"local:{self.trackio_dir}"
+
+    def __str__(self) -> str:
+        if self.kind == "space":
+            return f"Space {self.space_id} ({self.url})"
+        if self.kind == "server":
+            return f"server {self.url}"
+        return f"local storage in {self.trackio_dir}"
+
+    def headers(self) -> dict[str, str]:
+        """Request headers: each token goes only where it belongs."""
+        headers = {"Content-Type": "application/json"}
+        if self.kind == "server" and self.write_token:
+            headers[WRITE_TOKEN_HEADER] = self.write_token
+        if self.hf_token and self.url and is_hf_host(self.url):
+            headers["Authorization"] = f"Bearer {self.hf_token}"
+        return headers
+
+    def public(self) -> dict[str, str | None]:
+        """What may be written to disk about this target (no token, ever)."""
+        return {
+            "kind": self.kind,
+            "url": self.url,
+            "space_id": self.space_id,
+            "trackio_dir": self.trackio_dir,
+        }
+
+    def with_tokens(self, write_token: str | None = None, hf_token: str | None = None) -> Target:
+        return Target(self.kind, self.url, self.space_id, self.trackio_dir, write_token, hf_token)
+
+
+def resolve_target(
+    *,
+    server_url: str | None = None,
+    space_id: str | None = None,
+    write_token: str | None = None,
+    hf_token: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Target:
+    """Apply the target rules to arguments and environment; raise ``TrackioConfigError`` if unusable.
+
+    >>> resolve_target(server_url="http://127.0.0.1:7860?write_token=s3cret", env={})
+    Target(kind='server', url='http://127.0.0.1:7860', space_id=None, trackio_dir=None)
+    """
+    env = os.environ if env is None else env
+    space = space_id or env.get("TRACKIO_SPACE_ID") or None
+    url = server_url or env.get("TRACKIO_SERVER_URL") or None
+
+    if space:
+        if url:
+            warn_user(
+                f"Both a Space ({space}) and a server URL ({redact_url(url)}) are set: "
+                "the Space wins and the server URL is ignored."
+            )
+        space_url = space_url_for(space)
+        return Target("space", space_url, space, None, None, hf_token or _hf_token(env))
+
+    if url:
+        clean, url_token = split_write_token(validate_url(url))
+        token = write_token or url_token or env.get("TRACKIO_WRITE_TOKEN") or None
+        hf = (hf_token or _hf_token(env)) if is_hf_host(clean) else None
+        return Target("server", clean, None, None, token, hf)
+
+    return Target("local", None, None, str(trackio_dir(env)))
+
+
+def validate_url(url: str) -> str:
+    """Return ``url`` if it is an absolute http(s) URL with a host, else raise (token redacted)."""
+    problem = None
+    try:
+        parts = urlsplit(url.strip())
+        _ = parts.port  # raises ValueError on a malformed port
+        if parts.scheme not in ("http", "https"):
+            problem = "it must start with http:// or https://"
+        elif not parts.hostname:
+            problem = "it has no host"
+    except ValueError as exc:
+        problem = str(exc)
+    if problem:
+        raise TrackioConfigError(
+            f"Invalid Trackio server URL {redact_url(url)!r}: {problem}. "
+            "Expected something like http://trackio.internal:7860 "
+            "(from server_url= or TRACKIO_SERVER_URL)."
+        )
+    return url.strip()
+
+
+def split_write_token(url: str) -> tuple[str, str | None]:
+    """Strip a ``write_token`` query parameter from ``url``: (clean URL, token or None)."""
+    parts = urlsplit(url)
+    token = None
+    rest = []
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if key == "write_token":
+            token = value or None
+        else:
+            rest.append((key, value))
+    path = parts.path.rstrip("/")
+    clean = urlunsplit((parts.scheme, parts.netloc, path, urlencode(rest), ""))
+    return clean, token
+
+
+def redact_url(url: str) -> str:
+    """Hide every secret-looking query value and any password in ``url``, for messages."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return re.sub(r"(?i)(token|secret|password|key)=[^&#\s]*", r"\1=***", url)
+    query = "&".join(
+        f"{k}=***" if _SECRET_PARAMS.search(k) else f"{k}={v}"
+        for k, v in parse_qsl(parts.query, keep_blank_values=True)
+    )
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rsplit("@", 1)[1]
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def space_url_for(space_id: str) -> str:
+    """``owner/name`` -> ``https://owner-name.hf.space`` (as Hugging Face serves Spaces)."""
+    if not _SPACE_ID.match(space_id):
+        raise TrackioConfigError(
+            f"Invalid Space id {space_id!r}: expected 'owner/name' "
+            "(from space_id= or TRACKIO_SPACE_ID)."
+        )
+    host = re.sub(r"[_.]", "-", space_id.replace("/", "-").lower())
+    return f"https://{host}.hf.space"
+
+
+def is_hf_host(url: str) -> bool:
+    host = (urlsplit(url).hostname or "").lower()
+    return host.endswith(".hf.space") or host in ("huggingface.co", "hf.co")
+
+
+def trackio_dir(env: Mapping[str, str] | None = None) -> Path:
+    """Where ``trackio show`` keeps its data: ``TRACKIO_DIR``, else ``$HF_HOME/trackio``."""
+    env = os.environ if env is None else env
+    if env.get("TRACKIO_DIR"):
+        return Path(env["TRACKIO_DIR"]).expanduser()
+    if env.get("HF_HOME"):
+        return Path(env["HF_HOME"]).expanduser() / "trackio"
+    cache = env.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache).expanduser() / "huggingface" / "trackio"
+
+
+def _hf_token(env: Mapping[str, str]) -> str | None:
+    """``HF_TOKEN``, else the token ``huggingface-cli login`` stored, when that package exists."""
+    if env.get("HF_TOKEN"):
+        return env["HF_TOKEN"]
+    try:
+        from huggingface_hub import get_token
+    except ImportError:
+        return None
+    try:
+        return get_token()
+    except Exception:
+        return None
