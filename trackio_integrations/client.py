@@ -11,6 +11,7 @@ import threading
 import time
 import uuid
 import weakref
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
@@ -54,6 +55,8 @@ class TrackioClient:
         run_id: a stable id for the run; pass the same one to continue a run after a restart.
         spool_dir: where unsent points wait (``TRACKIO_SPOOL_DIR``, else the user cache).
         check: check the server version and write access now (a wrong token raises here).
+        step_ids: derive each point's id from (run id, step, metric names), so that a step logged
+            again after resuming from a checkpoint is stored once. Needs explicit steps.
     """
 
     def __init__(
@@ -69,6 +72,7 @@ class TrackioClient:
         run_id: str | None = None,
         spool_dir: str | os.PathLike[str] | None = None,
         check: bool = True,
+        step_ids: bool = False,
         flush_interval: float | None = None,
         _http_transport: httpx.BaseTransport | None = None,
     ) -> None:
@@ -87,6 +91,7 @@ class TrackioClient:
         self._spool_root = Path(spool_dir) if spool_dir else default_root()
         self._interval = flush_interval or (0.5 if self.target.url else 2.0)
         self._http_transport = _http_transport
+        self._step_ids = step_ids
         self._warned: set[str] = set()
         self._plain_keys: set[tuple[Any, ...]] = set()
         self._lock = threading.Lock()
@@ -120,10 +125,16 @@ class TrackioClient:
             body = encode_metrics(metrics, self._warn, self._plain_keys)
             if step is not None and type(step) is not int:
                 step = self._as_step(step)
+            log_id = None
+            if self._step_ids and step is not None:
+                # Same run, step and metric names -> same id: a step re-logged after resuming
+                # from a checkpoint is stored once (the server ignores a known log_id).
+                names = "\0".join(sorted(str(k) for k in metrics)).encode()
+                log_id = b"%s-s%d-%08x" % (self.run_id.encode(), step, zlib.crc32(names))
             with self._lock:
                 if self._spool is None:  # first point in a forked child
                     self._start_writer()
-                self._append(body, step, self._config_pending)
+                self._append(body, step, self._config_pending, log_id=log_id)
         except Exception:  # a tracker must never break a training loop
             logger.exception("trackio-integrations: log() failed; the point was not recorded")
 
@@ -221,7 +232,12 @@ class TrackioClient:
     # --- internals -----------------------------------------------------------------------------
 
     def _append(
-        self, body: bytes, step: int | None, with_config: bool, advance: bool = True
+        self,
+        body: bytes,
+        step: int | None,
+        with_config: bool,
+        advance: bool = True,
+        log_id: bytes | None = None,
     ) -> None:
         """Write one spool line (caller holds the lock). Config lines start with CONFIG_PREFIX."""
         assert self._spool is not None
@@ -237,14 +253,13 @@ class TrackioClient:
         if with_config:
             self._config_pending = False
         self._spool.append(
-            b'%s%s%r,"step":%s,"log_id":"%s-%010d","metrics":%s}\n'
+            b'%s%s%r,"step":%s,"log_id":"%s","metrics":%s}\n'
             % (
                 head,
                 self._prefix,
                 time.time(),
                 b"null" if step is None else b"%d" % step,
-                self._writer_id,
-                seq,
+                log_id or b"%s-%010d" % (self._writer_id, seq),
                 body,
             )
         )
