@@ -13,7 +13,7 @@ from typing import Any
 from .errors import TrackioError
 from .sender import Delivery, HttpDelivery, InboxDelivery, Sender
 from .spool import Spool, default_root, iter_dead_letters
-from .target import Target, redact_url, resolve_target, split_write_token, validate_url
+from .target import Target, resolve_target, split_write_token, validate_url
 from .transport import Transport
 
 
@@ -276,4 +276,5 @@ class _Progress:
             print(file=sys.stderr)
 
 
-__all__ = ["main", "redact_url"]
+if __name__ == "__main__":
+    sys.exit(main())

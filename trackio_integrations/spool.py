@@ -16,6 +16,7 @@ Points rejected by the server for their content are appended to ``<root>/dead-le
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import shutil
@@ -146,7 +147,10 @@ class Spool:
         """Append one point (a JSON object and ``\\n``). On a disk error, keep it in memory."""
         if self._write_fd is not None:
             try:
-                self._size += os.write(self._write_fd, line)
+                written = os.write(self._write_fd, line)
+                if written != len(line):  # a torn line is never read: the reader wants b"\n"
+                    raise OSError(errno.ENOSPC, "short write to the spool")
+                self._size += written
                 self._appended += 1
                 if self._size >= SEGMENT_BYTES:
                     self._rotate()

@@ -1,0 +1,448 @@
+"""The delivery promise: a point whose log() returned reaches the server once, whatever happens."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tests.harness import REPO, TOKEN, DelayProxy, TrackioServer, free_port, run_python, wait_until
+from trackio_integrations import TrackioClient
+from trackio_integrations.cli import main as cli
+from trackio_integrations.spool import Spool
+
+
+def assert_each_step_once(
+    server: TrackioServer, project: str, run: str, metric: str, n: int
+) -> None:
+    values = server.values(project, run, metric)
+    steps = [v["step"] for v in values]
+    assert len(steps) == len(set(steps)), "a point was stored twice"
+    assert sorted(steps) == list(range(n))
+
+
+def test_a_server_killed_and_restarted_mid_run_loses_nothing(
+    server: TrackioServer, project: str
+) -> None:
+    run = TrackioClient(project, server_url=server.write_url)
+    for step in range(3000):
+        if step == 1000:
+            server.kill()  # SIGKILL: no goodbye, requests in flight are cut
+        if step == 2000:
+            server.start()
+        run.log({"loss": 1 / (step + 1), "step_copy": step}, step=step)
+        if step % 50 == 0:
+            time.sleep(0.01)
+    assert run.finish(timeout=90), f"{run.pending} points still pending"
+    assert_each_step_once(server, project, run.name, "loss", 3000)
+
+
+def test_a_server_that_comes_up_late_gets_everything_by_finish(
+    tmp_path: Path, project: str
+) -> None:
+    late = TrackioServer(tmp_path / "late", port=free_port())
+    with pytest.warns(UserWarning, match="not reachable"):
+        run = TrackioClient(project, server_url=late.write_url)
+    for step in range(500):
+        run.log({"loss": float(step)}, step=step)
+    time.sleep(1.0)  # the sender tries, fails and backs off
+    late.start()
+    try:
+        assert run.finish(timeout=60)
+        assert_each_step_once(late, project, run.name, "loss", 500)
+    finally:
+        late.stop()
+
+
+def test_a_server_down_until_after_finish_gets_everything_by_sync(
+    tmp_path: Path, project: str
+) -> None:
+    late = TrackioServer(tmp_path / "late", port=free_port())
+    with pytest.warns(UserWarning):
+        run = TrackioClient(project, server_url=late.url, write_token=TOKEN)
+    for step in range(300):
+        run.log({"loss": float(step)}, step=step)
+    assert run.finish(timeout=1) is False
+    assert run.pending == 300
+    late.start()
+    try:
+        result = _cli_process(["sync"], env={"TRACKIO_WRITE_TOKEN": TOKEN})
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "Sent 300 of 300" in result.stdout
+        assert_each_step_once(late, project, run.name, "loss", 300)
+    finally:
+        late.stop()
+
+
+TRAINING = textwrap.dedent(
+    """
+    import sys, time
+    from trackio_integrations import TrackioClient
+    run = TrackioClient("{project}", name="killed-run", {target})
+    print("READY", flush=True)
+    for step in range(100_000):
+        run.log({{"loss": 1 / (step + 1)}}, step=step)
+        print(step, flush=True)  # after log() returned: this point is acknowledged
+        time.sleep(0.001)
+    """
+)
+
+
+def _sigkill_mid_run(project: str, target: str, env: dict[str, str] | None = None) -> int:
+    """Start a training process, SIGKILL it mid-run, return the last acknowledged step."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", TRAINING.format(project=project, target=target)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "READY"
+    last = -1
+    for line in proc.stdout:
+        last = int(line)
+        if last >= 2500:
+            break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    for line in proc.stdout.read().split():  # printed before the kill landed
+        last = int(line)
+    return last
+
+
+def test_a_sigkilled_training_process_loses_no_acknowledged_point(
+    server: TrackioServer, project: str
+) -> None:
+    last = _sigkill_mid_run(project, f"server_url={server.write_url!r}")
+    result = _cli_process(["sync"], env={"TRACKIO_WRITE_TOKEN": TOKEN})
+    assert result.returncode == 0, result.stdout + result.stderr
+    steps = [v["step"] for v in server.values(project, "killed-run", "loss")]
+    assert len(steps) == len(set(steps)), "a point was stored twice"
+    assert set(range(last + 1)) <= set(steps), (
+        f"lost {sorted(set(range(last + 1)) - set(steps))[:10]}"
+    )
+
+
+def test_the_embedded_default_survives_sigkill_and_trackio_show_displays_it(
+    tmp_path: Path, project: str
+) -> None:
+    last = _sigkill_mid_run(project, "")
+    result = _cli_process(["sync"])
+    assert result.returncode == 0, result.stdout + result.stderr
+    viewer = TrackioServer(Path(os.environ["TRACKIO_DIR"]))
+    viewer.start()
+    try:
+        steps = wait_until(lambda: viewer.steps(project, "killed-run", "loss"), 30)
+        assert len(steps) == len(set(steps))
+        assert set(range(last + 1)) <= set(steps)
+    finally:
+        viewer.stop()
+
+
+def test_the_embedded_default_keeps_steps_timestamps_and_config(
+    tmp_path: Path, project: str
+) -> None:
+    from datetime import datetime
+
+    before = time.time()
+    with TrackioClient(project, config={"lr": 0.01, "layers": [4, 4]}) as run:
+        for step in range(100):
+            run.log({"loss": 1 / (step + 1)}, step=step * 10)
+            time.sleep(0.002)
+    after = time.time()
+    viewer = TrackioServer(Path(os.environ["TRACKIO_DIR"]))
+    viewer.start()
+    try:
+        values = viewer.values(project, run.name, "loss")
+        assert [v["step"] for v in values] == [s * 10 for s in range(100)]
+        stamps = [datetime.fromisoformat(v["timestamp"]).timestamp() for v in values]
+        assert all(before <= t <= after for t in stamps)  # the time of the log() call
+        assert stamps == sorted(stamps) and stamps[-1] - stamps[0] > 0.15
+        assert viewer.configs(project)[run.run_id] == {"lr": 0.01, "layers": [4, 4]}
+    finally:
+        viewer.stop()
+
+
+def test_a_slow_network_does_not_slow_log(server: TrackioServer, project: str) -> None:
+    proxy = DelayProxy(server.port, delay=0.3)
+    try:
+        run = TrackioClient(project, server_url=f"{proxy.url}?write_token={TOKEN}")
+        costs = []
+        for step in range(2000):
+            started = time.perf_counter()
+            run.log({"loss": float(step), "acc": 0.5}, step=step)
+            costs.append(time.perf_counter() - started)
+            if step % 100 == 0:
+                time.sleep(0.05)  # a training step; the sender meanwhile waits on the proxy
+        assert run.finish(timeout=90)
+    finally:
+        proxy.close()
+    # A log() that waited on the network would take >= 0.3 s; none comes close.
+    assert max(costs) < 0.1
+    assert_each_step_once(server, project, run.name, "loss", 2000)
+
+
+def test_a_rejected_token_stops_sending_loudly_once_and_sync_delivers_later(
+    server: TrackioServer, project: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    run = TrackioClient(project, server_url=server.write_url)
+    for step in range(100):
+        run.log({"loss": float(step)}, step=step)
+    assert run.flush(timeout=30)
+    server.stop()
+    server.start(token="rotated-token")  # the admin rotated the token mid-run
+    caplog.set_level(logging.WARNING, logger="trackio_integrations")
+    for step in range(100, 200):
+        run.log({"loss": float(step)}, step=step)
+        if step % 20 == 0:
+            time.sleep(0.2)
+    assert run.finish(timeout=10) is False
+    assert run.pending == 100
+    stops = [r for r in caplog.records if "sending stopped" in r.getMessage()]
+    assert len(stops) == 1
+    assert "TRACKIO_WRITE_TOKEN" in stops[0].getMessage()
+    assert "rotated-token" not in caplog.text and TOKEN not in caplog.text
+    result = _cli_process(["sync", "--write-token", "rotated-token"])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert_each_step_once(server, project, run.name, "loss", 200)
+
+
+def _orphan_spool(root: Path, url: str, project: str, lines: list[bytes]) -> Path:
+    meta = {"writer": "orphan0001", "target": {"kind": "server", "url": url}, "project": project}
+    spool = Spool.create(root, "orphan0001", meta)
+    for line in lines:
+        spool.append(line + b"\n")
+    spool.close()  # like a process that died: the folder stays, unlocked
+    return root / "orphan0001"
+
+
+def _point(project: str, step: int, **extra: object) -> bytes:
+    entry = {"project": project, "run": "r", "run_id": "rid", "metrics": {"loss": step}}
+    entry.update(step=step, log_id=f"poison-test-{step}", **extra)
+    return orjson.dumps(entry)
+
+
+def test_a_poison_batch_delivers_the_good_points_and_dead_letters_the_bad(
+    server: TrackioServer, project: str, spool_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    good = [_point(project, step) for step in range(40)]
+    no_run = orjson.dumps({"project": project, "metrics": {"loss": 1}, "log_id": "bad-1"})
+    lines = [*good[:15], no_run, *good[15:30], b"{not json", *good[30:]]
+    _orphan_spool(spool_dir, server.url, project, lines)
+    caplog.set_level(logging.WARNING, logger="trackio_integrations")
+    # The next client for the same server replays the orphan by itself.
+    with TrackioClient("other-project", server_url=server.write_url) as run:
+        run.log({"x": 1}, step=0)
+    wait_until(lambda: len(server.values(project, "r", "loss")) >= 40, 30)
+    assert sorted(v["step"] for v in server.values(project, "r", "loss")) == list(range(40))
+    dead = list((spool_dir / "dead-letter").glob("*.jsonl"))
+    assert len(dead) == 1
+    rejected = [orjson.loads(line) for line in dead[0].read_bytes().splitlines()]
+    assert [r["entry"] for r in rejected] == [orjson.loads(no_run), "{not json"]
+    assert all(r["reason"] for r in rejected)
+    assert str(dead[0]) in caplog.text
+    status = _cli_process(["status"])
+    assert "Dead-lettered: 2 point(s)" in status.stdout
+
+
+def test_pending_points_of_another_project_are_replayed_by_the_next_client(
+    tmp_path: Path, server: TrackioServer
+) -> None:
+    down = f"http://127.0.0.1:{server.port}"
+    server.stop()
+    with pytest.warns(UserWarning):
+        first = TrackioClient("project-a", server_url=down, write_token=TOKEN)
+    for step in range(50):
+        first.log({"loss": float(step)}, step=step)
+    assert first.finish(timeout=0.5) is False
+    server.start()
+    with TrackioClient("project-b", server_url=down, write_token=TOKEN) as second:
+        second.log({"loss": 0.0}, step=0)
+        assert second.flush(timeout=30)
+    wait_until(lambda: len(server.values("project-a", first.name, "loss")) == 50, 30)
+
+
+def test_a_full_disk_warns_and_keeps_delivering_from_memory(
+    shared_server: TrackioServer, project: str
+) -> None:
+    code = f"""
+import resource, signal
+from trackio_integrations import TrackioClient
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a full disk: write() fails with an error
+resource.setrlimit(resource.RLIMIT_FSIZE, (32 * 1024, 32 * 1024))
+run = TrackioClient({project!r}, name="full-disk", server_url={shared_server.write_url!r})
+for step in range(2000):
+    run.log({{"loss": float(step), "pad": "x" * 50}}, step=step)
+assert run.finish(timeout=60), run.pending
+"""
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr
+    assert "cannot write the spool" in result.stderr
+    assert_each_step_once(shared_server, project, "full-disk", "loss", 2000)
+
+
+def test_an_unwritable_spool_folder_warns_and_still_delivers(
+    shared_server: TrackioServer, project: str, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.warns(UserWarning, match="Cannot write the trackio-integrations spool"):
+        run = TrackioClient(
+            project, server_url=shared_server.write_url, spool_dir=blocker / "spool"
+        )
+    for step in range(100):
+        run.log({"loss": float(step)}, step=step)
+    assert run.finish(timeout=30)
+    assert_each_step_once(shared_server, project, run.name, "loss", 100)
+
+
+def test_a_forked_child_sends_its_own_points_and_never_its_parents(
+    shared_server: TrackioServer, project: str
+) -> None:
+    code = f"""
+import os
+from trackio_integrations import TrackioClient
+run = TrackioClient({project!r}, name="forking", server_url={shared_server.write_url!r})
+for step in range(20):
+    run.log({{"parent": float(step)}}, step=step)
+pid = os.fork()
+if pid == 0:  # a DataLoader worker, say
+    for step in range(10):
+        run.log({{"child": float(step)}}, step=100 + step)
+    ok = run.finish(timeout=30)
+    os._exit(0 if ok else 1)
+_, status = os.waitpid(pid, 0)
+assert os.waitstatus_to_exitcode(status) == 0
+for step in range(20, 30):
+    run.log({{"parent": float(step)}}, step=step)
+assert run.finish(timeout=30)
+"""
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr
+    assert_each_step_once(shared_server, project, "forking", "parent", 30)
+    assert shared_server.steps(project, "forking", "child") == list(range(100, 110))
+    assert len(shared_server.logs(project, "forking")) == 40  # nothing sent twice
+
+
+def test_process_exit_never_hangs_on_an_unreachable_server(project: str) -> None:
+    code = f"""
+import warnings
+warnings.simplefilter("ignore")
+from trackio_integrations import TrackioClient
+run = TrackioClient({project!r}, server_url="http://127.0.0.1:{free_port()}", write_token="t")
+for step in range(100):
+    run.log({{"loss": 1.0}}, step=step)
+"""  # no finish(): the atexit flush has a bound
+    started = time.monotonic()
+    result = run_python(code, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert time.monotonic() - started < 20
+    assert "100 point(s) not yet delivered" in result.stderr
+    assert "trackio-integrations sync" in result.stderr
+
+
+def test_flush_reports_what_is_pending_within_its_timeout(project: str) -> None:
+    with pytest.warns(UserWarning):
+        run = TrackioClient(project, server_url=f"http://127.0.0.1:{free_port()}")
+    for step in range(10):
+        run.log({"a": 1}, step=step)
+    started = time.monotonic()
+    assert run.flush(timeout=0.5) is False
+    assert time.monotonic() - started < 2
+    assert run.pending == 10
+    run.finish(timeout=0.1)
+
+
+def test_a_long_outage_does_not_grow_memory(project: str) -> None:
+    # 600,000 points: a 10-minute outage at 1,000 points/s, logged as fast as possible.
+    code = f"""
+import warnings
+warnings.simplefilter("ignore")
+from trackio_integrations import TrackioClient
+
+def rss_mb():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS"):
+            return int(line.split()[1]) / 1024
+
+run = TrackioClient({project!r}, server_url="http://127.0.0.1:{free_port()}", write_token="t")
+point = {{f"metric_{{i}}": i * 0.5 for i in range(10)}}
+run.log(point, step=0)
+before = rss_mb()
+for step in range(1, 600_001):
+    run.log(point, step=step)
+print(round(rss_mb() - before, 1), run.pending)
+run.finish(timeout=0.1)
+"""
+    result = run_python(code, timeout=300)
+    assert result.returncode == 0, result.stderr
+    growth, pending = result.stdout.split()
+    assert int(pending) == 600_001
+    assert float(growth) < 40, f"RSS grew {growth} MB"
+
+
+def test_a_step_logged_again_after_a_resume_is_stored_once(
+    shared_server: TrackioServer, project: str
+) -> None:
+    with TrackioClient(
+        project,
+        name="resumed",
+        run_id="rid-resume",
+        server_url=shared_server.write_url,
+        step_ids=True,
+    ) as first:
+        for step in range(10):
+            first.log({"loss": float(step)}, step=step)
+            first.log({"eval/acc": 0.5}, step=step)  # other names at the same step: kept
+    with TrackioClient(
+        project,
+        name="resumed",
+        run_id="rid-resume",
+        server_url=shared_server.write_url,
+        step_ids=True,
+    ) as second:  # resumed from the checkpoint at step 5
+        for step in range(5, 15):
+            second.log({"loss": float(step)}, step=step)
+    assert_each_step_once(shared_server, project, "resumed", "loss", 15)
+    assert shared_server.steps(project, "resumed", "eval/acc") == list(range(10))
+
+
+def _cli_process(
+    args: list[str], env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "trackio_integrations.cli", *args],
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
+
+
+def test_status_lists_pending_points_per_target_project_and_run(
+    project: str, spool_dir: Path
+) -> None:
+    lines = [_point(project, step) for step in range(7)]
+    _orphan_spool(spool_dir, "http://127.0.0.1:9", project, lines)
+    assert cli(["status"]) == 0
+    result = _cli_process(["status"])
+    assert "http://127.0.0.1:9" in result.stdout and project in result.stdout
+    assert "7 point(s) waiting" in result.stdout
+
+
+def test_sync_exits_non_zero_when_points_are_left(project: str, spool_dir: Path) -> None:
+    _orphan_spool(spool_dir, f"http://127.0.0.1:{free_port()}", project, [_point(project, 0)])
+    result = _cli_process(["sync", "--retries", "1"])
+    assert result.returncode == 1
+    assert "Left 1 point(s)" in result.stdout
+    assert (spool_dir / "orphan0001").is_dir()  # kept for the next try
