@@ -22,7 +22,11 @@ from typing import Any
 import httpx
 
 REPO = Path(__file__).resolve().parent.parent
-EXAMPLES = ["examples.client_quickstart"]
+EXAMPLES = [
+    "examples.client_quickstart",
+    "examples.lightning_logger",
+    "examples.accelerate_tracker",
+]
 
 
 def say(message: str) -> None:

@@ -304,3 +304,14 @@ def test_steps_left_out_are_assigned_by_the_server(
         for i in range(5):
             run.log({"a": i})
     assert shared_server.steps(project, run.name, "a") == [0, 1, 2, 3, 4]
+
+
+def test_a_config_update_rides_on_the_next_point_without_an_extra_row(
+    shared_server: TrackioServer, project: str
+) -> None:
+    with TrackioClient(project, server_url=shared_server.write_url, config={"a": 1}) as run:
+        run.log({"loss": 1.0}, step=0)
+        run.update_config({"checkpoint": "/ckpt/1"})
+        run.log({"loss": 0.5}, step=1)
+    assert len(shared_server.logs(project, run.name)) == 2
+    assert shared_server.configs(project)[run.run_id] == {"a": 1, "checkpoint": "/ckpt/1"}

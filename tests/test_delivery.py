@@ -446,3 +446,22 @@ def test_sync_exits_non_zero_when_points_are_left(project: str, spool_dir: Path)
     assert result.returncode == 1
     assert "Left 1 point(s)" in result.stdout
     assert (spool_dir / "orphan0001").is_dir()  # kept for the next try
+
+
+def test_no_token_is_ever_written_to_disk(project: str, spool_dir: Path) -> None:
+    secret = "WRITE-SECRET-31337"
+    with pytest.warns(UserWarning):
+        run = TrackioClient(
+            project,
+            server_url=f"http://127.0.0.1:{free_port()}/?write_token={secret}",
+            hf_token="hf_SECRET_31337",
+            config={"note": "points wait on disk while the server is down"},
+        )
+    for step in range(100):
+        run.log({"loss": float(step)}, step=step)
+    run.finish(timeout=0.5)
+    files = [p for p in spool_dir.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".jsonl" for p in files)  # the points are there...
+    for path in files:  # ...and no token is
+        data = path.read_bytes()
+        assert secret.encode() not in data and b"hf_SECRET_31337" not in data

@@ -165,3 +165,11 @@ def test_json_safe_survives_cycles() -> None:
 def test_nan_check_is_not_fooled_by_float_equality() -> None:
     out, _ = clean({"x": -0.0, "y": 1e308, "z": math.pi})
     assert out == {"x": -0.0, "y": 1e308, "z": math.pi}
+
+
+def test_an_omegaconf_config_with_missing_or_unresolvable_values_is_kept() -> None:
+    from omegaconf import OmegaConf
+
+    conf = OmegaConf.create({"a": "???", "b": "${nowhere.x}", "c": {"d": 1}})
+    out = json_safe({"cfg": conf})
+    assert out == {"cfg": {"a": "???", "b": "${nowhere.x}", "c": {"d": 1}}}

@@ -31,6 +31,7 @@ logger = logging.getLogger("trackio_integrations")
 
 DEFAULT_FINISH_TIMEOUT = 10.0
 EXIT_FLUSH_TIMEOUT = 5.0
+CONFIG_WAIT = 10.0  # seconds a config update waits for a point to ride on
 _live: weakref.WeakSet[TrackioClient] = weakref.WeakSet()
 
 
@@ -83,11 +84,12 @@ class TrackioClient:
             server_url=server_url, space_id=space_id, write_token=write_token, hf_token=hf_token
         )
         self.project: str = project
-        self.name: str = name or _run_name()
+        self.name: str = name or new_run_name()
         self.run_id: str = run_id or uuid.uuid4().hex
         self.server_info: dict[str, Any] | None = None
         self._config: dict[str, Any] = _as_config(config)
         self._config_pending = bool(self._config)
+        self._config_since = time.monotonic()
         self._spool_root = Path(spool_dir) if spool_dir else default_root()
         self._interval = flush_interval or (0.5 if self.target.url else 2.0)
         self._http_transport = _http_transport
@@ -145,10 +147,11 @@ class TrackioClient:
                 self._config.update(_as_config(mapping))
                 if self._spool is None:
                     self._start_writer()
-                if self._seq == 0:
-                    self._config_pending = True  # rides on the first point
-                else:
-                    self._append(b"{}", self._last_step or 0, True, advance=False)
+                # The config rides on the next point; if none comes soon, the sender writes it
+                # alone (a row with no metrics), so it is durable and visible either way.
+                if not self._config_pending:
+                    self._config_pending = True
+                    self._config_since = time.monotonic()
         except Exception:
             logger.exception("trackio-integrations: update_config() failed")
 
@@ -165,6 +168,7 @@ class TrackioClient:
         """Wait until every point is delivered (at most ``timeout`` seconds); True if none pending."""
         if self._sender is None:
             return True
+        self._write_pending_config(stale_after=0.0)
         return self._sender.flush(timeout)
 
     def finish(self, timeout: float = DEFAULT_FINISH_TIMEOUT) -> bool:
@@ -175,9 +179,8 @@ class TrackioClient:
         with self._lock:
             if self._finished:
                 return self._finish_result
-            if self._config_pending and self._spool is not None:
-                self._append(b"{}", self._last_step or 0, True, advance=False)
             self._finished = True
+        self._write_pending_config(stale_after=0.0)
         _live.discard(self)
         if self._spool is None or self._sender is None:
             return True
@@ -264,6 +267,16 @@ class TrackioClient:
             )
         )
 
+    def _write_pending_config(self, stale_after: float = CONFIG_WAIT) -> None:
+        """Write a config no point has carried for ``stale_after`` seconds as a line of its own."""
+        with self._lock:
+            if (
+                self._config_pending
+                and self._spool is not None
+                and time.monotonic() - self._config_since >= stale_after
+            ):
+                self._append(b"{}", self._last_step or 0, True, advance=False)
+
     def _as_step(self, step: Any) -> int | None:
         try:
             return int(step)
@@ -328,6 +341,7 @@ class TrackioClient:
             interval=self._interval,
             max_points=2000 if self.target.url else 20_000,
             orphans=self._adopt_orphans,
+            on_cycle=self._write_pending_config,
         )
         self._sender.ensure_started()
 
@@ -391,7 +405,7 @@ _NOUNS = (
 ).split()
 
 
-def _run_name() -> str:
+def new_run_name() -> str:
     """Readable and unique enough: ``swift-otter-3f9a``."""
     pick = secrets.choice
     return f"{pick(_ADJECTIVES)}-{pick(_NOUNS)}-{secrets.token_hex(2)}"

@@ -103,6 +103,7 @@ class Sender:
         interval: float = 0.5,
         max_points: int = 2000,
         orphans: Callable[[], list[tuple[Spool, Delivery]]] | None = None,
+        on_cycle: Callable[[], None] | None = None,
         backoff_cap: float = 30.0,
     ) -> None:
         self.spool = spool
@@ -115,6 +116,7 @@ class Sender:
         self.dead_lettered = 0
         self.on_progress: Callable[[int], None] | None = None
         self._orphans = orphans
+        self._on_cycle = on_cycle
         self._backoff_cap = backoff_cap
         self._failures = 0
         self._disk_reported = False
@@ -171,6 +173,8 @@ class Sender:
             self._wake.clear()
             stopping = self._stop.is_set()
             try:
+                if self._on_cycle is not None:
+                    self._on_cycle()
                 self.spool.sync()
                 self._report_disk_trouble()
                 delivered = self.blocked is None and self.drain(self.spool, self.delivery)

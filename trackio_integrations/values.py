@@ -207,6 +207,8 @@ def json_safe(obj: Any, _depth: int = 0) -> Any:
     if isinstance(obj, (int, float)) or _is_scalar_array(obj):
         scalar = _scalar(obj)
         return repr(obj) if scalar is _DROP else scalar
+    if type(obj).__module__.startswith("omegaconf"):  # before Mapping: DictConfig is one
+        return json_safe(_omegaconf_container(obj), depth)
     if isinstance(obj, Mapping):
         return {str(k): json_safe(v, depth) for k, v in obj.items()}
     if isinstance(obj, (list, tuple, set, frozenset)):
@@ -222,13 +224,6 @@ def json_safe(obj: Any, _depth: int = 0) -> Any:
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         fields = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
         return json_safe(fields, depth)
-    if type(obj).__module__.startswith("omegaconf"):
-        try:
-            from omegaconf import OmegaConf
-
-            return json_safe(OmegaConf.to_container(obj, resolve=True), depth)
-        except Exception:
-            return str(obj)
     tolist = getattr(obj, "tolist", None)
     if callable(tolist) and hasattr(obj, "shape"):
         return _array_summary(obj, tolist, depth)
@@ -241,6 +236,18 @@ def json_safe(obj: Any, _depth: int = 0) -> Any:
                 break
     if type(obj).__module__ == "argparse" and hasattr(obj, "__dict__"):
         return json_safe(vars(obj), depth)  # argparse.Namespace
+    return str(obj)
+
+
+def _omegaconf_container(obj: Any) -> Any:
+    """Resolved where it can be; ``???`` and unresolvable ``${...}`` kept as written."""
+    from omegaconf import OmegaConf
+
+    for resolve in (True, False):
+        try:
+            return OmegaConf.to_container(obj, resolve=resolve, throw_on_missing=False)
+        except Exception:
+            continue
     return str(obj)
 
 

@@ -1,0 +1,165 @@
+"""``TrackioTracker``: Hugging Face Accelerate's tracker interface, on top of ``TrackioClient``."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from types import FrameType
+from typing import Any
+
+from accelerate import Accelerator
+from accelerate.tracking import GeneralTracker, on_main_process
+
+from .client import DEFAULT_FINISH_TIMEOUT, TrackioClient
+from .errors import TrackioConfigError, warn_user
+
+__all__ = ["TrackioTracker"]
+
+
+class TrackioTracker(GeneralTracker):
+    """Send ``accelerator.log(...)`` to a Trackio server, a Space, or local storage.
+
+    >>> from accelerate import Accelerator  # doctest: +SKIP
+    >>> from trackio_integrations import TrackioTracker
+    >>> accelerator = Accelerator(log_with=TrackioTracker(server_url="http://127.0.0.1:7860"))
+    >>> accelerator.init_trackers("my-project", config={"lr": 3e-4})
+    >>> for step in range(100):
+    ...     accelerator.log({"train": {"loss": 1 / (step + 1)}}, step=step)  # "train/loss"
+    >>> accelerator.end_training()
+
+    Constructing the tracker is free and never connects: the run (a ``TrackioClient``) is created
+    by ``init_trackers``, which accelerate runs on the main process only. There,
+    ``accelerator.get_tracker("trackio")`` is this tracker and ``get_tracker("trackio",
+    unwrap=True)`` its client; on the other processes both are accelerate's blank tracker.
+
+    The project is the first of: ``project=``, the ``project_name`` given to
+    ``Accelerator.init_trackers``, ``TRACKIO_PROJECT``. The run name is the first of ``name=``,
+    ``init_kwargs={"trackio": {"name": ...}}`` given to ``init_trackers``, a generated one. Other
+    ``init_kwargs["trackio"]`` keys and ``log_kwargs["trackio"]`` are ignored with one warning.
+
+    Args:
+        project: Trackio project (see above for the fallback).
+        name: run name.
+        server_url, space_id, write_token, hf_token, run_id, spool_dir, check, step_ids: as for
+            ``TrackioClient`` (same environment variables, same target rules).
+        config: initial config, merged with the ``config`` given to ``init_trackers``.
+        finish_timeout: how long ``accelerator.end_training()`` waits for pending points.
+    """
+
+    name = "trackio"
+    requires_logging_directory = False
+    main_process_only = True
+
+    def __init__(
+        self,
+        project: str | None = None,
+        name: str | None = None,
+        *,
+        server_url: str | None = None,
+        space_id: str | None = None,
+        write_token: str | None = None,
+        hf_token: str | None = None,
+        config: Mapping[str, Any] | Any | None = None,
+        run_id: str | None = None,
+        spool_dir: str | os.PathLike[str] | None = None,
+        check: bool = True,
+        step_ids: bool = False,
+        finish_timeout: float = DEFAULT_FINISH_TIMEOUT,
+    ) -> None:
+        super().__init__()
+        self.project = project
+        self._name = name
+        self.finish_timeout = finish_timeout
+        self._options: dict[str, Any] = {
+            "server_url": server_url,
+            "space_id": space_id,
+            "write_token": write_token,
+            "hf_token": hf_token,
+            "config": config,
+            "run_id": run_id,
+            "spool_dir": spool_dir,
+            "check": check,
+            "step_ids": step_ids,
+        }
+        self._client: TrackioClient | None = None
+        self._finished = False
+        self._ignored_kwargs: set[str] = set()
+
+    @property
+    def tracker(self) -> TrackioClient | None:
+        """The run's ``TrackioClient`` (main process, after ``init_trackers``), else ``None``."""
+        return self._client
+
+    @on_main_process
+    def start(self) -> None:
+        """Create the run. Called by ``Accelerator.init_trackers`` on the main process."""
+        if self._client is not None and not self._finished:
+            return  # init_trackers() called again: keep the run
+        given_project, given_kwargs = _init_trackers_arguments()
+        project = self.project or given_project or os.environ.get("TRACKIO_PROJECT")
+        if not project:
+            raise TrackioConfigError(
+                "No Trackio project: pass TrackioTracker(project=...), call "
+                "accelerator.init_trackers(project_name) or set TRACKIO_PROJECT."
+            )
+        name = self._name or given_kwargs.pop("name", None)
+        if given_kwargs:
+            warn_user(
+                f"TrackioTracker ignores init_kwargs['trackio'] keys {sorted(given_kwargs)}: pass "
+                "them to TrackioTracker(...) instead."
+            )
+        self._client = TrackioClient(project, name, **self._options)
+        self._finished = False
+
+    @on_main_process
+    def store_init_configuration(self, values: Mapping[str, Any]) -> None:
+        """Merge ``values`` into the run's config (``init_trackers(..., config=...)``)."""
+        if self._client is not None:
+            self._client.update_config(values)
+
+    @on_main_process
+    def log(self, values: Mapping[str, Any], step: int | None = None, **kwargs: Any) -> None:
+        """Record one point; never raises. Extra ``kwargs`` (``log_kwargs``) are ignored."""
+        if kwargs and not self._ignored_kwargs.issuperset(kwargs):
+            self._ignored_kwargs.update(kwargs)
+            warn_user(f"TrackioTracker.log() ignores the keyword arguments {sorted(kwargs)}.")
+        if self._client is None:
+            warn_user("TrackioTracker.log() before init_trackers(): the point is not recorded.")
+            return
+        self._client.log(values, step=step)
+
+    @on_main_process
+    def finish(self) -> None:
+        """Deliver what is pending within ``finish_timeout`` (``accelerator.end_training()``)."""
+        if self._client is not None:
+            self._finished = True  # the client stays readable; a new start() opens a new run
+            self._client.finish(timeout=self.finish_timeout)
+
+    def __repr__(self) -> str:
+        return f"TrackioTracker(project={self.project!r}, run={self._client!r})"
+
+
+def _init_trackers_arguments() -> tuple[str | None, dict[str, Any]]:
+    """``project_name`` and ``init_kwargs["trackio"]`` of the ``init_trackers`` call running us.
+
+    accelerate builds its own trackers with these but hands a tracker instance nothing: it only
+    calls ``start()``. Reading them from the caller's frame lets ``init_trackers("my-project")``
+    mean the same project for our tracker as for the built-in ones.
+    """
+    frame: FrameType | None = sys._getframe(1)
+    for _ in range(16):  # start() sits a few decorator frames below init_trackers
+        if frame is None:
+            break
+        if frame.f_code.co_name == "init_trackers" and isinstance(
+            frame.f_locals.get("self"), Accelerator
+        ):
+            project = frame.f_locals.get("project_name")
+            init_kwargs = frame.f_locals.get("init_kwargs")
+            kwargs = init_kwargs.get("trackio") if isinstance(init_kwargs, Mapping) else None
+            return (
+                project if isinstance(project, str) and project else None,
+                dict(kwargs) if isinstance(kwargs, Mapping) else {},
+            )
+        frame = frame.f_back
+    return None, {}

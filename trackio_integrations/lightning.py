@@ -1,0 +1,254 @@
+"""PyTorch Lightning: ``TrackioLogger`` for ``L.Trainer``, ``pytorch_lightning.Trainer`` and Fabric.
+
+Lightning ships twice, as ``lightning`` (``lightning.pytorch``) and as the standalone
+``pytorch_lightning``, each with its own ``Logger`` base. ``TrackioLogger`` subclasses the base of
+each package the program has already imported (both if both), so ``isinstance`` checks against
+either package's ``Logger`` (and Fabric's) hold for the package in use; when neither is imported yet it imports
+``lightning`` (else ``pytorch_lightning``). It never imports the other one: importing a Lightning
+package re-routes Lightning's rank-zero log messages to that package's logger and patches modules,
+which a program using only the other package should not get from its logger. The Trainers
+themselves call a logger's methods without checking its type, so either Trainer runs with either
+kind.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import os
+import sys
+import uuid
+from argparse import Namespace
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+# The same function object that lightning and pytorch_lightning re-export: its ``rank`` attribute
+# is the one their strategies set, whichever package launched the processes.
+from lightning_utilities.core.rank_zero import rank_zero_only
+
+from .client import TrackioClient, new_run_name
+from .errors import TrackioConfigError
+
+_PACKAGES = {
+    # package: (module with its Logger, module with its rank_zero_experiment)
+    "lightning": ("lightning.pytorch.loggers", "lightning.fabric.loggers.logger"),
+    "pytorch_lightning": ("pytorch_lightning.loggers", "lightning_fabric.loggers.logger"),
+}
+
+
+def _lightning_bases() -> tuple[tuple[type, ...], Callable[[Any], Any]]:
+    """The ``Logger`` bases to subclass and the ``rank_zero_experiment`` decorator to use."""
+    imported = [package for package in _PACKAGES if package in sys.modules]
+    bases: list[type] = []
+    decorators: list[Callable[[Any], Any]] = []
+    for package in imported or list(_PACKAGES):
+        loggers, logger = _PACKAGES[package]
+        try:
+            bases.append(importlib.import_module(loggers).Logger)
+            decorators.append(importlib.import_module(logger).rank_zero_experiment)
+        except ImportError:
+            continue
+        if not imported:
+            break  # nothing imported yet: one package is enough
+    if not bases:
+        raise ImportError(
+            "TrackioLogger needs PyTorch Lightning: pip install 'trackio-integrations[lightning]'"
+        )
+    return tuple(bases), decorators[0]
+
+
+if TYPE_CHECKING:
+    from lightning.fabric.loggers.logger import rank_zero_experiment as _rank_zero_experiment
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.loggers import Logger as _LightningLoggers
+else:
+    _bases, _rank_zero_experiment = _lightning_bases()
+
+    class _LightningLoggers(*_bases):
+        pass
+
+
+class TrackioLogger(_LightningLoggers):
+    """Log a Lightning run to a Trackio server, a Hugging Face Space, or local storage.
+
+    >>> import lightning as L  # doctest: +SKIP
+    >>> from trackio_integrations import TrackioLogger
+    >>> logger = TrackioLogger("my-project", server_url="http://127.0.0.1:7860")
+    >>> trainer = L.Trainer(logger=logger, max_epochs=3)
+    >>> trainer.fit(model, train_loader, val_loader)
+
+    The same object works as ``pytorch_lightning.Trainer(logger=...)`` and as
+    ``Fabric(loggers=[...])`` (then call ``logger.finalize("success")`` at the end).
+
+    Metrics go to the run named ``version`` in the project ``name``; hyperparameters, the final
+    ``status`` and the checkpoint paths and scores go to the run's config. Only global rank zero
+    creates the run and sends anything. Nothing is written locally apart from the client's spool
+    of unsent points, so ``save_dir`` and ``log_dir`` are None and checkpoints default to
+    ``<default_root_dir>/<project>/<run>/checkpoints``.
+
+    Args:
+        project: Trackio project; defaults to ``TRACKIO_PROJECT``.
+        name: run name; defaults to a readable, unique one.
+        server_url, space_id, write_token, hf_token, spool_dir: where the run goes, as for
+            ``TrackioClient`` (with the same environment variables).
+        prefix: put at the start of every metric name, joined with ``-`` as Lightning's loggers do.
+        run_id: continue the run with this id (``logger.run_id`` of the earlier run).
+        step_ids: store each (step, metric names) once, so that steps logged again after resuming
+            from a checkpoint are not duplicated. Leave off if you log the same metrics twice at
+            one step on purpose (e.g. ``trainer.test`` of two checkpoints).
+        finish_timeout: how long ``finalize`` waits for pending points; what is left is sent by the
+            next run or ``trackio-integrations sync``.
+    """
+
+    LOGGER_JOIN_CHAR = "-"
+
+    def __init__(
+        self,
+        project: str | None = None,
+        name: str | None = None,
+        *,
+        server_url: str | None = None,
+        space_id: str | None = None,
+        write_token: str | None = None,
+        hf_token: str | None = None,
+        prefix: str = "",
+        run_id: str | None = None,
+        step_ids: bool = False,
+        spool_dir: str | os.PathLike[str] | None = None,
+        finish_timeout: float = 10.0,
+    ) -> None:
+        super().__init__()
+        project = project or os.environ.get("TRACKIO_PROJECT")
+        if not project:
+            raise TrackioConfigError("No Trackio project: pass project=... or set TRACKIO_PROJECT.")
+        self._project: str = project
+        # Decided now, so that `version` (and the checkpoint folder) is known before the run starts.
+        self._name: str = name or new_run_name()
+        self._run_id: str = run_id or uuid.uuid4().hex
+        self._prefix = prefix
+        self._finish_timeout = finish_timeout
+        self._options: dict[str, Any] = {
+            "server_url": server_url,
+            "space_id": space_id,
+            "write_token": write_token,
+            "hf_token": hf_token,
+            "spool_dir": spool_dir,
+            "step_ids": step_ids,
+        }
+        self._config: dict[str, Any] = {}
+        self._client: TrackioClient | None = None
+
+    # --- what Lightning reads --------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """The Trackio project."""
+        return self._project
+
+    @property
+    def version(self) -> str:
+        """The Trackio run name."""
+        return self._name
+
+    @property
+    def run_id(self) -> str:
+        """The run's stable id: pass it as ``run_id=`` to continue this run after a restart."""
+        return self._run_id
+
+    @property
+    def save_dir(self) -> str | None:
+        return None
+
+    @property
+    def log_dir(self) -> str | None:
+        return None
+
+    @property
+    @_rank_zero_experiment
+    def experiment(self) -> TrackioClient:
+        """The run's ``TrackioClient`` (created on first use), e.g. ``experiment.log({...})``."""
+        if self._client is None:
+            self._client = TrackioClient(
+                self._project,
+                self._name,
+                run_id=self._run_id,
+                config={**self._config, "status": "running"},
+                **self._options,
+            )
+        return self._client
+
+    # --- what Lightning sends --------------------------------------------------------------------
+
+    @rank_zero_only
+    def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+        if self._prefix:
+            join = f"{self._prefix}{self.LOGGER_JOIN_CHAR}"
+            metrics = {f"{join}{key}": value for key, value in metrics.items()}
+        self.experiment.log(metrics, step=step)
+
+    @rank_zero_only
+    def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
+        """Merge ``params`` (dict, Namespace, dataclass, OmegaConf, ...) into the run's config."""
+        if isinstance(params, Namespace):
+            params = vars(params)
+        params = _plain(params)
+        if isinstance(params, dict):  # also AttributeDict, what save_hyperparameters() makes
+            params = {key: _plain(value) for key, value in params.items()}
+        self.experiment.update_config(params)
+
+    @rank_zero_only
+    def after_save_checkpoint(self, checkpoint_callback: ModelCheckpoint) -> None:
+        """Record where the checkpoints are and their scores (no upload) under ``checkpoints``."""
+        record = _checkpoint_record(checkpoint_callback)
+        key = getattr(checkpoint_callback, "monitor", None) or "latest"
+        checkpoints = {**self.experiment.config.get("checkpoints", {}), key: record}
+        self.experiment.update_config({"checkpoints": checkpoints})
+
+    @rank_zero_only
+    def finalize(self, status: str) -> None:
+        """Record ``status`` in the config and deliver what is pending (bounded wait).
+
+        Lightning calls this at the end of every ``fit``/``validate``/``test``, with "failed" when
+        one raises; a later call reopens the same run.
+        """
+        client, self._client = self._client, None
+        if client is None:
+            return
+        client.update_config({"status": status})
+        client.finish(self._finish_timeout)
+        self._config = client.config
+
+    def __getstate__(self) -> dict[str, Any]:
+        # ddp_spawn pickles the Trainer's loggers: a live client (threads, files) stays behind.
+        state = self.__dict__.copy()
+        state["_client"] = None
+        return state
+
+
+def _plain(value: Any) -> Any:
+    """A hyperparameter as the config should show it.
+
+    ``activation=nn.ReLU`` becomes ``torch.nn.modules.activation.ReLU`` rather than a repr.
+    """
+    if inspect.isclass(value) or inspect.isfunction(value) or inspect.isbuiltin(value):
+        module = getattr(value, "__module__", None)
+        name = getattr(value, "__qualname__", None) or getattr(value, "__name__", repr(value))
+        return f"{module}.{name}" if module and module != "builtins" else name
+    return value  # the client's json_safe does the rest (OmegaConf, dataclasses, tensors, ...)
+
+
+def _checkpoint_record(callback: Any) -> dict[str, Any]:
+    """What ``ModelCheckpoint`` knows, under its own attribute names; the top k best first."""
+    mode = getattr(callback, "mode", "min")
+    top_k = sorted(
+        (getattr(callback, "best_k_models", None) or {}).items(),
+        key=lambda item: float(item[1]),
+        reverse=mode == "max",
+    )
+    return {
+        "best_model_path": getattr(callback, "best_model_path", "") or None,
+        "best_model_score": getattr(callback, "best_model_score", None),
+        "last_model_path": getattr(callback, "last_model_path", "") or None,
+        "mode": mode,
+        "top_k": [{"path": path, "score": score} for path, score in top_k],
+    }
