@@ -33,3 +33,6 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache
+
+screenshot: $(STAMP)
+	$(BIN)/python scripts/screenshot.py

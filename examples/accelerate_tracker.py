@@ -16,9 +16,11 @@ from trackio_integrations import TrackioTracker
 CONFIG = {"inputs": 8, "hidden": 16, "lr": 0.02, "batch_size": 32}
 
 
-def main(project: str = "demo-accelerate", steps: int = 60) -> dict[str, Any]:
+def main(
+    project: str = "demo-accelerate", name: str | None = None, steps: int = 60
+) -> dict[str, Any]:
     # No project here: TrackioTracker takes the one given to init_trackers, like the built-ins.
-    accelerator = Accelerator(cpu=True, log_with=TrackioTracker())
+    accelerator = Accelerator(cpu=True, log_with=TrackioTracker(name=name))
     accelerator.init_trackers(project, config={**CONFIG, "steps": steps})
 
     torch.manual_seed(0)

@@ -12,9 +12,9 @@ from typing import Any
 from trackio_integrations import TrackioClient
 
 
-def main(project: str = "demo-client", steps: int = 60) -> dict[str, Any]:
+def main(project: str = "demo-client", name: str | None = None, steps: int = 60) -> dict[str, Any]:
     losses = []
-    with TrackioClient(project, config={"lr": 0.1, "steps": steps}) as run:
+    with TrackioClient(project, name, config={"lr": 0.1, "steps": steps}) as run:
         for step in range(steps):
             loss = 2.0 * math.exp(-step / 20) + random.uniform(0, 0.05)
             losses.append(loss)

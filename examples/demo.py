@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -22,8 +23,10 @@ from typing import Any
 import httpx
 
 REPO = Path(__file__).resolve().parent.parent
+DEMO_PROJECT = "trackio-integrations-demo"  # one project: the dashboard shows the runs together
 EXAMPLES = [
     "examples.client_quickstart",
+    "examples.transformers_trainer",
     "examples.lightning_logger",
     "examples.accelerate_tracker",
 ]
@@ -48,7 +51,8 @@ def main() -> int:
     for name in EXAMPLES:
         say(f"running {name} ...")
         started = time.monotonic()
-        summaries.append(importlib.import_module(name).main())
+        run_name = f"{name.split('.')[-1].split('_')[0]}-{secrets.token_hex(2)}"
+        summaries.append(importlib.import_module(name).main(project=DEMO_PROJECT, name=run_name))
         say(f"  done in {time.monotonic() - started:.1f}s")
 
     server = None
@@ -101,14 +105,11 @@ def _report(base: str, summaries: list[dict[str, Any]]) -> int:
         )
 
     print()
-    print(
-        f"{'framework':<16} {'project':<18} {'run':<28} {'points':>9} {'first loss':>11} {'last loss':>10}"
-    )
+    row = "{:<14} {:<26} {:<20} {:>9} {:>11} {:>10}"
+    print(row.format("framework", "project", "run", "points", "first loss", "last loss"))
     for framework, project, run, points, first, last, ok in rows:
         mark = "" if ok else "  <-- INCOMPLETE"
-        print(
-            f"{framework:<16} {project:<18} {run:<28} {points:>9} {first:>11.4f} {last:>10.4f}{mark}"
-        )
+        print(row.format(framework, project, run, points, f"{first:.4f}", f"{last:.4f}") + mark)
     print()
     if os.environ.get("TRACKIO_SERVER_URL"):
         print(f"Open the dashboard: {base}")

@@ -32,13 +32,13 @@ class Regressor(L.LightningModule):
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> torch.Tensor:
         x, y = batch
         loss = torch.nn.functional.mse_loss(self.net(x), y)
-        self.log("train_loss", loss)
+        self.log("train/loss", loss)
         self.losses.append(loss.item())
         return loss
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> None:
         x, y = batch
-        self.log("val_loss", torch.nn.functional.mse_loss(self.net(x), y))
+        self.log("val/loss", torch.nn.functional.mse_loss(self.net(x), y))
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.parameters(), lr=self.hparams["lr"])
@@ -54,18 +54,20 @@ def loaders(features: int = 8, samples: int = 256) -> tuple[DataLoader, DataLoad
     return DataLoader(train, batch_size=16, shuffle=True), DataLoader(val, batch_size=64)
 
 
-def main(project: str = "demo-lightning", epochs: int = 5) -> dict[str, Any]:
+def main(
+    project: str = "demo-lightning", name: str | None = None, epochs: int = 5
+) -> dict[str, Any]:
     L.seed_everything(0, verbose=False)
-    for name in ("lightning.pytorch", "lightning.fabric"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    for source in ("lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(source).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     model = Regressor()
-    logger = TrackioLogger(project)
+    logger = TrackioLogger(project, name)
     with tempfile.TemporaryDirectory() as checkpoints:
         trainer = L.Trainer(
             max_epochs=epochs,
             logger=logger,
-            callbacks=[ModelCheckpoint(monitor="val_loss", save_top_k=2)],
+            callbacks=[ModelCheckpoint(monitor="val/loss", save_top_k=2)],
             log_every_n_steps=1,
             default_root_dir=checkpoints,
             enable_progress_bar=False,
@@ -77,7 +79,7 @@ def main(project: str = "demo-lightning", epochs: int = 5) -> dict[str, Any]:
         "framework": "Lightning",
         "project": project,
         "run": logger.version,
-        "metric": "train_loss",
+        "metric": "train/loss",
         "values": model.losses,
     }
 

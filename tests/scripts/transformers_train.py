@@ -1,0 +1,75 @@
+"""A tiny Trainer run with TrackioCallback, for tests that need a process of its own.
+
+Launched plainly (resume in a new process) or with ``torchrun --nproc_per_node=2`` (CPU, gloo).
+Target and project come from the environment (TRACKIO_SERVER_URL, TRACKIO_WRITE_TOKEN,
+TRACKIO_PROJECT). Each process prints one JSON line: {"rank", "run_name", "run_id"}; only world
+rank 0 has a run (the others print nulls).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from typing import Any
+
+from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers.utils import logging as hf_logging
+
+from examples.transformers_trainer import TokenData, tiny_model
+from trackio_integrations import TrackioCallback
+
+
+class CrashAt(TrainerCallback):
+    """Dies like a preempted job at step ``step``, once what was logged has reached the server."""
+
+    def __init__(self, step: int, tracker: TrackioCallback) -> None:
+        self.step = step
+        self.tracker = tracker
+
+    def on_log(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if state.global_step >= self.step:
+            assert self.tracker.client is not None
+            self.tracker.client.flush(timeout=30)
+            os._exit(3)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--output-dir", required=True)
+    parser.add_argument("--max-steps", type=int, default=8)
+    parser.add_argument("--save-steps", type=int, default=4)
+    parser.add_argument("--crash-at-step", type=int)
+    parser.add_argument("--resume", action="store_true", help="from the last checkpoint")
+    options = parser.parse_args()
+    hf_logging.set_verbosity_error()
+
+    tracker = TrackioCallback()
+    callbacks: list[TrainerCallback] = [tracker]
+    if options.crash_at_step:
+        callbacks.append(CrashAt(options.crash_at_step, tracker))
+    trainer = Trainer(
+        model=tiny_model(),
+        args=TrainingArguments(
+            options.output_dir,
+            max_steps=options.max_steps,
+            per_device_train_batch_size=4,
+            logging_steps=1,
+            eval_strategy="steps",
+            eval_steps=4,
+            save_steps=options.save_steps,
+            report_to="none",
+            use_cpu=True,
+            disable_tqdm=True,
+        ),
+        train_dataset=TokenData(64),
+        eval_dataset=TokenData(8, seed=1),
+        callbacks=callbacks,
+    )
+    trainer.train(resume_from_checkpoint=True if options.resume else None)
+    rank = trainer.args.process_index
+    print(json.dumps({"rank": rank, "run_name": tracker.run_name, "run_id": tracker.run_id}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,412 @@
+"""``TrackioCallback``: the Hugging Face ``Trainer``'s metrics on top of ``TrackioClient``."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import sys
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+from transformers.trainer_callback import CallbackHandler, ExportableState
+
+from .client import DEFAULT_FINISH_TIMEOUT, TrackioClient
+from .errors import TrackioConfigError, warn_user
+from .target import resolve_target, split_write_token
+
+__all__ = ["TrackioCallback"]
+
+# What ``Trainer`` logs once, at the end of ``train()``: a run summary, not a time series.
+SUMMARY_KEYS = frozenset(
+    {
+        "train_runtime",
+        "train_samples_per_second",
+        "train_steps_per_second",
+        "train_loss",
+        "total_flos",
+    }
+)
+
+
+class TrackioCallback(TrainerCallback, ExportableState):
+    """Send ``Trainer`` metrics to a Trackio server, a Space, or local storage.
+
+    >>> from transformers import Trainer, TrainingArguments  # doctest: +SKIP
+    >>> from trackio_integrations import TrackioCallback
+    >>> trainer = Trainer(
+    ...     model=model,
+    ...     args=TrainingArguments("out", project="my-project", eval_strategy="epoch"),
+    ...     train_dataset=train, eval_dataset=val,
+    ...     callbacks=[TrackioCallback(server_url="http://127.0.0.1:7860")],
+    ... )
+    >>> trainer.train()  # train/loss, eval/loss, ... at step = global_step
+
+    Each setting not given here is read from ``TrainingArguments`` where the installed
+    transformers has the field (``project``, ``run_name``, ``trackio_space_id``), then from the
+    environment (``TRACKIO_PROJECT``, ``TRACKIO_SPACE_ID``, ``TRACKIO_SERVER_URL``,
+    ``TRACKIO_WRITE_TOKEN``), with the client's rule that a Space wins over a server URL.
+    ``TrainingArguments.project``'s default (``"huggingface"``) counts only when nothing else
+    names a project.
+
+    Only the world process zero creates a run and sends. The run's name and id are saved in every
+    checkpoint, so ``trainer.train(resume_from_checkpoint=...)`` continues the same run, and steps
+    logged again after the resume are stored once. The end-of-training aggregates
+    (``train_runtime``, ``train_loss``, ...) go to the run's config under ``"summary"``.
+    ``evaluate()`` / ``predict()`` outside ``train()`` log to the same run. If ``report_to`` also
+    names trackio, transformers' own TrackioCallback is switched off (with a warning), so that
+    each point is logged once.
+
+    Setup errors (no project, a malformed URL or Space id) raise at ``Trainer(...)``; a rejected
+    token raises when ``train()`` starts, before the first step. A server that does not answer is
+    not an error: points wait in the spool and are sent when it does.
+
+    Args:
+        project: Trackio project.
+        name: run name (else ``TrainingArguments.run_name``, else a generated one).
+        server_url, space_id, write_token, hf_token, spool_dir: as for ``TrackioClient``.
+        finish_timeout: how long the end of training waits for points still in flight; what is
+            left stays in the spool and is sent by the next run or ``trackio-integrations sync``.
+
+    Attributes:
+        client: the run's ``TrackioClient`` while training (world process zero), else None.
+        run_name, run_id: the run, once one started on this process.
+    """
+
+    # Tokens given to a callback, in memory only, for the copy that transformers rebuilds
+    # (``_restored=True``) from a checkpoint's token-free state() when
+    # ``restore_callback_states_from_checkpoint`` is set.
+    _tokens: ClassVar[dict[tuple[Any, ...], tuple[str | None, str | None]]] = {}
+
+    def __init__(
+        self,
+        project: str | None = None,
+        name: str | None = None,
+        *,
+        server_url: str | None = None,
+        space_id: str | None = None,
+        write_token: str | None = None,
+        hf_token: str | None = None,
+        spool_dir: str | os.PathLike[str] | None = None,
+        finish_timeout: float = DEFAULT_FINISH_TIMEOUT,
+        _restored: bool = False,
+    ) -> None:
+        if server_url:
+            resolve_target(server_url=server_url, env={})  # a malformed URL fails here, now
+            server_url, url_token = split_write_token(server_url)
+            write_token = write_token or url_token
+        self.project = project
+        self.name = name
+        self.server_url = server_url
+        self.space_id = space_id
+        self.spool_dir = os.fspath(spool_dir) if spool_dir is not None else None
+        self.finish_timeout = finish_timeout
+        key = (project, name, server_url, space_id)
+        if _restored:
+            write_token, hf_token = self._tokens.get(key, (None, None))
+        elif write_token or hf_token:
+            self._tokens[key] = (write_token, hf_token)
+        self._write_token, self._hf_token = write_token, hf_token
+        self.client: TrackioClient | None = None
+        self._run: dict[str, str] | None = None  # project, name, run_id: saved in checkpoints
+        self._run_trained = False  # a run opened by evaluate() before train() continues in it
+        self._last_log: tuple[int, frozenset[str]] | None = None
+        self._clash_warned = False
+
+    @property
+    def run_name(self) -> str | None:
+        """The run's name once training started on this process (None on other ranks)."""
+        return self._run["name"] if self._run else None
+
+    @property
+    def run_id(self) -> str | None:
+        return self._run["run_id"] if self._run else None
+
+    # --- Trainer events ------------------------------------------------------------------------
+
+    def on_init_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        self._settings(args)  # a setup error stops the Trainer here, on every rank, offline
+        self._retire_builtin_callback(args)
+
+    def on_train_begin(
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        model: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        self._retire_builtin_callback(args)
+        project, name, space_id = self._settings(args)
+        if not state.is_world_process_zero:
+            return
+        run_id = None
+        saved = _saved_run(state, type(self).__name__) if state.global_step > 0 else None
+        if saved is not None and saved.get("project") == project:
+            name, run_id = saved.get("name") or name, saved.get("run_id")
+        elif (
+            state.global_step == 0
+            and (opened := self._run) is not None
+            and not self._run_trained
+            and opened["project"] == project
+        ):
+            name, run_id = opened["name"], opened["run_id"]  # a run an evaluate() opened
+        self._close()
+        self.client = TrackioClient(
+            project,
+            name,
+            server_url=self.server_url,
+            space_id=space_id,
+            write_token=self._write_token,
+            hf_token=self._hf_token,
+            config=run_config(args, state, model),
+            run_id=run_id,
+            spool_dir=self.spool_dir,
+            step_ids=True,  # a step logged again after a resume is stored once
+        )
+        self._run = {"project": project, "name": self.client.name, "run_id": self.client.run_id}
+        self._run_trained = True
+
+    def on_log(
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        logs: dict[str, Any] | None = None,
+        model: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        if not state.is_world_process_zero or not logs:
+            return
+        client = self._client(args, state, model)
+        if SUMMARY_KEYS & logs.keys():
+            client.update_config({"summary": dict(logs)})
+            return
+        client.log(metric_names(logs), step=state.global_step)
+        self._last_log = (state.global_step, frozenset(logs))
+
+    def on_evaluate(
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        metrics: dict[str, Any] | None = None,
+        model: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        # ``Trainer.evaluate`` passes the same metrics to ``on_log`` just before; log them here
+        # only when that did not happen (a Trainer subclass that does not call ``log``).
+        if not state.is_world_process_zero or not metrics:
+            return
+        last = self._last_log
+        if last is not None and last[0] == state.global_step and metrics.keys() <= last[1]:
+            return
+        self._client(args, state, model).log(metric_names(metrics), step=state.global_step)
+
+    def on_predict(
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        metrics: dict[str, Any] | None = None,
+        model: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        if state.is_world_process_zero and metrics:
+            self._client(args, state, model).log(metric_names(metrics), step=state.global_step)
+
+    def on_train_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        self._close()
+
+    # --- checkpoint state (``ExportableState``) ------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        """What ``Trainer`` saves in each checkpoint: the settings given here and the run's id.
+
+        Never a token: ``trainer_state.json`` is often shared or pushed to the Hub.
+        """
+        return {
+            "args": {
+                "project": self.project,
+                "name": self.name,
+                "server_url": self.server_url,
+                "space_id": self.space_id,
+                "spool_dir": self.spool_dir,
+                "finish_timeout": self.finish_timeout,
+                "_restored": True,
+            },
+            "attributes": {"_run": self._run},
+        }
+
+    # --- internals -----------------------------------------------------------------------------
+
+    def _settings(self, args: TrainingArguments) -> tuple[str, str | None, str | None]:
+        """(project, run name, space id) from this callback, then ``TrainingArguments``, then env.
+
+        Raises ``TrackioConfigError`` for what cannot work, without touching the network.
+        """
+        project = (
+            self.project
+            or _non_default(args, "project")
+            or os.environ.get("TRACKIO_PROJECT")
+            or getattr(args, "project", None)
+        )
+        if not project:
+            raise TrackioConfigError(
+                "No Trackio project: pass TrackioCallback(project=...), set "
+                "TrainingArguments(project=...) or set TRACKIO_PROJECT."
+            )
+        name = self.name or getattr(args, "run_name", None) or None
+        if name is not None and name == getattr(args, "output_dir", None):
+            name = None  # transformers 4.x defaults run_name to output_dir: not a run name
+        space_id = self.space_id or getattr(args, "trackio_space_id", None) or None
+        if space_id and "/" not in space_id:
+            raise TrackioConfigError(
+                f"Trackio Space id {space_id!r} has no owner: use 'owner/name' "
+                "(TrackioCallback(space_id=...), TrainingArguments.trackio_space_id or "
+                "TRACKIO_SPACE_ID)."
+            )
+        resolve_target(server_url=self.server_url, space_id=space_id)
+        return project, name, space_id
+
+    def _client(self, args: TrainingArguments, state: TrainerState, model: Any) -> TrackioClient:
+        """The training run's client. Outside ``train()`` (evaluate, predict), reopen the last
+        run for a moment's logging, or start one that the next ``train()`` continues."""
+        if self.client is not None:
+            return self.client
+        project, name, space_id = self._settings(args)
+        run = self._run if self._run and self._run.get("project") == project else None
+        self.client = TrackioClient(
+            project,
+            run["name"] if run else name,
+            server_url=self.server_url,
+            space_id=space_id,
+            write_token=self._write_token,
+            hf_token=self._hf_token,
+            # An existing run keeps the config it has; a new one (evaluate first) gets one.
+            config=None if run else run_config(args, state, model),
+            run_id=run["run_id"] if run else None,
+            spool_dir=self.spool_dir,
+            check=run is None,
+        )
+        if run is None:
+            self._run = {"project": project, "name": self.client.name, "run_id": self.client.run_id}
+            self._run_trained = False
+        return self.client
+
+    def _close(self) -> None:
+        if self.client is not None:
+            self.client.finish(timeout=self.finish_timeout)
+            self.client = None
+
+    def _retire_builtin_callback(self, args: TrainingArguments) -> None:
+        """With ``report_to`` naming trackio, transformers' own TrackioCallback would log every
+        point a second time (to local trackio storage or a Space): take it out of this Trainer."""
+        if "trackio" not in (getattr(args, "report_to", None) or ()):
+            return
+        handler = _calling_handler()
+        if handler is None:
+            return
+        builtins = [cb for cb in handler.callbacks if _is_builtin_trackio(cb)]
+        if not builtins:
+            return
+        if not self._clash_warned:
+            self._clash_warned = True
+            warn_user(
+                "report_to includes 'trackio': transformers' built-in TrackioCallback would log "
+                "every point a second time. It is switched off for this Trainer and "
+                "trackio_integrations.TrackioCallback logs them. Remove 'trackio' from report_to "
+                "(e.g. report_to='none') to silence this warning."
+            )
+        # A new list, not remove(): the handler may be iterating over the current one right now.
+        handler.callbacks = [cb for cb in handler.callbacks if cb not in builtins]
+        for callback in builtins:
+            for event in _EVENTS:  # in case it comes after us in the event being dispatched now
+                setattr(callback, event, _ignore)
+
+
+def metric_names(logs: Mapping[str, Any]) -> dict[str, Any]:
+    """Name metrics as transformers' integrations do: ``eval_x`` -> ``eval/x``,
+    ``test_x`` -> ``test/x``, anything else ``x`` -> ``train/x``."""
+    named = {}
+    for key, value in logs.items():
+        if key.startswith("eval_"):
+            named["eval/" + key[5:]] = value
+        elif key.startswith("test_"):
+            named["test/" + key[5:]] = value
+        else:
+            named["train/" + key] = value
+    return named
+
+
+def run_config(args: TrainingArguments, state: TrainerState, model: Any) -> dict[str, Any]:
+    """The run's config as the built-in callback records it: model config, then the
+    ``TrainingArguments`` (tokens masked by ``to_dict``), the PEFT config and the parameter count;
+    plus the hyperparameter-search trial, when there is one."""
+    config: dict[str, Any] = {}
+    model_config: Any = getattr(model, "config", None)
+    if isinstance(model_config, dict):
+        config.update(model_config)
+    elif hasattr(model_config, "to_dict"):
+        config.update(model_config.to_dict())
+    config.update(args.to_dict())
+    peft_config = getattr(model, "peft_config", None)
+    if peft_config is not None:
+        config["peft_config"] = peft_config
+    with contextlib.suppress(AttributeError, TypeError):
+        config["model/num_parameters"] = model.num_parameters()
+    if getattr(state, "trial_params", None):
+        config["trial_params"] = state.trial_params
+        config["trial_name"] = state.trial_name
+    return config
+
+
+def _non_default(args: Any, field_name: str) -> Any:
+    """``args.<field_name>`` if the user changed it from its dataclass default, else None."""
+    value = getattr(args, field_name, None)
+    if dataclasses.is_dataclass(args):
+        for field in dataclasses.fields(args):
+            if field.name == field_name and field.default == value:
+                return None
+    return value
+
+
+def _saved_run(state: TrainerState, class_name: str) -> dict[str, str] | None:
+    """The run saved by ``state()`` in the checkpoint that ``state`` was loaded from."""
+    saved = (getattr(state, "stateful_callbacks", None) or {}).get(class_name)
+    for entry in saved if isinstance(saved, list) else [saved]:
+        run = entry.get("attributes", {}).get("_run") if isinstance(entry, dict) else None
+        if isinstance(run, dict) and run.get("run_id"):
+            return run
+    return None
+
+
+def _calling_handler() -> CallbackHandler | None:
+    """The ``CallbackHandler`` dispatching the current event: events are not given the Trainer
+    or its handler, so look for it a few frames up (``call_event``'s ``self``)."""
+    frame = sys._getframe(1)
+    for _ in range(8):
+        if frame is None:
+            return None
+        owner = frame.f_locals.get("self")
+        if isinstance(owner, CallbackHandler):
+            return owner
+        frame = frame.f_back  # type: ignore[assignment]
+    return None
+
+
+def _is_builtin_trackio(callback: Any) -> bool:
+    cls = type(callback)
+    return cls.__name__ == "TrackioCallback" and cls.__module__.startswith("transformers.")
+
+
+def _ignore(*args: Any, **kwargs: Any) -> None:
+    return None
+
+
+_EVENTS = tuple(name for name in vars(TrainerCallback) if name.startswith("on_"))
