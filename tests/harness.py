@@ -21,6 +21,8 @@ import httpx
 
 TOKEN = "test-write-token-7f3a9c"
 BIN = Path(sys.executable).parent
+# The server under test; another venv (e.g. one with transformers 4.x) may borrow the main one's.
+TRACKIO_SHOW = os.environ.get("TRACKIO_SHOW_BIN") or str(BIN / "trackio")
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -76,7 +78,7 @@ class TrackioServer:
         env.pop("TRACKIO_SPACE_ID", None)
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [str(BIN / "trackio"), "show"],
+            [TRACKIO_SHOW, "show"],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

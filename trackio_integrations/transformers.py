@@ -264,7 +264,7 @@ class TrackioCallback(TrainerCallback, ExportableState):
         name = self.name or getattr(args, "run_name", None) or None
         if name is not None and name == getattr(args, "output_dir", None):
             name = None  # transformers 4.x defaults run_name to output_dir: not a run name
-        space_id = self.space_id or getattr(args, "trackio_space_id", None) or None
+        space_id = self.space_id or _non_default(args, "trackio_space_id") or None
         if space_id and "/" not in space_id:
             raise TrackioConfigError(
                 f"Trackio Space id {space_id!r} has no owner: use 'owner/name' "
