@@ -465,3 +465,21 @@ def test_no_token_is_ever_written_to_disk(project: str, spool_dir: Path) -> None
     for path in files:  # ...and no token is
         data = path.read_bytes()
         assert secret.encode() not in data and b"hf_SECRET_31337" not in data
+
+
+def test_a_spool_at_its_size_limit_keeps_points_in_memory_and_delivers_them(
+    server: TrackioServer, project: str, spool_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TRACKIO_SPOOL_MAX_MB", "1")  # a segment is 8 MB: the first one is the limit
+    down = server.url
+    server.stop()
+    with pytest.warns(UserWarning):
+        run = TrackioClient(project, server_url=down, write_token=TOKEN)
+    for step in range(40_000):
+        run.log({"loss": float(step), "pad": "x" * 200}, step=step)
+    on_disk = sum(p.stat().st_size for p in spool_dir.rglob("*.jsonl"))
+    assert on_disk < 9 * 2**20  # stopped growing at the first full segment
+    assert run.pending == 40_000
+    server.start()
+    assert run.finish(timeout=120), run.pending
+    assert_each_step_once(server, project, run.name, "loss", 40_000)

@@ -12,10 +12,10 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
 from tests.harness import BIN, REPO, run_python
 

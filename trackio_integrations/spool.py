@@ -36,6 +36,15 @@ DEAD_LETTER = "dead-letter"
 CONFIG_PREFIX = b'{"config":'  # config-carrying lines start with this (see client.py)
 
 
+def max_bytes(env: dict[str, str] | None = None) -> int:
+    """A writer's spool stops growing on disk at ``TRACKIO_SPOOL_MAX_MB`` (default 10 GiB)."""
+    env = dict(os.environ) if env is None else env
+    try:
+        return max(int(env.get("TRACKIO_SPOOL_MAX_MB", "10240")), 1) << 20
+    except ValueError:
+        return 10240 << 20
+
+
 def default_root(env: dict[str, str] | None = None) -> Path:
     """``TRACKIO_SPOOL_DIR``, else ``$XDG_CACHE_HOME/trackio-integrations/spool``."""
     env = dict(os.environ) if env is None else env
@@ -77,6 +86,7 @@ class Spool:
         self._memory: deque[bytes] | None = None if path else deque()
         self.dropped = 0
         self.write_error: OSError | None = None
+        self.max_bytes = max_bytes()
 
     # --- opening -------------------------------------------------------------------------------
 
@@ -144,7 +154,10 @@ class Spool:
     # --- the hot path --------------------------------------------------------------------------
 
     def append(self, line: bytes) -> None:
-        """Append one point (a JSON object and ``\\n``). On a disk error, keep it in memory."""
+        """Append one point (a JSON object and ``\\n``). When the disk refuses it (an error, or the
+        spool's size limit), keep it in memory; go back to disk once memory has drained."""
+        if self._write_fd is None and self.path is not None and not self._memory:
+            self._resume_disk()
         if self._write_fd is not None:
             try:
                 written = os.write(self._write_fd, line)
@@ -156,10 +169,7 @@ class Spool:
                     self._rotate()
                 return
             except OSError as exc:
-                self.write_error = exc
-                self._unsynced.append(self._write_fd)
-                self._write_fd = None
-                self._memory = deque()
+                self._to_memory(exc)
         memory = self._memory
         assert memory is not None
         if len(memory) >= MEMORY_LIMIT:
@@ -170,11 +180,36 @@ class Spool:
 
     def _rotate(self) -> None:
         assert self._write_fd is not None
+        on_disk = (self._segment - self._ack[0] + 1) * SEGMENT_BYTES
+        if on_disk >= self.max_bytes:
+            limit = self.max_bytes >> 20
+            self._to_memory(OSError(errno.ENOSPC, f"the spool reached its {limit} MB limit"))
+            return
         next_fd = self._open_segment(self._segment + 1)
         self._unsynced.append(self._write_fd)
         self._write_fd = next_fd
         self._size = 0
         self._segment += 1  # only now may the sender treat the previous segment as complete
+
+    def _to_memory(self, error: OSError) -> None:
+        self.write_error = error
+        if self._write_fd is not None:
+            self._unsynced.append(self._write_fd)
+            self._write_fd = None
+        if self._memory is None:
+            self._memory = deque()
+
+    def _resume_disk(self) -> None:
+        """Everything earlier was delivered: a new segment keeps the order of points intact."""
+        on_disk = (self._segment - self._ack[0] + 1) * SEGMENT_BYTES
+        if on_disk >= self.max_bytes:
+            return
+        try:
+            fd = self._open_segment(self._segment + 1)
+        except OSError:
+            return
+        self._write_fd, self._size = fd, 0
+        self._segment += 1
 
     def _open_segment(self, number: int) -> int:
         assert self.path is not None
