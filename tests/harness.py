@@ -18,6 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
+
+from trackio_integrations.spool import Spool
 
 TOKEN = "test-write-token-7f3a9c"
 BIN = Path(sys.executable).parent
@@ -273,3 +276,40 @@ def run_python(
         text=True,
         timeout=timeout,
     )
+
+
+def orphan_spool(root: Path, url: str, project: str, lines: list[bytes]) -> Path:
+    meta = {"writer": "orphan0001", "target": {"kind": "server", "url": url}, "project": project}
+    spool = Spool.create(root, "orphan0001", meta)
+    for line in lines:
+        spool.append(line + b"\n")
+    spool.close()  # like a process that died: the folder stays, unlocked
+    return root / "orphan0001"
+
+
+def spool_point(project: str, step: int, **extra: object) -> bytes:
+    entry = {"project": project, "run": "r", "run_id": "rid", "metrics": {"loss": step}}
+    entry.update(step=step, log_id=f"poison-test-{step}", **extra)
+    return orjson.dumps(entry)
+
+
+def cli_process(
+    args: list[str], env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "trackio_integrations.cli", *args],
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
+
+
+def assert_each_step_once(
+    server: TrackioServer, project: str, run: str, metric: str, n: int
+) -> None:
+    values = server.values(project, run, metric)
+    steps = [v["step"] for v in values]
+    assert len(steps) == len(set(steps)), "a point was stored twice"
+    assert sorted(steps) == list(range(n))

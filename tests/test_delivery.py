@@ -14,19 +14,20 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.harness import REPO, TOKEN, DelayProxy, TrackioServer, free_port, run_python, wait_until
+from tests.harness import (
+    REPO,
+    TOKEN,
+    DelayProxy,
+    TrackioServer,
+    assert_each_step_once,
+    cli_process,
+    free_port,
+    orphan_spool,
+    run_python,
+    spool_point,
+    wait_until,
+)
 from trackio_integrations import TrackioClient
-from trackio_integrations.cli import main as cli
-from trackio_integrations.spool import Spool
-
-
-def assert_each_step_once(
-    server: TrackioServer, project: str, run: str, metric: str, n: int
-) -> None:
-    values = server.values(project, run, metric)
-    steps = [v["step"] for v in values]
-    assert len(steps) == len(set(steps)), "a point was stored twice"
-    assert sorted(steps) == list(range(n))
 
 
 def test_a_server_killed_and_restarted_mid_run_loses_nothing(
@@ -74,7 +75,7 @@ def test_a_server_down_until_after_finish_gets_everything_by_sync(
     assert run.pending == 300
     late.start()
     try:
-        result = _cli_process(["sync"], env={"TRACKIO_WRITE_TOKEN": TOKEN})
+        result = cli_process(["sync"], env={"TRACKIO_WRITE_TOKEN": TOKEN})
         assert result.returncode == 0, result.stdout + result.stderr
         assert "Sent 300 of 300" in result.stdout
         assert_each_step_once(late, project, run.name, "loss", 300)
@@ -123,7 +124,7 @@ def test_a_sigkilled_training_process_loses_no_acknowledged_point(
     server: TrackioServer, project: str
 ) -> None:
     last = _sigkill_mid_run(project, f"server_url={server.write_url!r}")
-    result = _cli_process(["sync"], env={"TRACKIO_WRITE_TOKEN": TOKEN})
+    result = cli_process(["sync"], env={"TRACKIO_WRITE_TOKEN": TOKEN})
     assert result.returncode == 0, result.stdout + result.stderr
     steps = [v["step"] for v in server.values(project, "killed-run", "loss")]
     assert len(steps) == len(set(steps)), "a point was stored twice"
@@ -136,7 +137,7 @@ def test_the_embedded_default_survives_sigkill_and_trackio_show_displays_it(
     tmp_path: Path, project: str
 ) -> None:
     last = _sigkill_mid_run(project, "")
-    result = _cli_process(["sync"])
+    result = cli_process(["sync"])
     assert result.returncode == 0, result.stdout + result.stderr
     viewer = TrackioServer(Path(os.environ["TRACKIO_DIR"]))
     viewer.start()
@@ -211,33 +212,18 @@ def test_a_rejected_token_stops_sending_loudly_once_and_sync_delivers_later(
     assert len(stops) == 1
     assert "TRACKIO_WRITE_TOKEN" in stops[0].getMessage()
     assert "rotated-token" not in caplog.text and TOKEN not in caplog.text
-    result = _cli_process(["sync", "--write-token", "rotated-token"])
+    result = cli_process(["sync", "--write-token", "rotated-token"])
     assert result.returncode == 0, result.stdout + result.stderr
     assert_each_step_once(server, project, run.name, "loss", 200)
-
-
-def _orphan_spool(root: Path, url: str, project: str, lines: list[bytes]) -> Path:
-    meta = {"writer": "orphan0001", "target": {"kind": "server", "url": url}, "project": project}
-    spool = Spool.create(root, "orphan0001", meta)
-    for line in lines:
-        spool.append(line + b"\n")
-    spool.close()  # like a process that died: the folder stays, unlocked
-    return root / "orphan0001"
-
-
-def _point(project: str, step: int, **extra: object) -> bytes:
-    entry = {"project": project, "run": "r", "run_id": "rid", "metrics": {"loss": step}}
-    entry.update(step=step, log_id=f"poison-test-{step}", **extra)
-    return orjson.dumps(entry)
 
 
 def test_a_poison_batch_delivers_the_good_points_and_dead_letters_the_bad(
     server: TrackioServer, project: str, spool_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    good = [_point(project, step) for step in range(40)]
+    good = [spool_point(project, step) for step in range(40)]
     no_run = orjson.dumps({"project": project, "metrics": {"loss": 1}, "log_id": "bad-1"})
     lines = [*good[:15], no_run, *good[15:30], b"{not json", *good[30:]]
-    _orphan_spool(spool_dir, server.url, project, lines)
+    orphan_spool(spool_dir, server.url, project, lines)
     caplog.set_level(logging.WARNING, logger="trackio_integrations")
     # The next client for the same server replays the orphan by itself.
     with TrackioClient("other-project", server_url=server.write_url) as run:
@@ -250,7 +236,7 @@ def test_a_poison_batch_delivers_the_good_points_and_dead_letters_the_bad(
     assert [r["entry"] for r in rejected] == [orjson.loads(no_run), "{not json"]
     assert all(r["reason"] for r in rejected)
     assert str(dead[0]) in caplog.text
-    status = _cli_process(["status"])
+    status = cli_process(["status"])
     assert "Dead-lettered: 2 point(s)" in status.stdout
 
 
@@ -269,40 +255,6 @@ def test_pending_points_of_another_project_are_replayed_by_the_next_client(
         second.log({"loss": 0.0}, step=0)
         assert second.flush(timeout=30)
     wait_until(lambda: len(server.values("project-a", first.name, "loss")) == 50, 30)
-
-
-def test_a_full_disk_warns_and_keeps_delivering_from_memory(
-    shared_server: TrackioServer, project: str
-) -> None:
-    code = f"""
-import resource, signal
-from trackio_integrations import TrackioClient
-signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a full disk: write() fails with an error
-resource.setrlimit(resource.RLIMIT_FSIZE, (32 * 1024, 32 * 1024))
-run = TrackioClient({project!r}, name="full-disk", server_url={shared_server.write_url!r})
-for step in range(2000):
-    run.log({{"loss": float(step), "pad": "x" * 50}}, step=step)
-assert run.finish(timeout=60), run.pending
-"""
-    result = run_python(code)
-    assert result.returncode == 0, result.stderr
-    assert "cannot write the spool" in result.stderr
-    assert_each_step_once(shared_server, project, "full-disk", "loss", 2000)
-
-
-def test_an_unwritable_spool_folder_warns_and_still_delivers(
-    shared_server: TrackioServer, project: str, tmp_path: Path
-) -> None:
-    blocker = tmp_path / "a-file"
-    blocker.write_text("not a folder")
-    with pytest.warns(UserWarning, match="Cannot write the trackio-integrations spool"):
-        run = TrackioClient(
-            project, server_url=shared_server.write_url, spool_dir=blocker / "spool"
-        )
-    for step in range(100):
-        run.log({"loss": float(step)}, step=step)
-    assert run.finish(timeout=30)
-    assert_each_step_once(shared_server, project, run.name, "loss", 100)
 
 
 def test_a_forked_child_sends_its_own_points_and_never_its_parents(
@@ -333,63 +285,6 @@ assert run.finish(timeout=30)
     assert len(shared_server.logs(project, "forking")) == 40  # nothing sent twice
 
 
-def test_process_exit_never_hangs_on_an_unreachable_server(project: str) -> None:
-    code = f"""
-import warnings
-warnings.simplefilter("ignore")
-from trackio_integrations import TrackioClient
-run = TrackioClient({project!r}, server_url="http://127.0.0.1:{free_port()}", write_token="t")
-for step in range(100):
-    run.log({{"loss": 1.0}}, step=step)
-"""  # no finish(): the atexit flush has a bound
-    started = time.monotonic()
-    result = run_python(code, timeout=60)
-    assert result.returncode == 0, result.stderr
-    assert time.monotonic() - started < 20
-    assert "100 point(s) not yet delivered" in result.stderr
-    assert "trackio-integrations sync" in result.stderr
-
-
-def test_flush_reports_what_is_pending_within_its_timeout(project: str) -> None:
-    with pytest.warns(UserWarning):
-        run = TrackioClient(project, server_url=f"http://127.0.0.1:{free_port()}")
-    for step in range(10):
-        run.log({"a": 1}, step=step)
-    started = time.monotonic()
-    assert run.flush(timeout=0.5) is False
-    assert time.monotonic() - started < 2
-    assert run.pending == 10
-    run.finish(timeout=0.1)
-
-
-def test_a_long_outage_does_not_grow_memory(project: str) -> None:
-    # 600,000 points: a 10-minute outage at 1,000 points/s, logged as fast as possible.
-    code = f"""
-import warnings
-warnings.simplefilter("ignore")
-from trackio_integrations import TrackioClient
-
-def rss_mb():
-    for line in open("/proc/self/status"):
-        if line.startswith("VmRSS"):
-            return int(line.split()[1]) / 1024
-
-run = TrackioClient({project!r}, server_url="http://127.0.0.1:{free_port()}", write_token="t")
-point = {{f"metric_{{i}}": i * 0.5 for i in range(10)}}
-run.log(point, step=0)
-before = rss_mb()
-for step in range(1, 600_001):
-    run.log(point, step=step)
-print(round(rss_mb() - before, 1), run.pending)
-run.finish(timeout=0.1)
-"""
-    result = run_python(code, timeout=300)
-    assert result.returncode == 0, result.stderr
-    growth, pending = result.stdout.split()
-    assert int(pending) == 600_001
-    assert float(growth) < 40, f"RSS grew {growth} MB"
-
-
 def test_a_step_logged_again_after_a_resume_is_stored_once(
     shared_server: TrackioServer, project: str
 ) -> None:
@@ -414,72 +309,3 @@ def test_a_step_logged_again_after_a_resume_is_stored_once(
             second.log({"loss": float(step)}, step=step)
     assert_each_step_once(shared_server, project, "resumed", "loss", 15)
     assert shared_server.steps(project, "resumed", "eval/acc") == list(range(10))
-
-
-def _cli_process(
-    args: list[str], env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "trackio_integrations.cli", *args],
-        env={**os.environ, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=REPO,
-    )
-
-
-def test_status_lists_pending_points_per_target_project_and_run(
-    project: str, spool_dir: Path
-) -> None:
-    lines = [_point(project, step) for step in range(7)]
-    _orphan_spool(spool_dir, "http://127.0.0.1:9", project, lines)
-    assert cli(["status"]) == 0
-    result = _cli_process(["status"])
-    assert "http://127.0.0.1:9" in result.stdout and project in result.stdout
-    assert "7 point(s) waiting" in result.stdout
-
-
-def test_sync_exits_non_zero_when_points_are_left(project: str, spool_dir: Path) -> None:
-    _orphan_spool(spool_dir, f"http://127.0.0.1:{free_port()}", project, [_point(project, 0)])
-    result = _cli_process(["sync", "--retries", "1"])
-    assert result.returncode == 1
-    assert "Left 1 point(s)" in result.stdout
-    assert (spool_dir / "orphan0001").is_dir()  # kept for the next try
-
-
-def test_no_token_is_ever_written_to_disk(project: str, spool_dir: Path) -> None:
-    secret = "WRITE-SECRET-31337"
-    with pytest.warns(UserWarning):
-        run = TrackioClient(
-            project,
-            server_url=f"http://127.0.0.1:{free_port()}/?write_token={secret}",
-            hf_token="hf_SECRET_31337",
-            config={"note": "points wait on disk while the server is down"},
-        )
-    for step in range(100):
-        run.log({"loss": float(step)}, step=step)
-    run.finish(timeout=0.5)
-    files = [p for p in spool_dir.rglob("*") if p.is_file()]
-    assert any(p.suffix == ".jsonl" for p in files)  # the points are there...
-    for path in files:  # ...and no token is
-        data = path.read_bytes()
-        assert secret.encode() not in data and b"hf_SECRET_31337" not in data
-
-
-def test_a_spool_at_its_size_limit_keeps_points_in_memory_and_delivers_them(
-    server: TrackioServer, project: str, spool_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("TRACKIO_SPOOL_MAX_MB", "1")  # a segment is 8 MB: the first one is the limit
-    down = server.url
-    server.stop()
-    with pytest.warns(UserWarning):
-        run = TrackioClient(project, server_url=down, write_token=TOKEN)
-    for step in range(40_000):
-        run.log({"loss": float(step), "pad": "x" * 200}, step=step)
-    on_disk = sum(p.stat().st_size for p in spool_dir.rglob("*.jsonl"))
-    assert on_disk < 9 * 2**20  # stopped growing at the first full segment
-    assert run.pending == 40_000
-    server.start()
-    assert run.finish(timeout=120), run.pending
-    assert_each_step_once(server, project, run.name, "loss", 40_000)
