@@ -105,9 +105,11 @@ class TrackioClient:
         self._sender: Sender | None = None
         self._delivery: Delivery | None = None
         self._prefix = b""
-        if self.target.url and check:
-            self._check_target()
-        self._start_writer()
+        # One connection serves the checks below and then the sender.
+        transport = Transport(self.target, transport=_http_transport) if self.target.url else None
+        if transport is not None and check:
+            self._check_target(transport)
+        self._start_writer(transport)
         _live.add(self)
 
     # --- public API ----------------------------------------------------------------------------
@@ -289,21 +291,19 @@ class TrackioClient:
             self._warned.add(key)
             warn_user(message)
 
-    def _check_target(self) -> None:
-        transport = Transport(self.target, timeout=5.0, transport=self._http_transport)
+    def _check_target(self, transport: Transport) -> None:
         try:
-            self.server_info = transport.check()
+            self.server_info = transport.check(timeout=5.0)
         except (TrackioAuthError, TrackioServerError):
+            transport.close()
             raise
         except httpx.HTTPError as exc:
             warn_user(
                 f"Trackio {self.target} is not reachable ({type(exc).__name__}). Training goes "
                 "on: points are kept on disk and sent when it answers."
             )
-        finally:
-            transport.close()
 
-    def _start_writer(self) -> None:
+    def _start_writer(self, transport: Transport | None = None) -> None:
         """Open a spool folder and a sender for this process (again in a forked child)."""
         writer_id = secrets.token_hex(8)
         self._writer_id = writer_id.encode()
@@ -330,7 +330,10 @@ class TrackioClient:
             )
             self._spool = Spool.in_memory(meta)
         if self.target.url:
-            self._delivery = HttpDelivery(Transport(self.target, transport=self._http_transport))
+            # A forked child comes here with no transport: its parent's connection is not its own.
+            self._delivery = HttpDelivery(
+                transport or Transport(self.target, transport=self._http_transport)
+            )
         else:
             assert self.target.trackio_dir is not None
             self._delivery = InboxDelivery(Path(self.target.trackio_dir), writer_id)

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import orjson
 
@@ -66,6 +66,7 @@ class InboxDelivery:
         if not lines:
             return Reply(Outcome.OK, None, "")
         records = []
+        first: Any = None
         for line in lines:
             try:
                 record = orjson.loads(line)
@@ -73,11 +74,11 @@ class InboxDelivery:
                 return Reply(Outcome.REJECTED, None, "a spool line is not valid JSON")
             if not isinstance(record, dict) or not record.get("project") or not record.get("run"):
                 return Reply(Outcome.REJECTED, None, "a point has no project or run")
+            first = first or record.get("log_id") or f"{time.time_ns()}"
             stamp = record.get("timestamp")
             if isinstance(stamp, (int, float)):
                 record["timestamp"] = datetime.fromtimestamp(stamp, timezone.utc).isoformat()
             records.append(orjson.dumps(record))
-        first = orjson.loads(lines[0]).get("log_id") or f"{time.time_ns()}"
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             temporary = self.folder / f".{first}.tmp"

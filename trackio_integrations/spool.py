@@ -180,8 +180,7 @@ class Spool:
 
     def _rotate(self) -> None:
         assert self._write_fd is not None
-        on_disk = (self._segment - self._ack[0] + 1) * SEGMENT_BYTES
-        if on_disk >= self.max_bytes:
+        if self._at_size_limit():
             limit = self.max_bytes >> 20
             self._to_memory(OSError(errno.ENOSPC, f"the spool reached its {limit} MB limit"))
             return
@@ -190,6 +189,10 @@ class Spool:
         self._write_fd = next_fd
         self._size = 0
         self._segment += 1  # only now may the sender treat the previous segment as complete
+
+    def _at_size_limit(self) -> bool:
+        """Undelivered segments on disk, counted as full, reach ``max_bytes``."""
+        return (self._segment - self._ack[0] + 1) * SEGMENT_BYTES >= self.max_bytes
 
     def _to_memory(self, error: OSError) -> None:
         self.write_error = error
@@ -201,8 +204,7 @@ class Spool:
 
     def _resume_disk(self) -> None:
         """Everything earlier was delivered: a new segment keeps the order of points intact."""
-        on_disk = (self._segment - self._ack[0] + 1) * SEGMENT_BYTES
-        if on_disk >= self.max_bytes:
+        if self._at_size_limit():
             return
         try:
             fd = self._open_segment(self._segment + 1)

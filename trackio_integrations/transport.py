@@ -64,9 +64,9 @@ class Transport:
     def close(self) -> None:
         self._http.close()
 
-    def version(self) -> dict[str, Any]:
+    def version(self, timeout: float | None = None) -> dict[str, Any]:
         """``GET /version``; raises ``TrackioServerError`` for an API this client does not speak."""
-        response = self._http.get("/version")
+        response = self._http.get("/version", timeout=timeout or self._http.timeout)
         try:
             info = response.json()
         except ValueError:
@@ -84,13 +84,13 @@ class Transport:
             )
         return info
 
-    def check(self) -> dict[str, Any]:
+    def check(self, timeout: float | None = None) -> dict[str, Any]:
         """Version and write access (an empty ``bulk_log`` stores nothing). Raises on a bad token.
 
         Network errors propagate as ``httpx.TransportError``: the caller decides what they mean.
         """
-        info = self.version()
-        reply = self.send([])
+        info = self.version(timeout)
+        reply = self.send([], timeout)
         if reply.outcome is Outcome.AUTH:
             raise TrackioAuthError(self.auth_advice(reply))
         if reply.outcome is not Outcome.OK:
@@ -99,11 +99,13 @@ class Transport:
             )
         return info
 
-    def send(self, lines: Sequence[bytes]) -> Reply:
+    def send(self, lines: Sequence[bytes], timeout: float | None = None) -> Reply:
         """``bulk_log`` the given spool lines (each one JSON object) as they are."""
         body = b'{"kwargs":{"hf_token":null,"logs":[' + b",".join(lines) + b"]}}"
         try:
-            response = self._http.post("/api/bulk_log", content=body)
+            response = self._http.post(
+                "/api/bulk_log", content=body, timeout=timeout or self._http.timeout
+            )
         except httpx.HTTPError as exc:
             return Reply(Outcome.RETRY, None, f"{type(exc).__name__}: {exc}")
         return classify(response)
