@@ -19,6 +19,7 @@ from tests.harness import (
 )
 from trackio_integrations import TrackioClient
 from trackio_integrations.cli import main as cli
+from trackio_integrations.spool import Spool, dead_letter
 
 
 def test_a_full_disk_warns_and_keeps_delivering_from_memory(
@@ -166,3 +167,17 @@ def test_a_spool_at_its_size_limit_keeps_points_in_memory_and_delivers_them(
     server.start()
     assert run.finish(timeout=120), run.pending
     assert_each_step_once(server, project, run.name, "loss", 40_000)
+
+
+def test_spool_files_are_private_to_the_user(project: str, spool_dir: Path) -> None:
+    with pytest.warns(UserWarning):
+        run = TrackioClient(project, server_url=f"http://127.0.0.1:{free_port()}", write_token="t")
+    run.log({"loss": 1.0}, step=0)
+    run.finish(timeout=0.1)
+    orphan_spool(spool_dir, "http://127.0.0.1:9", project, [b"{not json"])
+    dead_letter(spool_dir, Spool.in_memory({"writer": "w"}), [b"{}"], "test")
+    folders = [p for p in spool_dir.rglob("*") if p.is_dir()]
+    files = [p for p in spool_dir.rglob("*") if p.is_file()]
+    assert files and any(p.name == "meta.json" for p in files)
+    assert all(p.stat().st_mode & 0o077 == 0 for p in files), [oct(p.stat().st_mode) for p in files]
+    assert all(p.stat().st_mode & 0o077 == 0 for p in folders if p.parent == spool_dir)

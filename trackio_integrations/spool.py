@@ -95,7 +95,7 @@ class Spool:
         """A new writer folder under ``root``; raises ``OSError`` if the disk refuses."""
         path = root / writer_id
         path.mkdir(parents=True, mode=0o700)
-        (path / META).write_bytes(orjson.dumps(meta))
+        _write_private(path / META, orjson.dumps(meta))
         lock_fd = os.open(path / LOCK, os.O_RDWR | os.O_CREAT, 0o600)
         fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         spool = cls(path, meta, lock_fd)
@@ -370,7 +370,7 @@ def dead_letter(root: Path, spool: Spool, lines: list[bytes], reason: str) -> Pa
     path = folder / f"{spool.writer_id}.jsonl"
     target = spool.meta.get("target", {})
     stamp = time.time()
-    with path.open("ab") as out:
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as out:
         for line in lines:
             try:
                 entry: Any = orjson.loads(line)
@@ -388,6 +388,15 @@ def dead_letter(root: Path, spool: Spool, lines: list[bytes], reason: str) -> Pa
                 + b"\n"
             )
     return path
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Spool files hold the user's metrics: readable by the user only."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
 
 
 def iter_dead_letters(root: Path) -> Iterator[tuple[Path, int]]:
