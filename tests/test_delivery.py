@@ -17,6 +17,7 @@ import pytest
 from tests.harness import (
     REPO,
     TOKEN,
+    CaptureServer,
     DelayProxy,
     TrackioServer,
     assert_each_step_once,
@@ -312,3 +313,45 @@ def test_a_step_logged_again_after_a_resume_is_stored_once(
             second.log({"loss": float(step)}, step=step)
     assert_each_step_once(shared_server, project, "resumed", "loss", 15)
     assert shared_server.steps(project, "resumed", "eval/acc") == list(range(10))
+
+
+def test_a_poison_point_first_in_line_is_found_by_sync_too(
+    server: TrackioServer, project: str, spool_dir: Path
+) -> None:
+    # Nothing was delivered before it, so nothing yet proves the server healthy.
+    no_run = orjson.dumps({"project": project, "metrics": {"loss": 1}, "log_id": "bad-first"})
+    orphan_spool(
+        spool_dir, server.url, project, [no_run, *(spool_point(project, s) for s in range(9))]
+    )
+    result = cli_process(["sync"], env={"TRACKIO_WRITE_TOKEN": TOKEN})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 point(s) were refused" in result.stdout
+    assert sorted(v["step"] for v in server.values(project, "r", "loss")) == list(range(9))
+
+
+def test_a_server_failing_every_write_loses_nothing_to_the_dead_letters(
+    capture: CaptureServer, project: str, spool_dir: Path
+) -> None:
+    sick = {"on": False}
+
+    def respond(path: str, body: bytes) -> tuple[int, object]:
+        if path == "/version":
+            return 200, {"version": "0.43.0", "api_version": 1}
+        if sick["on"] and b'"logs":[]' not in body:
+            return 500, {"error": "database disk image is malformed"}
+        return 200, {"data": None}
+
+    capture.respond = respond
+    run = TrackioClient(project, server_url=capture.url, write_token="t")
+    run.log({"loss": 0.0}, step=0)
+    assert run.flush(timeout=10)  # the server has stored a point: it can be asked again
+    sick["on"] = True
+    for step in range(1, 200):
+        run.log({"loss": float(step)}, step=step)
+    assert run.flush(timeout=3) is False
+    assert not (spool_dir / "dead-letter").exists()
+    assert run.pending == 199
+    sick["on"] = False
+    assert run.finish(timeout=60)  # every point acknowledged by a 200 ...
+    assert not (spool_dir / "dead-letter").exists()  # ... none set aside
+    assert {entry["step"] for entry in capture.bulk_logs()} == set(range(200))

@@ -31,6 +31,8 @@ from .transport import Outcome, Reply, Transport
 
 logger = logging.getLogger("trackio_integrations")
 
+MAX_REQUESTS_PER_BATCH = 100  # splitting a refused batch stops here until the next cycle
+
 
 class Delivery(Protocol):
     """Where a batch of spool lines goes; ``send([])`` checks the target without storing anything."""
@@ -115,6 +117,8 @@ class Sender:
         self.blocked: str | None = None
         self.last_error: str | None = None
         self.dead_lettered = 0
+        self._known_good: bytes | None = None  # a point the server has stored (never a config)
+        self._budget = MAX_REQUESTS_PER_BATCH
         self.on_progress: Callable[[int], None] | None = None
         self._orphans = orphans
         self._on_cycle = on_cycle
@@ -201,6 +205,7 @@ class Sender:
         """Deliver everything pending in ``spool``; False if the target must be retried later."""
         while batch := spool.next_batch(self.max_points):
             batch = _one_config_per_batch(batch)
+            self._budget = MAX_REQUESTS_PER_BATCH
             if not self._deliver(spool, delivery, batch.lines):
                 return False
             spool.ack(batch)
@@ -213,39 +218,63 @@ class Sender:
         return True
 
     def _deliver(self, spool: Spool, delivery: Delivery, lines: list[bytes]) -> bool:
+        """Send ``lines``; split a refused batch to find and set aside the points at fault.
+
+        400 is about the content: split, and dead-letter a lone refused point. 500 is ambiguous
+        (a sick server, or a point the server chokes on every time): a lone point is set aside
+        only when the server still stores a point it stored before. A half that fails before
+        anything proved the server healthy is tried again once its sibling has.
+        """
+        self._budget -= 1
         reply = delivery.send(lines)
         if reply.outcome is Outcome.OK:
             self.last_error = None
+            self._remember_good(lines)
             return True
         if reply.outcome is Outcome.AUTH:
             self._block(delivery, reply)
             return False
-        # A 500 is ambiguous: a sick server, or an entry the server chokes on every time.
-        maybe_poison = reply.outcome is Outcome.RETRY and (reply.status or 0) in (500, 502)
-        if reply.outcome is Outcome.REJECTED or maybe_poison:
-            if len(lines) > 1:
-                half = len(lines) // 2
-                return self._deliver(spool, delivery, lines[:half]) and self._deliver(
-                    spool, delivery, lines[half:]
-                )
-            if reply.outcome is Outcome.REJECTED or self._is_poison(delivery, lines):
-                path = dead_letter(self.root, spool, lines, reply.message or str(reply.status))
-                self.dead_lettered += len(lines)
-                logger.warning(
-                    "trackio-integrations: the server refused a point (%s); it was set aside in %s",
-                    reply.message or f"HTTP {reply.status}",
-                    path,
-                )
-                return True
+        server_error = reply.outcome is Outcome.RETRY and reply.status == 500
+        if not (reply.outcome is Outcome.REJECTED or server_error) or self._budget <= 0:
+            return self._retry_later(reply)
+        if len(lines) == 1:
+            if server_error and not self._server_is_healthy(delivery):
+                return self._retry_later(reply)
+            path = dead_letter(self.root, spool, lines, reply.message or str(reply.status))
+            self.dead_lettered += 1
+            logger.warning(
+                "trackio-integrations: the server refused a point (%s); it was set aside in %s",
+                reply.message or f"HTTP {reply.status}",
+                path,
+            )
+            return True
+        half = len(lines) // 2
+        left = self._deliver(spool, delivery, lines[:half])
+        if self.blocked or (not left and self._known_good is not None):
+            return False  # a sick server or a blocked target: no use going on
+        right = self._deliver(spool, delivery, lines[half:])
+        if not left and right and self._known_good is not None:
+            left = self._deliver(spool, delivery, lines[:half])
+        return left and right
+
+    def _retry_later(self, reply: Reply) -> bool:
         self.last_error = reply.message or f"HTTP {reply.status}"
         logger.debug("trackio-integrations: delivery failed, will retry: %s", self.last_error)
         return False
 
-    def _is_poison(self, delivery: Delivery, lines: list[bytes]) -> bool:
-        """The server is healthy (an empty write works) yet fails this one point twice."""
-        if delivery.send([]).outcome is not Outcome.OK:
+    def _remember_good(self, lines: list[bytes]) -> None:
+        for line in reversed(lines):
+            if not line.startswith(CONFIG_PREFIX):  # sending an old config again would revert it
+                self._known_good = line
+                return
+
+    def _server_is_healthy(self, delivery: Delivery) -> bool:
+        """Does the server still store a point it stored before? Sending it again is harmless
+        (its ``log_id`` is known), and tells a poison point from a server that fails every write.
+        With no such point yet, assume the server is sick: retrying loses nothing."""
+        if self._known_good is None:
             return False
-        return delivery.send(lines).outcome is not Outcome.OK
+        return delivery.send([self._known_good]).outcome is Outcome.OK
 
     def _report_disk_trouble(self) -> None:
         if self.spool.write_error is not None and not self._disk_reported:
