@@ -188,7 +188,8 @@ class TrackioClient:
             return True
         deadline = time.monotonic() + timeout
         ok = self._sender.flush(timeout)
-        self._sender.stop(min(1.0, max(deadline - time.monotonic(), 0.0)))
+        # The thread only syncs and ends now, unless a request of its is still in flight.
+        stopped = self._sender.stop(max(deadline - time.monotonic(), 0.5))
         pending = self._spool.pending
         if not ok:
             where = self._spool.path
@@ -211,9 +212,10 @@ class TrackioClient:
                     reason,
                     where,
                 )
-        self._spool.close()
-        if self._delivery is not None:
-            close_quietly(self._delivery)
+        if stopped:  # else a request is still in flight: the daemon thread keeps its files
+            self._spool.close()
+            if self._delivery is not None:
+                close_quietly(self._delivery)
         self._finish_result = ok
         return ok
 

@@ -161,12 +161,15 @@ class Sender:
                 self._done.wait(remaining if remaining is not None else 1.0)
         return self.spool.pending == 0
 
-    def stop(self, timeout: float) -> None:
+    def stop(self, timeout: float) -> bool:
+        """Ask the thread to end after one last cycle; True if it has ended within ``timeout``."""
         self._stop.set()
         self._wake.set()
         thread = self._thread
         if thread is not None and thread.is_alive() and self._pid == os.getpid():
             thread.join(max(timeout, 0.0))
+            return not thread.is_alive()
+        return True
 
     # --- the thread ----------------------------------------------------------------------------
 
@@ -176,7 +179,11 @@ class Sender:
         while True:
             self._wake.wait(delay)
             self._wake.clear()
-            stopping = self._stop.is_set()
+            if self._stop.is_set():  # flush() has had its chance: make the spool durable, end
+                self.spool.sync()
+                with self._done:
+                    self._done.notify_all()
+                return
             try:
                 if self._on_cycle is not None:
                     self._on_cycle()
@@ -191,8 +198,6 @@ class Sender:
                 delivered = False
             with self._done:
                 self._done.notify_all()
-            if stopping:
-                return
             if delivered or self.blocked:
                 self._failures = 0
                 delay = self.interval
