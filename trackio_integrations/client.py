@@ -189,7 +189,7 @@ class TrackioClient:
         deadline = time.monotonic() + timeout
         ok = self._sender.flush(timeout)
         # The thread only syncs and ends now, unless a request of its is still in flight.
-        stopped = self._sender.stop(max(deadline - time.monotonic(), 0.5))
+        stopped = self._sender.stop(max(deadline - time.monotonic(), 0.2))
         pending = self._spool.pending
         if not ok:
             where = self._spool.path
