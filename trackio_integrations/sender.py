@@ -145,9 +145,6 @@ class Sender:
                 )
                 self._thread.start()
 
-    def wake(self) -> None:
-        self._wake.set()
-
     def flush(self, timeout: float | None) -> bool:
         """Wait until every point is delivered or ``timeout`` passes; True if none is pending."""
         deadline = None if timeout is None else time.monotonic() + timeout

@@ -39,11 +39,6 @@ class Target:
     write_token: str | None = field(default=None, repr=False, compare=False)
     hf_token: str | None = field(default=None, repr=False, compare=False)
 
-    @property
-    def key(self) -> str:
-        """Identity of the destination, without secrets: what the spool records on disk."""
-        return self.url if self.url else f"local:{self.trackio_dir}"
-
     def __str__(self) -> str:
         if self.kind == "space":
             return f"Space {self.space_id} ({self.url})"
@@ -68,9 +63,6 @@ class Target:
             "space_id": self.space_id,
             "trackio_dir": self.trackio_dir,
         }
-
-    def with_tokens(self, write_token: str | None = None, hf_token: str | None = None) -> Target:
-        return Target(self.kind, self.url, self.space_id, self.trackio_dir, write_token, hf_token)
 
 
 def resolve_target(

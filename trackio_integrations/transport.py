@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import orjson
 
 from .errors import TrackioAuthError, TrackioServerError
 from .target import Target
@@ -109,15 +108,6 @@ class Transport:
         except httpx.HTTPError as exc:
             return Reply(Outcome.RETRY, None, f"{type(exc).__name__}: {exc}")
         return classify(response)
-
-    def call(self, name: str, *args: Any, **kwargs: Any) -> Any:
-        """Any read call of the HTTP API, e.g. ``call("get_runs_for_project", "p")``."""
-        body = orjson.dumps({"args": list(args), "kwargs": kwargs})
-        response = self._http.post(f"/api/{name}", content=body)
-        reply = classify(response)
-        if reply.outcome is not Outcome.OK:
-            raise TrackioServerError(f"{name} failed (HTTP {reply.status}): {reply.message}")
-        return response.json().get("data")
 
     def auth_advice(self, reply: Reply) -> str:
         if self.target.kind == "space":
