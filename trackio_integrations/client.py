@@ -31,6 +31,8 @@ logger = logging.getLogger("trackio_integrations")
 
 DEFAULT_FINISH_TIMEOUT = 10.0
 EXIT_FLUSH_TIMEOUT = 5.0
+SERVER_INTERVAL = 1.0  # seconds between the sender's cycles (see __init__)
+INBOX_INTERVAL = 5.0
 CONFIG_WAIT = 10.0  # seconds a config update waits for a point to ride on
 _live: weakref.WeakSet[TrackioClient] = weakref.WeakSet()
 
@@ -91,7 +93,10 @@ class TrackioClient:
         self._config_pending = bool(self._config)
         self._config_since = time.monotonic()
         self._spool_root = Path(spool_dir) if spool_dir else default_root()
-        self._interval = flush_interval or (0.5 if self.target.url else 2.0)
+        # A server: the dashboard refreshes about every second, so one request a second shows
+        # points as soon as it can draw them. The inbox: `trackio show` imports it every 5 s at
+        # the most often, so a fragment every 5 s is as fresh as it can be shown.
+        self._interval = flush_interval or (SERVER_INTERVAL if self.target.url else INBOX_INTERVAL)
         self._http_transport = _http_transport
         self._step_ids = step_ids
         self._warned: set[str] = set()

@@ -1,7 +1,10 @@
 """The sender: one daemon thread that moves points from the spool to their target.
 
-It wakes every ``interval`` (or when asked), makes the spool durable (``fdatasync``), and delivers
-batches in order. A batch is acknowledged in the spool only once the target has all of it, so a
+It wakes every ``interval`` (or when ``flush()`` asks), makes the spool durable (``fdatasync``), and
+delivers what was pending when the cycle began, in batches, in order; then it sleeps again. Points
+logged during a cycle wait for the next one, so at training rates a request carries a whole
+interval's points instead of chasing the writer one point at a time. While a ``flush()`` waits,
+the cycle goes on until nothing is pending. A batch is acknowledged in the spool only once the target has all of it, so a
 crash anywhere means re-sending, never losing; the server's ``INSERT OR IGNORE`` on ``log_id``
 makes re-sending harmless.
 
@@ -103,7 +106,7 @@ class Sender:
         delivery: Delivery,
         *,
         root: Path,
-        interval: float = 0.5,
+        interval: float = 1.0,
         max_points: int = 2000,
         orphans: Callable[[], list[tuple[Spool, Delivery]]] | None = None,
         on_cycle: Callable[[], None] | None = None,
@@ -126,6 +129,7 @@ class Sender:
         self._failures = 0
         self._disk_reported = False
         self._wake = threading.Event()
+        self._flushing = 0  # flush() calls waiting: drain everything, not only the cycle's share
         self._stop = threading.Event()
         self._done = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -149,13 +153,17 @@ class Sender:
         """Wait until every point is delivered or ``timeout`` passes; True if none is pending."""
         deadline = None if timeout is None else time.monotonic() + timeout
         self.ensure_started()
-        self._wake.set()
         with self._done:
-            while self.spool.pending and not self.blocked:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    break
-                self._done.wait(remaining if remaining is not None else 1.0)
+            self._flushing += 1
+            self._wake.set()
+            try:
+                while self.spool.pending and not self.blocked:
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        break
+                    self._done.wait(remaining if remaining is not None else 1.0)
+            finally:
+                self._flushing -= 1
         return self.spool.pending == 0
 
     def stop(self, timeout: float) -> bool:
@@ -204,13 +212,16 @@ class Sender:
                 delay = ceiling / 2 + random.uniform(0, ceiling / 2)
 
     def drain(self, spool: Spool, delivery: Delivery) -> bool:
-        """Deliver everything pending in ``spool``; False if the target must be retried later."""
-        while batch := spool.next_batch(self.max_points):
+        """Deliver the points pending in ``spool`` now (or until none is, while a ``flush()``
+        waits); points logged meanwhile wait for the next cycle. False to retry later."""
+        left = spool.pending
+        while (self._flushing or left > 0) and (batch := spool.next_batch(self.max_points)):
             batch = _one_config_per_batch(batch)
             self._budget = MAX_REQUESTS_PER_BATCH
             if not self._deliver(spool, delivery, batch.lines):
                 return False
             spool.ack(batch)
+            left -= len(batch.lines)
             if self.on_progress is not None:
                 self.on_progress(len(batch.lines))
             with self._done:

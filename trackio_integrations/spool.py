@@ -5,7 +5,7 @@ Layout of ``<root>/<writer id>/``:
 - ``meta.json``: the target (URL or local folder, never a token), project, run, run id.
 - ``00000000.jsonl``, ``00000001.jsonl``, ...: segments of points, one JSON object per line,
   appended with one ``write()`` each. A line the OS has accepted survives the death of the process;
-  the sender ``fdatasync``s every cycle, so a power loss costs at most the last cycle (~0.5 s).
+  the sender ``fdatasync``s every cycle, so a power loss costs at most the last cycle (1 s; 5 s for local storage).
 - ``ack``: the position up to which the server has confirmed delivery.
 - ``lock``: ``flock``ed by the live writer. A folder nobody holds is an orphan: its pending points
   are replayed by the next client or by ``trackio-integrations sync``.
