@@ -18,9 +18,9 @@ from types import TracebackType
 from typing import Any
 
 import httpx
-import orjson
 
 from .errors import TrackioAuthError, TrackioConfigError, TrackioServerError, warn_user
+from .records import RunFields
 from .sender import Delivery, HttpDelivery, InboxDelivery, Sender, close_quietly
 from .spool import Spool, default_root
 from .target import Target, resolve_target
@@ -34,6 +34,8 @@ EXIT_FLUSH_TIMEOUT = 5.0
 SERVER_INTERVAL = 1.0  # seconds between the sender's cycles (see __init__)
 INBOX_INTERVAL = 5.0
 CONFIG_WAIT = 10.0  # seconds a config update waits for a point to ride on
+ALERT_LEVELS = ("info", "warn", "error")
+_ALERT_COLOURS = {"info": "\033[94m", "warn": "\033[93m", "error": "\033[91m"}
 _live: weakref.WeakSet[TrackioClient] = weakref.WeakSet()
 
 
@@ -109,7 +111,7 @@ class TrackioClient:
         self._spool: Spool | None = None
         self._sender: Sender | None = None
         self._delivery: Delivery | None = None
-        self._prefix = b""
+        self._fields = RunFields(self.project, self.name, self.run_id)
         # One connection serves the checks below and then the sender.
         transport = Transport(self.target, transport=_http_transport) if self.target.url else None
         if transport is not None and check:
@@ -146,6 +148,69 @@ class TrackioClient:
                 self._append(body, step, self._config_pending, log_id=log_id)
         except Exception:  # a tracker must never break a training loop
             logger.exception("trackio-integrations: log() failed; the point was not recorded")
+
+    def log_system(self, metrics: Mapping[str, Any], timestamp: float | None = None) -> None:
+        """Record one system sample (plotted against time in the System Metrics tab).
+
+        Durable and delivered exactly once like a point; never raises, never waits.
+
+        >>> run.log_system({"gpu/0/utilization": 97.0, "memory/used": 12.5})  # doctest: +SKIP
+        """
+        try:
+            if self._finished or not isinstance(metrics, Mapping):
+                return
+            body = encode_metrics(metrics, self._warn, self._plain_keys)
+            with self._lock:
+                if self._spool is None:
+                    self._start_writer()
+                assert self._spool is not None
+                self._spool.append(
+                    self._fields.system(body, self._next_id(), timestamp or time.time())
+                )
+        except Exception:
+            logger.exception("trackio-integrations: log_system() failed; the sample was dropped")
+
+    def alert(
+        self,
+        title: str,
+        text: str | None = None,
+        level: str = "warn",
+        step: int | None = None,
+    ) -> None:
+        """Raise an alert: printed here, shown in the dashboard's Alerts tab, stored once.
+
+        ``level`` is ``"info"``, ``"warn"`` or ``"error"`` (or trackio's ``AlertLevel``); ``step``
+        defaults to the run's last step. Never raises, never waits.
+
+        >>> run.alert("Loss spike", "train/loss jumped 10x", level="warn")  # doctest: +SKIP
+        """
+        try:
+            if self._finished:
+                self._warn("finished", "alert() after finish() is ignored: start a new client.")
+                return
+            name = str(getattr(level, "value", level)).lower()
+            if name not in ALERT_LEVELS:
+                self._warn("level", f"Alert level {level!r} is not one of {ALERT_LEVELS}: 'warn'.")
+                name = "warn"
+            with self._lock:
+                if self._spool is None:
+                    self._start_writer()
+                assert self._spool is not None
+                step = step if step is not None else self._last_step
+                alert_id = self._next_id()
+                self._spool.append(
+                    self._fields.alert(
+                        str(title),
+                        None if text is None else str(text),
+                        name,
+                        step,
+                        alert_id.decode(),
+                        time.time(),
+                    )
+                )
+            print(format_alert(name, str(title), text, step), flush=True)
+        except Exception:
+            logger.exception("trackio-integrations: alert() failed")
 
     def update_config(self, mapping: Mapping[str, Any] | Any) -> None:
         """Merge ``mapping`` into the run's config, which the server replaces as a whole."""
@@ -251,30 +316,31 @@ class TrackioClient:
         advance: bool = True,
         log_id: bytes | None = None,
     ) -> None:
-        """Write one spool line (caller holds the lock). Config lines start with CONFIG_PREFIX."""
+        """Write one point's spool line (caller holds the lock)."""
         assert self._spool is not None
-        seq = self._seq
-        self._seq = seq + 1
         if advance:
             self._last_step = (
                 step
                 if step is not None
                 else (0 if self._last_step is None else self._last_step + 1)
             )
-        head = b"{" if not with_config else b'{"config":' + orjson.dumps(self._config) + b","
         if with_config:
             self._config_pending = False
         self._spool.append(
-            b'%s%s%r,"step":%s,"log_id":"%s","metrics":%s}\n'
-            % (
-                head,
-                self._prefix,
-                time.time(),
-                b"null" if step is None else b"%d" % step,
-                log_id or b"%s-%010d" % (self._writer_id, seq),
+            self._fields.metric(
                 body,
+                step,
+                log_id or self._next_id(),
+                time.time(),
+                self._config if with_config else None,
             )
         )
+
+    def _next_id(self) -> bytes:
+        """A record id unique to this writer (caller holds the lock)."""
+        seq = self._seq
+        self._seq = seq + 1
+        return b"%s-%010d" % (self._writer_id, seq)
 
     def _write_pending_config(self, stale_after: float = CONFIG_WAIT) -> None:
         """Write a config no point has carried for ``stale_after`` seconds as a line of its own."""
@@ -314,9 +380,6 @@ class TrackioClient:
         """Open a spool folder and a sender for this process (again in a forked child)."""
         writer_id = secrets.token_hex(8)
         self._writer_id = writer_id.encode()
-        fixed = {"v": 1, "kind": "metric", "project": self.project, "run": self.name}
-        fixed["run_id"] = self.run_id
-        self._prefix = orjson.dumps(fixed)[1:-1] + b',"timestamp":'
         meta = {
             "writer": writer_id,
             "target": self.target.public(),
@@ -413,6 +476,13 @@ _NOUNS = (
     "badger comet delta falcon fjord glacier harbor heron lagoon lynx maple meadow nebula otter "
     "pine quasar raven river sparrow summit tundra valley willow zephyr"
 ).split()
+
+
+def format_alert(level: str, title: str, text: str | None, step: int | None) -> str:
+    """The console line for an alert, as trackio prints it."""
+    where = f" (step {step})" if step is not None else ""
+    tag = f"{_ALERT_COLOURS.get(level, '')}[TRACKIO {level.upper()}]\033[0m"
+    return f"{tag} {title}: {text}{where}" if text else f"{tag} {title}{where}"
 
 
 def new_run_name() -> str:

@@ -29,7 +29,8 @@ from typing import Any, Protocol
 
 import orjson
 
-from .spool import CONFIG_PREFIX, Batch, Spool, dead_letter
+from .records import CONFIG_PREFIX
+from .spool import Batch, Spool, dead_letter
 from .transport import Outcome, Reply, Transport
 
 logger = logging.getLogger("trackio_integrations")

@@ -33,7 +33,6 @@ SEGMENT_BYTES = 8 * 1024 * 1024
 MEMORY_LIMIT = 200_000  # points kept in memory when the disk refuses them
 META, LOCK, ACK = "meta.json", "lock", "ack"
 DEAD_LETTER = "dead-letter"
-CONFIG_PREFIX = b'{"config":'  # config-carrying lines start with this (see client.py)
 
 
 def max_bytes(env: dict[str, str] | None = None) -> int:

@@ -15,9 +15,16 @@ from typing import Any
 import httpx
 
 from .errors import TrackioAuthError, TrackioServerError
+from .records import ALERT, METRIC, SYSTEM, by_kind
 from .target import Target
 
 SUPPORTED_API_VERSION = 1
+# Each record kind's call, as "<list argument>:<path>".
+_CALLS = {
+    METRIC: "logs:/api/bulk_log",
+    SYSTEM: "logs:/api/bulk_log_system",
+    ALERT: "alerts:/api/bulk_alert",
+}
 _AUTH_HINTS = ("write_token", "write access", "hf_token", "write-access")
 
 
@@ -99,12 +106,26 @@ class Transport:
         return info
 
     def send(self, lines: Sequence[bytes], timeout: float | None = None) -> Reply:
-        """``bulk_log`` the given spool lines (each one JSON object) as they are."""
-        body = b'{"kwargs":{"hf_token":null,"logs":[' + b",".join(lines) + b"]}}"
+        """Send spool lines as they are, each run of one kind to its call, in order.
+
+        The first reply that is not OK ends the send: the sender retries or splits the whole
+        batch, and the ids every record carries make the parts already stored harmless.
+        """
+        if not lines:
+            return self.call(_CALLS[METRIC], b"[]", timeout)
+        reply = Reply(Outcome.OK, 200, "")
+        for kind, group in by_kind(lines):
+            reply = self.call(_CALLS[kind], b"[" + b",".join(group) + b"]", timeout)
+            if reply.outcome is not Outcome.OK:
+                break
+        return reply
+
+    def call(self, name: str, entries: bytes, timeout: float | None = None) -> Reply:
+        """``POST /api/<name>`` with the JSON list ``entries`` under the call's list argument."""
+        field, path = name.split(":")
+        body = b'{"kwargs":{"hf_token":null,"%s":%s}}' % (field.encode(), entries)
         try:
-            response = self._http.post(
-                "/api/bulk_log", content=body, timeout=timeout or self._http.timeout
-            )
+            response = self._http.post(path, content=body, timeout=timeout or self._http.timeout)
         except httpx.HTTPError as exc:
             return Reply(Outcome.RETRY, None, f"{type(exc).__name__}: {exc}")
         return classify(response)

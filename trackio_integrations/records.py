@@ -1,0 +1,119 @@
+"""Spool records: one JSON object per line, each knowing its kind.
+
+The line of each kind is the entry the server's matching call takes, and the record the local
+inbox of ``trackio show`` imports, so the sender forwards lines without re-encoding them:
+
+=================  =====================  =======================================================
+kind               server call            fields besides project, run, run_id
+=================  =====================  =======================================================
+``metric``         ``bulk_log``           metrics, step, timestamp (epoch), log_id, config
+``system_metric``  ``bulk_log_system``    metrics, timestamp (ISO 8601), log_id
+``alert``          ``bulk_alert``         title, text, level, step, timestamp (ISO 8601), alert_id
+=================  =====================  =======================================================
+
+A metric line that carries the run's config starts with ``CONFIG_PREFIX`` (the server keeps the
+first config of a batch, so the sender must see them without parsing). Every other line starts
+with ``{"v":1,"kind":"<kind>"``, which ``kind_of`` reads without parsing the line either.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+
+METRIC, SYSTEM, ALERT = "metric", "system_metric", "alert"
+KINDS = (METRIC, SYSTEM, ALERT)
+CONFIG_PREFIX = b'{"config":'
+_HEAD = b'{"v":1,"kind":"'
+_HEADS = {kind: _HEAD + kind.encode() + b'"' for kind in KINDS}
+
+
+class RunFields:
+    """The fields every record of one run repeats, encoded once."""
+
+    def __init__(self, project: str, run: str, run_id: str) -> None:
+        self.project, self.run, self.run_id = project, run, run_id
+        self._ids = orjson.dumps({"project": project, "run": run, "run_id": run_id})[1:-1]
+
+    def metric(
+        self,
+        body: bytes,
+        step: int | None,
+        log_id: bytes,
+        timestamp: float,
+        config: dict[str, Any] | None = None,
+    ) -> bytes:
+        """A point: ``body`` is the already-encoded metrics object (the hot path)."""
+        head = CONFIG_PREFIX + orjson.dumps(config) + b"," if config is not None else b"{"
+        return (
+            b'%s"v":1,"kind":"metric",%s,"timestamp":%r,"step":%s,"log_id":"%s","metrics":%s}\n'
+            % (
+                head,
+                self._ids,
+                timestamp,
+                b"null" if step is None else b"%d" % step,
+                log_id,
+                body,
+            )
+        )
+
+    def system(self, body: bytes, log_id: bytes, timestamp: float) -> bytes:
+        """A system sample (CPU, memory, GPU...), plotted against time: ``body`` as in ``metric``."""
+        return b'%s,%s,"timestamp":"%s","log_id":"%s","metrics":%s}\n' % (
+            _HEADS[SYSTEM],
+            self._ids,
+            iso(timestamp).encode(),
+            log_id,
+            body,
+        )
+
+    def alert(
+        self,
+        title: str,
+        text: str | None,
+        level: str,
+        step: int | None,
+        alert_id: str,
+        timestamp: float,
+    ) -> bytes:
+        fields = {"title": title, "text": text, "level": level, "step": step}
+        fields.update(timestamp=iso(timestamp), alert_id=alert_id)
+        return _HEADS[ALERT] + b"," + self._ids + b"," + orjson.dumps(fields)[1:] + b"\n"
+
+
+def iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat()
+
+
+def kind_of(line: bytes) -> str:
+    """The kind of a spool line; lines from before kinds existed are points."""
+    if line.startswith(_HEAD):
+        end = line.find(b'"', len(_HEAD))
+        kind = line[len(_HEAD) : end].decode()
+        return kind if kind in KINDS else METRIC
+    if line.startswith(CONFIG_PREFIX):
+        return METRIC
+    try:
+        record = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return METRIC
+    found = record.get("kind") if isinstance(record, dict) else None
+    return str(found) if found in KINDS else METRIC
+
+
+def by_kind(lines: Sequence[bytes]) -> Iterator[tuple[str, list[bytes]]]:
+    """Consecutive runs of lines of one kind, in order (one request each)."""
+    group: list[bytes] = []
+    current = ""
+    for line in lines:
+        kind = kind_of(line)
+        if group and kind != current:
+            yield current, group
+            group = []
+        current = kind
+        group.append(line)
+    if group:
+        yield current, group
