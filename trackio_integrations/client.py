@@ -500,7 +500,7 @@ def _finish_all_at_exit() -> None:
     """Process exit never hangs on the client: all runs share one short, bounded flush."""
     deadline = time.monotonic() + EXIT_FLUSH_TIMEOUT
     for client in list(_live):
-        if client._sender is not None and client._sender._pid == os.getpid():
+        if client._sender is not None and client._sender.owned_here:
             client.finish(timeout=max(deadline - time.monotonic(), 0.0))
 
 

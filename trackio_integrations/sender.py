@@ -32,6 +32,7 @@ import orjson
 from .records import CONFIG_PREFIX
 from .spool import Batch, Spool, dead_letter
 from .transport import Outcome, Reply, Transport
+from .worker import Worker
 
 logger = logging.getLogger("trackio_integrations")
 
@@ -125,30 +126,23 @@ class Sender:
         self._budget = MAX_REQUESTS_PER_BATCH
         self.on_progress: Callable[[int], None] | None = None
         self._orphans = orphans
+        self._orphans_done = orphans is None
         self._on_cycle = on_cycle
         self._backoff_cap = backoff_cap
         self._failures = 0
         self._disk_reported = False
-        self._wake = threading.Event()
         self._flushing = 0  # flush() calls waiting: drain everything, not only the cycle's share
-        self._stop = threading.Event()
         self._done = threading.Condition()
-        self._thread: threading.Thread | None = None
-        self._pid: int | None = None
-        self._start_lock = threading.Lock()
+        self._worker = Worker("trackio-integrations-sender", self._cycle, first=interval)
 
     # --- control, from any thread --------------------------------------------------------------
 
+    @property
+    def owned_here(self) -> bool:
+        return self._worker.owned_here
+
     def ensure_started(self) -> None:
-        if self._pid == os.getpid() and self._thread is not None:
-            return
-        with self._start_lock:
-            if self._pid != os.getpid() or self._thread is None:
-                self._pid = os.getpid()
-                self._thread = threading.Thread(
-                    target=self._run, name="trackio-integrations-sender", daemon=True
-                )
-                self._thread.start()
+        self._worker.ensure_started()
 
     def flush(self, timeout: float | None) -> bool:
         """Wait until every point is delivered or ``timeout`` passes; True if none is pending."""
@@ -156,7 +150,7 @@ class Sender:
         self.ensure_started()
         with self._done:
             self._flushing += 1
-            self._wake.set()
+            self._worker.wake()
             try:
                 while self.spool.pending and not self.blocked:
                     remaining = None if deadline is None else deadline - time.monotonic()
@@ -169,48 +163,37 @@ class Sender:
 
     def stop(self, timeout: float) -> bool:
         """Ask the thread to end after one last cycle; True if it has ended within ``timeout``."""
-        self._stop.set()
-        self._wake.set()
-        thread = self._thread
-        if thread is not None and thread.is_alive() and self._pid == os.getpid():
-            thread.join(max(timeout, 0.0))
-            return not thread.is_alive()
-        return True
+        return self._worker.stop(timeout)
 
     # --- the thread ----------------------------------------------------------------------------
 
-    def _run(self) -> None:
-        delay = self.interval
-        orphans_done = self._orphans is None
-        while True:
-            self._wake.wait(delay)
-            self._wake.clear()
-            if self._stop.is_set():  # flush() has had its chance: make the spool durable, end
-                self.spool.sync()
-                with self._done:
-                    self._done.notify_all()
-                return
-            try:
-                if self._on_cycle is not None:
-                    self._on_cycle()
-                self.spool.sync()
-                self._report_disk_trouble()
-                delivered = self.blocked is None and self.drain(self.spool, self.delivery)
-                if delivered and not orphans_done:
-                    orphans_done = self._replay_orphans()
-            except Exception as exc:  # never let the thread die: the points are on disk
-                logger.exception("trackio-integrations: unexpected sender error")
-                self.last_error = repr(exc)
-                delivered = False
+    def _cycle(self, final: bool) -> float:
+        """One cycle of the thread; returns the seconds to sleep before the next."""
+        if final:  # flush() has had its chance: make the spool durable, end
+            self.spool.sync()
             with self._done:
                 self._done.notify_all()
-            if delivered or self.blocked:
-                self._failures = 0
-                delay = self.interval
-            else:
-                self._failures = min(self._failures + 1, 16)
-                ceiling = min(self._backoff_cap, self.interval * 2**self._failures)
-                delay = ceiling / 2 + random.uniform(0, ceiling / 2)
+            return 0.0
+        try:
+            if self._on_cycle is not None:
+                self._on_cycle()
+            self.spool.sync()
+            self._report_disk_trouble()
+            delivered = self.blocked is None and self.drain(self.spool, self.delivery)
+            if delivered and not self._orphans_done:
+                self._orphans_done = self._replay_orphans()
+        except Exception as exc:  # never let the thread die: the points are on disk
+            logger.exception("trackio-integrations: unexpected sender error")
+            self.last_error = repr(exc)
+            delivered = False
+        with self._done:
+            self._done.notify_all()
+        if delivered or self.blocked:
+            self._failures = 0
+            return self.interval
+        self._failures = min(self._failures + 1, 16)
+        ceiling = min(self._backoff_cap, self.interval * 2**self._failures)
+        return ceiling / 2 + random.uniform(0, ceiling / 2)
 
     def drain(self, spool: Spool, delivery: Delivery) -> bool:
         """Deliver the points pending in ``spool`` now (or until none is, while a ``flush()``
@@ -227,7 +210,7 @@ class Sender:
                 self.on_progress(len(batch.lines))
             with self._done:
                 self._done.notify_all()
-            if self._stop.is_set() and spool is not self.spool:
+            if self._worker.stopping and spool is not self.spool:
                 return True
         return True
 
