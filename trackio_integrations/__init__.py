@@ -1,6 +1,7 @@
 """Send Transformers, Lightning and Accelerate metrics to your own Trackio server or Space.
 
 >>> from trackio_integrations import TrackioClient, TrackioCallback, TrackioLogger, TrackioTracker
+>>> from trackio_integrations import Image, Audio, Video, Table, Histogram, Markdown
 
 Importing this package is cheap: each name (and the framework behind it) loads on first use.
 """
@@ -12,6 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 __all__ = [
+    "Audio",
+    "Histogram",
+    "Image",
+    "Markdown",
+    "Table",
     "TrackioAuthError",
     "TrackioCallback",
     "TrackioClient",
@@ -20,6 +26,7 @@ __all__ = [
     "TrackioLogger",
     "TrackioServerError",
     "TrackioTracker",
+    "Video",
 ]
 
 _WHERE = {
@@ -31,6 +38,12 @@ _WHERE = {
     "TrackioConfigError": "errors",
     "TrackioAuthError": "errors",
     "TrackioServerError": "errors",
+    "Image": "media",
+    "Audio": "media",
+    "Video": "media",
+    "Table": "media",
+    "Histogram": "media",
+    "Markdown": "media",
 }
 
 if TYPE_CHECKING:
@@ -38,6 +51,7 @@ if TYPE_CHECKING:
     from .client import TrackioClient
     from .errors import TrackioAuthError, TrackioConfigError, TrackioError, TrackioServerError
     from .lightning import TrackioLogger
+    from .media import Audio, Histogram, Image, Markdown, Table, Video
     from .transformers import TrackioCallback
 
 
