@@ -35,6 +35,7 @@ def test_public_api_is_the_four_classes_and_the_errors() -> None:
 
 def test_importing_the_package_loads_nothing_heavy() -> None:
     heavy = ["torch", "transformers", "lightning", "accelerate", "trackio", "httpx", "numpy"]
+    heavy += ["PIL", "pandas"]
     result = run_python(
         f"import sys, trackio_integrations\nprint([m for m in {heavy!r} if m in sys.modules])"
     )

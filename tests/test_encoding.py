@@ -58,7 +58,11 @@ def test_images_from_arrays_tensors_pil_and_files_encode_to_the_same_pixels(tmp_
         assert image_array(value).tolist() == hwc.tolist()
     files = Files()
     image = encode_value("x", Image(saved, caption="from a file"), files)
-    assert image == {"_type": "trackio.image", "file_path": image["file_path"], "caption": "from a file"}
+    assert image == {
+        "_type": "trackio.image",
+        "file_path": image["file_path"],
+        "caption": "from a file",
+    }
     assert files.kept[image["file_path"]] == saved.read_bytes()  # a file travels as it is
     grey = image_array(np.zeros((5, 6), dtype=np.uint8))
     assert grey.shape == (5, 6, 1)
@@ -96,7 +100,9 @@ def test_a_tensor_histogram_on_its_device_agrees_with_the_numpy_one() -> None:
 def test_histogram_json_is_trackios() -> None:
     value = encode_value("h", Histogram([1, 2, 2, 3], num_bins=2), Files())
     assert value == {"_type": "trackio.histogram", "bins": [1.0, 2.0, 3.0], "values": [1, 3]}
-    given = encode_value("h", Histogram(np_histogram=(np.array([1, 2]), np.array([0, 1, 2]))), Files())
+    given = encode_value(
+        "h", Histogram(np_histogram=(np.array([1, 2]), np.array([0, 1, 2]))), Files()
+    )
     assert given == {"_type": "trackio.histogram", "bins": [0, 1, 2], "values": [1, 2]}
     with pytest.raises(ValueError):
         Histogram()
@@ -136,7 +142,9 @@ def test_audio_is_16_bit_wav_normalised_like_trackio() -> None:
         assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (8000, 1, 2)
         pcm = np.frombuffer(wav.readframes(wav.getnframes()), dtype=np.int16)
     assert pcm.max() == 32767  # peak-normalised
-    stereo = encode_value("s", Audio(torch.zeros(2, 100), sample_rate=8000), files)  # channels first
+    stereo = encode_value(
+        "s", Audio(torch.zeros(2, 100), sample_rate=8000), files
+    )  # channels first
     with wave.open(io.BytesIO(files.kept[stereo["file_path"]])) as wav:
         assert (wav.getnchannels(), wav.getnframes()) == (2, 100)
     with pytest.raises(ValueError):
