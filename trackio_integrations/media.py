@@ -14,7 +14,8 @@ encoded then drops only itself, with one warning naming its key. trackio's own o
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import inspect
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -207,3 +208,37 @@ def _describe(value: Any) -> str:
     if isinstance(value, (str, Path)):
         return repr(str(value))
     return f"<{type(value).__name__}>"
+
+
+def each(
+    kind: type[Media], values: Any, options: Mapping[str, Any], batch: bool = False
+) -> list[Media]:
+    """``[kind(value, **its options), ...]``, the way W&B's loggers take several values: a list
+    (or, with ``batch``, anything iterable such as an NxCxHxW tensor). An option given as a list
+    has one item per value; any other is shared by all. Never raises: an option ``kind`` does
+    not take, or a value it refuses, is left out with a warning."""
+    from .errors import warn_user
+
+    iterable = batch and hasattr(values, "__iter__") and not isinstance(values, (str, Path))
+    items = list(values) if isinstance(values, (list, tuple)) or iterable else [values]
+    accepted = set(inspect.signature(kind).parameters) - {"value"}
+    ignored = sorted(set(options) - accepted)
+    if ignored:
+        warn_user(f"{kind.__name__} ignores the option(s) {ignored}.")
+    out: list[Media] = []
+    for i, value in enumerate(items):
+        own = {}
+        for name, option in options.items():
+            if name not in accepted:
+                continue
+            if isinstance(option, (list, tuple)):
+                if len(option) != len(items):
+                    warn_user(f"{name}= has {len(option)} items for {len(items)} values: ignored.")
+                    continue
+                option = option[i]
+            own[name] = option
+        try:
+            out.append(kind(value, **own))
+        except Exception as exc:
+            warn_user(f"{kind.__name__} #{i} was not logged: {exc}")
+    return out
