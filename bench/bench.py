@@ -54,6 +54,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--outage-points", type=int, default=600_000, help="10 min at 1,000 points/s (600,000)"
     )
     p.add_argument("--outage-rounds", type=int, help="rounds of the outages (default: --rounds)")
+    p.add_argument("--rate-seconds", type=float, default=5.0, help="seconds per rate in rates")
+    p.add_argument("--trainer-steps", type=int, default=600, help="steps of the Trainer runs")
     p.add_argument("--poll", type=float, default=0.05, help="server poll period in delivery, s")
     p.add_argument("--max-minutes", type=float, default=15, help="start no round after this")
     p.add_argument("--keep", action="store_true", help="keep the temporary folder")
@@ -63,6 +65,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.points = min(args.points, 2_000)
         args.slow_points = min(args.slow_points, 1_000)
         args.outage_points = min(args.outage_points, 60_000)
+        args.rate_seconds = min(args.rate_seconds, 0.5)
+        args.trainer_steps = min(args.trainer_steps, 30)
     if args.outage_rounds is None:
         args.outage_rounds = args.rounds
     args.only = args.only.split(",") if args.only else DEFAULT
@@ -173,6 +177,8 @@ def _brief(measurement: str, r: dict[str, Any]) -> str:
         "outage_start": ("log_s", "rss_growth_mib", "peak_growth_mib", "kept_points"),
         "cold": ("wall_s",),
         "cold_local": ("wall_s",),
+        "rates": (),
+        "trainer": ("none_s", "runtime_s", "over_none"),
     }[measurement]
     parts = [f"{k}={r[k]:.2f}" if isinstance(r.get(k), float) else f"{k}={r.get(k)}" for k in keys]
     if isinstance(r.get("server"), dict):

@@ -65,6 +65,15 @@ ROWS: list[tuple[str, str, str, str]] = [
     ("outage_start", "rss_growth_mib", "server down from the start: RSS growth", "MiB"),
     ("outage_start", "kept_points", "server down from the start: points kept on disk", "points"),
     ("cold", "wall_s", "cold start, server: import, init, log 1 point, finish", "s"),
+    ("rates", "r100.requests_per_1k", "requests per 1,000 points at 100 points/s", "n"),
+    ("rates", "r1000.requests_per_1k", "requests per 1,000 points at 1,000 points/s", "n"),
+    ("rates", "r10000.requests_per_1k", "requests per 1,000 points at 10,000 points/s", "n"),
+    ("rates", "r100.server_cpu_s_per_1k", "server CPU per 1,000 points at 100 points/s", "s"),
+    ("rates", "r1000.server_cpu_s_per_1k", "server CPU per 1,000 points at 1,000 points/s", "s"),
+    ("rates", "r10000.server_cpu_s_per_1k", "server CPU per 1,000 points at 10,000 points/s", "s"),
+    ("trainer", "none_s", "Trainer, {steps} steps: train_runtime without reporting", "s"),
+    ("trainer", "runtime_s", "Trainer, {steps} steps: train_runtime with reporting", "s"),
+    ("trainer", "over_none", "Trainer: with reporting / without (goal <= 1.03)", "x"),
     ("cold_local", "wall_s", "cold start, local storage (no server), same steps", "s"),
 ]
 
@@ -78,6 +87,10 @@ def fmt(value: float | None, unit: str) -> str:
         return f"{value:.2f} s"
     if unit == "points":
         return f"{value:,.0f}"
+    if unit == "n":
+        return f"{value:,.1f}"
+    if unit == "x":
+        return f"{value:.3f}"
     return f"{value:,.1f} {unit}"
 
 
@@ -93,6 +106,7 @@ def table(raw: Raw, args: argparse.Namespace) -> str:
         "outage_points": f"{args.outage_points:,}",
         "rate": f"{args.slow_rate:,.0f}",
         "delay": f"{args.delay * 1000:.0f} ms",
+        "steps": f"{args.trainer_steps:,}",
     }
     lines = [
         f"| Measurement (median of rounds) | {LABEL['ours']} | {LABEL['trackio']} | ours/trackio |",
