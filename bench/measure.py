@@ -307,7 +307,6 @@ class Bench:
     def cold_local(self, client: str) -> dict[str, Any]:
         return self.cold(client, local=True)
 
-
     def rates(self, client: str) -> dict[str, Any]:
         """6. What delivery costs the server: API requests and server CPU seconds per 1,000 points,
         logging at 100, 1,000 and 10,000 points/s for ``--rate-seconds`` each (through a proxy

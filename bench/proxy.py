@@ -16,7 +16,6 @@ import socket
 import threading
 import time
 
-
 _REQUEST = b"POST /api/"
 
 
