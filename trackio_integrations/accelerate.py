@@ -20,13 +20,14 @@ __all__ = ["TrackioTracker"]
 class TrackioTracker(GeneralTracker):
     """Send ``accelerator.log(...)`` to a Trackio server, a Space, or local storage.
 
-    >>> from accelerate import Accelerator  # doctest: +SKIP
-    >>> from trackio_integrations import TrackioTracker
-    >>> accelerator = Accelerator(log_with=TrackioTracker(server_url="http://127.0.0.1:7860"))
-    >>> accelerator.init_trackers("my-project", config={"lr": 3e-4})
-    >>> for step in range(100):
-    ...     accelerator.log({"train": {"loss": 1 / (step + 1)}}, step=step)  # "train/loss"
-    >>> accelerator.end_training()
+    Examples:
+        >>> from accelerate import Accelerator  # doctest: +SKIP
+        >>> from trackio_integrations import TrackioTracker
+        >>> accelerator = Accelerator(log_with=TrackioTracker(server_url="http://127.0.0.1:7860"))
+        >>> accelerator.init_trackers("my-project", config={"lr": 3e-4})
+        >>> for step in range(100):
+        ...     accelerator.log({"train": {"loss": 1 / (step + 1)}}, step=step)  # "train/loss"
+        >>> accelerator.end_training()
 
     Constructing the tracker is free and never connects: the run (a ``TrackioClient``) is created
     by ``init_trackers``, which accelerate runs on the main process only. There,
@@ -41,8 +42,14 @@ class TrackioTracker(GeneralTracker):
     Args:
         project: Trackio project (see above for the fallback).
         name: run name.
-        server_url, space_id, write_token, hf_token, run_id, spool_dir, check, step_ids: as for
-            ``TrackioClient`` (same environment variables, same target rules).
+        server_url: a self-hosted server, may carry ``?write_token=`` (``TRACKIO_SERVER_URL``).
+        space_id: a Hugging Face Space ``owner/name`` (``TRACKIO_SPACE_ID``); wins over a URL.
+        write_token: the server's write token (else from the URL, else ``TRACKIO_WRITE_TOKEN``).
+        hf_token: Hugging Face token, sent to Hugging Face hosts only (else ``HF_TOKEN``).
+        run_id: a stable id for the run; pass the same one to continue a run after a restart.
+        spool_dir: where unsent points wait (``TRACKIO_SPOOL_DIR``, else the user cache).
+        check: check the server version and write access when the run starts.
+        step_ids: store each (step, metric names) once, as for ``TrackioClient``.
         config: initial config, merged with the ``config`` given to ``init_trackers``.
         finish_timeout: how long ``accelerator.end_training()`` waits for pending points.
     """

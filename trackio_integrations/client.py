@@ -45,9 +45,10 @@ class TrackioClient:
     Every point is appended to a local spool before ``log()`` returns, then sent in the background
     in batches; a point survives a server outage, a network flap, or the death of this process.
 
-    >>> with TrackioClient("my-project", config={"lr": 3e-4}) as run:  # doctest: +SKIP
-    ...     for step in range(100):
-    ...         run.log({"train/loss": 1 / (step + 1)}, step=step)
+    Examples:
+        >>> with TrackioClient("my-project", config={"lr": 3e-4}) as run:  # doctest: +SKIP
+        ...     for step in range(100):
+        ...         run.log({"train/loss": 1 / (step + 1)}, step=step)
 
     Args:
         project: Trackio project; defaults to ``TRACKIO_PROJECT``.
@@ -154,7 +155,8 @@ class TrackioClient:
 
         Durable and delivered exactly once like a point; never raises, never waits.
 
-        >>> run.log_system({"gpu/0/utilization": 97.0, "memory/used": 12.5})  # doctest: +SKIP
+        Examples:
+            >>> run.log_system({"gpu/0/utilization": 97.0, "memory/used": 12.5})  # doctest: +SKIP
         """
         try:
             if self._finished or not isinstance(metrics, Mapping):
@@ -182,7 +184,8 @@ class TrackioClient:
         ``level`` is ``"info"``, ``"warn"`` or ``"error"`` (or trackio's ``AlertLevel``); ``step``
         defaults to the run's last step. Never raises, never waits.
 
-        >>> run.alert("Loss spike", "train/loss jumped 10x", level="warn")  # doctest: +SKIP
+        Examples:
+            >>> run.alert("Loss spike", "train/loss jumped 10x", level="warn")  # doctest: +SKIP
         """
         try:
             if self._finished:
@@ -229,6 +232,7 @@ class TrackioClient:
 
     @property
     def config(self) -> dict[str, Any]:
+        """A copy of the run's config: what it was given and what ``update_config`` merged."""
         return dict(self._config)
 
     @property

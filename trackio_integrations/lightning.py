@@ -71,11 +71,12 @@ else:
 class TrackioLogger(_LightningLoggers):
     """Log a Lightning run to a Trackio server, a Hugging Face Space, or local storage.
 
-    >>> import lightning as L  # doctest: +SKIP
-    >>> from trackio_integrations import TrackioLogger
-    >>> logger = TrackioLogger("my-project", server_url="http://127.0.0.1:7860")
-    >>> trainer = L.Trainer(logger=logger, max_epochs=3)
-    >>> trainer.fit(model, train_loader, val_loader)
+    Examples:
+        >>> import lightning as L  # doctest: +SKIP
+        >>> from trackio_integrations import TrackioLogger
+        >>> logger = TrackioLogger("my-project", server_url="http://127.0.0.1:7860")
+        >>> trainer = L.Trainer(logger=logger, max_epochs=3)
+        >>> trainer.fit(model, train_loader, val_loader)
 
     The same object works as ``pytorch_lightning.Trainer(logger=...)`` and as
     ``Fabric(loggers=[...])`` (then call ``logger.finalize("success")`` at the end).
@@ -89,8 +90,11 @@ class TrackioLogger(_LightningLoggers):
     Args:
         project: Trackio project; defaults to ``TRACKIO_PROJECT``.
         name: run name; defaults to a readable, unique one.
-        server_url, space_id, write_token, hf_token, spool_dir: where the run goes, as for
-            ``TrackioClient`` (with the same environment variables).
+        server_url: a self-hosted server, may carry ``?write_token=`` (``TRACKIO_SERVER_URL``).
+        space_id: a Hugging Face Space ``owner/name`` (``TRACKIO_SPACE_ID``); wins over a URL.
+        write_token: the server's write token (else from the URL, else ``TRACKIO_WRITE_TOKEN``).
+        hf_token: Hugging Face token, sent to Hugging Face hosts only (else ``HF_TOKEN``).
+        spool_dir: where unsent points wait (``TRACKIO_SPOOL_DIR``, else the user cache).
         prefix: put at the start of every metric name, joined with ``-`` as Lightning's loggers do.
         run_id: continue the run with this id (``logger.run_id`` of the earlier run).
         step_ids: store each (step, metric names) once, so that steps logged again after resuming

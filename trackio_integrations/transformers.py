@@ -33,15 +33,16 @@ SUMMARY_KEYS = frozenset(
 class TrackioCallback(TrainerCallback, ExportableState):
     """Send ``Trainer`` metrics to a Trackio server, a Space, or local storage.
 
-    >>> from transformers import Trainer, TrainingArguments  # doctest: +SKIP
-    >>> from trackio_integrations import TrackioCallback
-    >>> trainer = Trainer(
-    ...     model=model,
-    ...     args=TrainingArguments("out", project="my-project", eval_strategy="epoch"),
-    ...     train_dataset=train, eval_dataset=val,
-    ...     callbacks=[TrackioCallback(server_url="http://127.0.0.1:7860")],
-    ... )
-    >>> trainer.train()  # train/loss, eval/loss, ... at step = global_step
+    Examples:
+        >>> from transformers import Trainer, TrainingArguments  # doctest: +SKIP
+        >>> from trackio_integrations import TrackioCallback
+        >>> trainer = Trainer(
+        ...     model=model,
+        ...     args=TrainingArguments("out", project="my-project", eval_strategy="epoch"),
+        ...     train_dataset=train, eval_dataset=val,
+        ...     callbacks=[TrackioCallback(server_url="http://127.0.0.1:7860")],
+        ... )
+        >>> trainer.train()  # train/loss, eval/loss, ... at step = global_step
 
     Each setting not given here is read from ``TrainingArguments`` where the installed
     transformers has the field (``project``, ``run_name``, ``trackio_space_id``), then from the
@@ -65,7 +66,11 @@ class TrackioCallback(TrainerCallback, ExportableState):
     Args:
         project: Trackio project.
         name: run name (else ``TrainingArguments.run_name``, else a generated one).
-        server_url, space_id, write_token, hf_token, spool_dir: as for ``TrackioClient``.
+        server_url: a self-hosted server, may carry ``?write_token=`` (``TRACKIO_SERVER_URL``).
+        space_id: a Hugging Face Space ``owner/name`` (``TRACKIO_SPACE_ID``); wins over a URL.
+        write_token: the server's write token (else from the URL, else ``TRACKIO_WRITE_TOKEN``).
+        hf_token: Hugging Face token, sent to Hugging Face hosts only (else ``HF_TOKEN``).
+        spool_dir: where unsent points wait (``TRACKIO_SPOOL_DIR``, else the user cache).
         finish_timeout: how long the end of training waits for points still in flight; what is
             left stays in the spool and is sent by the next run or ``trackio-integrations sync``.
 
