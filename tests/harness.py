@@ -221,15 +221,26 @@ class CaptureServer:
 
 
 class DelayProxy:
-    """A loopback TCP proxy that holds every client->server chunk for ``delay`` seconds."""
+    """A loopback TCP proxy that holds every client->server chunk for ``delay`` seconds, and
+    between ``hold()`` and ``release()`` until released: a request that hangs as long as we like."""
 
-    def __init__(self, upstream_port: int, delay: float) -> None:
+    def __init__(self, upstream_port: int, delay: float = 0.0) -> None:
         self.upstream_port = upstream_port
         self.delay = delay
         self.port = free_port()
         self._sock = socket.create_server(("127.0.0.1", self.port))
         self._stop = threading.Event()
+        self._open = threading.Event()
+        self._open.set()
+        self.holding = threading.Event()  # set once a chunk waits at the closed gate
         threading.Thread(target=self._accept, daemon=True).start()
+
+    def hold(self) -> None:
+        self.holding.clear()
+        self._open.clear()
+
+    def release(self) -> None:
+        self._open.set()
 
     @property
     def url(self) -> str:
@@ -251,6 +262,9 @@ class DelayProxy:
             while chunk := src.recv(65536):
                 if slow:
                     time.sleep(self.delay)
+                    if not self._open.is_set():
+                        self.holding.set()
+                        self._open.wait()
                 dst.sendall(chunk)
         except OSError:
             pass
@@ -261,6 +275,7 @@ class DelayProxy:
 
     def close(self) -> None:
         self._stop.set()
+        self._open.set()
         self._sock.close()
 
 

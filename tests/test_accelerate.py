@@ -183,8 +183,10 @@ def test_end_training_returns_within_finish_timeout_when_the_server_is_gone(
     train(accelerator, steps=3)
     started = time.monotonic()
     accelerator.end_training()
-    # 1 s to deliver plus at most 1 s to stop the sender; far below the 10 s default
-    assert time.monotonic() - started < 6
+    waited = time.monotonic() - started
+    # finish_timeout (1 s) was honoured, not the 10 s default: it waited 1 s, plus at most 0.2 s
+    # to stop the sender, and whatever a loaded machine adds, but nowhere near 10 s.
+    assert 1.0 <= waited < 9, waited
     run = accelerator.get_tracker("trackio", unwrap=True)
     assert run.pending == 3
     assert "not yet delivered" in caplog.text
