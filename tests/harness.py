@@ -145,6 +145,23 @@ class TrackioServer:
         wait_until(lambda: len(self.values(project, run, metric)) >= count, timeout, 0.25)
         return self.steps(project, run, metric)
 
+    def wait_for_logs(
+        self, project: str, run: str, count: int, timeout: float = 60.0
+    ) -> list[dict[str, Any]]:
+        """The run's rows once at least ``count`` are readable (a write the server queued when
+        its database was busy becomes readable a little later)."""
+        wait_until(lambda: len(self.logs(project, run)) >= count, timeout, 0.25)
+        return self.logs(project, run)
+
+    def wait_for_config(self, project: str, run_id: str, **expected: Any) -> dict[str, Any]:
+        """The run's config once it holds ``expected`` (e.g. ``status="success"``)."""
+
+        def config() -> dict[str, Any]:
+            return dict(self.configs(project).get(run_id) or {})
+
+        wait_until(lambda: expected.items() <= config().items(), 60.0, 0.25)
+        return config()
+
 
 @dataclass
 class Captured:
