@@ -47,8 +47,10 @@ demo: $(STAMP)
 dashboard: $(STAMP)
 	TRACKIO_DIR=$${TRACKIO_DIR:-$(CURDIR)/.demo/trackio} $(BIN)/trackio show
 
+# Saves the run in bench/results.json and renders README's Performance section from it.
 bench: $(STAMP)
-	$(BIN)/python bench/bench.py
+	$(BIN)/python bench/bench.py --json bench/results.json
+	$(BIN)/python bench/report.py --readme README.md
 
 clean:
 	rm -rf $(VENV) $(TF4) .demo .pytest_cache .mypy_cache .ruff_cache
