@@ -246,7 +246,7 @@ def render(results: dict[str, Any]) -> str:
 
 def readme_section(readme: str) -> str:
     """The rendered part of README (between the markers), as it stands."""
-    match = re.search(re.escape(BEGIN) + r"\n(.*?)\n" + re.escape(END), readme, re.DOTALL)
+    match = re.search(re.escape(BEGIN) + r"(.*?)" + re.escape(END), readme, re.DOTALL)
     if match is None:
         raise ValueError(f"README has no section between {BEGIN!r} and {END!r}")
     return match.group(1).strip()
