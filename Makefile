@@ -48,8 +48,10 @@ demo: $(STAMP)
 dashboard: $(STAMP)
 	TRACKIO_DIR=$${TRACKIO_DIR:-$(CURDIR)/.demo/trackio} $(BIN)/trackio show
 
+# Saves the run in bench/results.json and renders docs/performance.md's results from it.
 bench: $(STAMP)
-	$(BIN)/python bench/bench.py
+	$(BIN)/python bench/bench.py --json bench/results.json
+	$(BIN)/python bench/report.py --readme docs/performance.md
 
 # the documentation site, from docs/ and the docstrings, into site/
 docs: $(STAMP)

@@ -288,7 +288,7 @@ def scenario_cold(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def scenario_trainer(spec: dict[str, Any]) -> dict[str, Any]:
-    """A tiny Trainer (the README example's GPT-2), ``steps`` steps logging every step, torch on
+    """A tiny Trainer (examples/transformers_trainer.py's GPT-2), ``steps`` steps logging every step, torch on
     one thread; ``mode``: "none" (no reporting), "ours" (TrackioCallback) or "builtin"
     (``report_to="trackio"``, trackio's own client). The Trainer's own train_runtime."""
     import tempfile

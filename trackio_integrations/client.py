@@ -250,7 +250,8 @@ class TrackioClient:
     def finish(self, timeout: float = DEFAULT_FINISH_TIMEOUT) -> bool:
         """Deliver what is pending within ``timeout`` and close the run. Idempotent.
 
-        Points still pending stay in the spool; the warning says how to send them.
+        True when every point logged was delivered. Points still pending stay in the spool; the
+        warning says how to send them, and how many were dropped if the spool could not be written.
         """
         with self._lock:
             if self._finished:
@@ -264,33 +265,43 @@ class TrackioClient:
         ok = self._sender.flush(timeout)
         # The thread only syncs and ends now, unless a request of its is still in flight.
         stopped = self._sender.stop(max(deadline - time.monotonic(), 0.2))
-        pending = self._spool.pending
+        in_memory = self._spool.pending_in_memory
+        on_disk = self._spool.pending - in_memory
+        dropped = self._spool.dropped
+        if dropped:
+            logger.error(
+                "trackio-integrations: %d point(s) for %s were dropped, the oldest first: the "
+                "spool could not be written and the points waiting in memory reached their limit. "
+                "Set TRACKIO_SPOOL_DIR to a writable folder with room (or raise "
+                "TRACKIO_SPOOL_MAX_MB).",
+                dropped,
+                self.target,
+            )
         if not ok:
-            where = self._spool.path
             reason = self._sender.blocked or self._sender.last_error or "the target is slow"
-            if where is None:
+            if in_memory:
                 logger.error(
                     "trackio-integrations: %d point(s) for %s were not delivered (%s) and, with "
                     "no writable spool, are lost.",
-                    pending,
+                    in_memory,
                     self.target,
                     reason,
                 )
-            else:
+            if on_disk:
                 logger.warning(
                     "trackio-integrations: %d point(s) not yet delivered to %s (%s). They are "
                     "kept in %s: run `trackio-integrations sync` (or start the next run) to send "
                     "them.",
-                    pending,
+                    on_disk,
                     self.target,
                     reason,
-                    where,
+                    self._spool.path,
                 )
         if stopped:  # else a request is still in flight: the daemon thread keeps its files
             self._spool.close()
             if self._delivery is not None:
                 close_quietly(self._delivery)
-        self._finish_result = ok
+        self._finish_result = ok = ok and not dropped
         return ok
 
     def __enter__(self) -> TrackioClient:
