@@ -90,6 +90,7 @@ def uninstall() -> None:
         for framework, saved in list(_saved.items()):
             _RESTORE[framework](saved)
             del _saved[framework]
+        _announced.clear()  # a later install() says again what it takes over
 
 
 def installed() -> bool:
@@ -228,7 +229,7 @@ _RESTORE = {"transformers": _restore_transformers, "accelerate": _restore_accele
 
 
 def _announce(framework: str, what: str) -> None:
-    """Say once per process which integration was taken over (every rank of a job says it)."""
+    """Say once per ``install()`` which integration was taken over (every rank of a job says it)."""
     if framework not in _announced:
         _announced.add(framework)
         _logger().warning(
