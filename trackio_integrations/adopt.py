@@ -166,11 +166,12 @@ def _target_configured() -> bool:
 def _name_accelerate(package: ModuleType) -> None:
     from accelerate import tracking
 
+    register = getattr(tracking, "register_tracker_class", None)
+    if register is None or OWN_NAME in tracking.LOGGER_TYPE_TO_CLASS:
+        return  # accelerate < 1.15 takes built-in names only
     from .accelerate import InitTrackersTracker
 
-    register = getattr(tracking, "register_tracker_class", None)
-    if register is not None and tracking.LOGGER_TYPE_TO_CLASS.get(OWN_NAME) is None:
-        register(InitTrackersTracker)  # accelerate < 1.15 takes built-in names only
+    register(InitTrackersTracker)
 
 
 def _take_accelerate(package: ModuleType) -> None:
