@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 from collections.abc import Mapping
@@ -13,8 +14,9 @@ from accelerate.tracking import GeneralTracker, on_main_process
 
 from .client import DEFAULT_FINISH_TIMEOUT, TrackioClient
 from .errors import TrackioConfigError, warn_user
+from .runs import Resume, check_resume, run_to_resume
 
-__all__ = ["TrackioTracker"]
+__all__ = ["InitTrackersTracker", "TrackioTracker"]
 
 
 class TrackioTracker(GeneralTracker):
@@ -38,6 +40,9 @@ class TrackioTracker(GeneralTracker):
     ``Accelerator.init_trackers``, ``TRACKIO_PROJECT``. The run name is the first of ``name=``,
     ``init_kwargs={"trackio": {"name": ...}}`` given to ``init_trackers``, a generated one. Other
     ``init_kwargs["trackio"]`` keys and ``log_kwargs["trackio"]`` are ignored with one warning.
+    accelerate hands a tracker instance neither, so they are read from the ``init_trackers`` call
+    itself; ``log_with="trackio-integrations"`` (accelerate 1.15 and later) instead has accelerate
+    build an ``InitTrackersTracker`` with them, nothing read.
 
     Args:
         project: Trackio project (see above for the fallback).
@@ -51,6 +56,8 @@ class TrackioTracker(GeneralTracker):
         check: check the server version and write access when the run starts.
         step_ids: store each (step, metric names) once, as for ``TrackioClient``.
         config: initial config, merged with the ``config`` given to ``init_trackers``.
+        resume: ``"never"`` (a new run), ``"allow"`` or ``"must"`` continue the latest run called
+            ``name``, as ``trackio.init(resume=...)`` does (``"must"`` raises if there is none).
         finish_timeout: how long ``accelerator.end_training()`` waits for pending points.
     """
 
@@ -72,12 +79,15 @@ class TrackioTracker(GeneralTracker):
         spool_dir: str | os.PathLike[str] | None = None,
         check: bool = True,
         step_ids: bool = False,
+        resume: Resume = "never",
         finish_timeout: float = DEFAULT_FINISH_TIMEOUT,
     ) -> None:
         super().__init__()
         self.project = project
         self._name = name
+        self._resume = resume
         self.finish_timeout = finish_timeout
+        self._built_by_accelerate = False  # True: init_trackers' arguments came to __init__
         self._options: dict[str, Any] = {
             "server_url": server_url,
             "space_id": space_id,
@@ -103,7 +113,9 @@ class TrackioTracker(GeneralTracker):
         """Create the run. Called by ``Accelerator.init_trackers`` on the main process."""
         if self._client is not None and not self._finished:
             return  # init_trackers() called again: keep the run
-        given_project, given_kwargs = _init_trackers_arguments()
+        given_project, given_kwargs = (
+            (None, {}) if self._built_by_accelerate else _init_trackers_arguments()
+        )
         project = self.project or given_project or os.environ.get("TRACKIO_PROJECT")
         if not project:
             raise TrackioConfigError(
@@ -116,7 +128,13 @@ class TrackioTracker(GeneralTracker):
                 f"TrackioTracker ignores init_kwargs['trackio'] keys {sorted(given_kwargs)}: pass "
                 "them to TrackioTracker(...) instead."
             )
-        self._client = TrackioClient(project, name, **self._options)
+        check_resume(self._resume, name)
+        options = dict(self._options)
+        if options["run_id"] is None:
+            target = ("server_url", "space_id", "write_token", "hf_token")
+            where = {key: options[key] for key in target}
+            options["run_id"] = run_to_resume(project, name, self._resume, **where)
+        self._client = TrackioClient(project, name, **options)
         self._finished = False
 
     @on_main_process
@@ -145,6 +163,49 @@ class TrackioTracker(GeneralTracker):
 
     def __repr__(self) -> str:
         return f"TrackioTracker(project={self.project!r}, run={self._client!r})"
+
+
+class InitTrackersTracker(TrackioTracker):
+    """The tracker that ``Accelerator(log_with="trackio-integrations")`` builds, and
+    ``log_with="trackio"`` after ``trackio_integrations.install()``.
+
+    >>> accelerator = Accelerator(log_with="trackio-integrations")  # doctest: +SKIP
+    >>> accelerator.init_trackers(
+    ...     "my-project", init_kwargs={"trackio-integrations": {"name": "lr-3e-4"}}
+    ... )
+
+    accelerate builds it in ``init_trackers`` with ``project_name`` and ``init_kwargs[<name>]``.
+    Those may be ``trackio.init`` options: ``name``, ``server_url``, ``space_id``, ``config``,
+    ``resume`` and ``group`` (kept in the config as trackio does, ``_Group``) are used, as are
+    this package's own (``write_token``, ``spool_dir``, ...); the others (``embed``,
+    ``private``, ``auto_log_gpu``, ...) are ignored with one warning.
+    """
+
+    name = "trackio-integrations"
+
+    def __init__(self, project_name: str | None = None, **init_kwargs: Any) -> None:
+        options = dict(init_kwargs)
+        group = options.pop("group", None)
+        if group is not None:
+            given = options.get("config")
+            options["config"] = {**(given if isinstance(given, Mapping) else {}), "_Group": group}
+        accepted = set(inspect.signature(TrackioTracker.__init__).parameters) - {"self", "project"}
+        ignored = sorted(set(options) - accepted)
+        if ignored:
+            warn_user(
+                f"{type(self).__name__} ignores the trackio.init options {ignored}: it sends "
+                "scalar metrics and config only (no Space creation, system metrics or webhooks)."
+            )
+        super().__init__(
+            project_name or None, **{k: v for k, v in options.items() if k in accepted}
+        )
+        self._built_by_accelerate = True
+
+
+class LogWithTrackioTracker(InitTrackersTracker):
+    """``InitTrackersTracker`` under accelerate's own name, for ``log_with="trackio"``."""
+
+    name = "trackio"
 
 
 def _init_trackers_arguments() -> tuple[str | None, dict[str, Any]]:
