@@ -7,14 +7,14 @@ STAMP := $(VENV)/.installed-stamp
 TF4 := .venv-transformers4
 TF4_STAMP := $(TF4)/.installed-stamp
 
-.PHONY: test lint test-transformers4 demo dashboard screenshot bench clean
+.PHONY: test lint test-transformers4 demo dashboard screenshot bench docs clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	# the CPU build first: a plain `torch` requirement would pull several GB of CUDA wheels
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e ".[all,test]"
+	$(BIN)/python -m pip install -q -e ".[all,test,docs]"
 	@touch $(STAMP)
 
 lint: $(STAMP)
@@ -22,6 +22,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# the suite includes the strict docs build (tests/test_docs.py) and every docs program
 test: lint
 	$(BIN)/python -m pytest -q
 	$(MAKE) test-transformers4
@@ -47,11 +48,17 @@ demo: $(STAMP)
 dashboard: $(STAMP)
 	TRACKIO_DIR=$${TRACKIO_DIR:-$(CURDIR)/.demo/trackio} $(BIN)/trackio show
 
+# Saves the run in bench/results.json and renders docs/performance.md's results from it.
 bench: $(STAMP)
-	$(BIN)/python bench/bench.py
+	$(BIN)/python bench/bench.py --json bench/results.json
+	$(BIN)/python bench/report.py --readme docs/performance.md
+
+# the documentation site, from docs/ and the docstrings, into site/
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build
 
 clean:
-	rm -rf $(VENV) $(TF4) .demo .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TF4) .demo site .pytest_cache .mypy_cache .ruff_cache
 
 screenshot: $(STAMP)
 	$(BIN)/python scripts/screenshot.py

@@ -2,12 +2,15 @@
 
     python bench/bench.py                 # 5 rounds, about 6 minutes on 2 cores
     python bench/bench.py --quick         # 1 small round, < 1 minute: a smoke test
-    python bench/bench.py --json out.json # also write every raw measurement
+    python bench/bench.py --json out.json # also write every raw measurement, and the machine
 
 The benchmark starts its own server (free loopback port, temporary TRACKIO_DIR, known write
 token). Every measurement runs in a fresh interpreter per client per round (``workload.py``), and
 the two clients take turns going first from one round to the next. Printed: medians over rounds
-and our/trackio ratios, as a Markdown table. See docs/performance.md for what each row means.
+and our/trackio ratios, as a Markdown table. docs/performance.md says what each row
+means; ``make bench`` saves the run in bench/results.json and renders that section from it
+(``report.py``). Exit status 1 when a measurement failed or our client lost, duplicated or could
+not finish delivering a point.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path[:0] = [str(BENCH.parent)]  # tests.harness
 
 from measure import CLIENTS, DEFAULT, MEASUREMENTS, REPO, TOKEN, Bench, Child, Server  # noqa: E402
-from report import notes, table  # noqa: E402
+from report import notes, problems, table  # noqa: E402
 
 from tests.harness import TrackioServer  # noqa: E402
 
@@ -54,6 +57,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--outage-points", type=int, default=600_000, help="10 min at 1,000 points/s (600,000)"
     )
     p.add_argument("--outage-rounds", type=int, help="rounds of the outages (default: --rounds)")
+    p.add_argument("--rate-seconds", type=float, default=5.0, help="seconds per rate in rates")
+    p.add_argument("--trainer-steps", type=int, default=600, help="steps of the Trainer runs")
     p.add_argument("--poll", type=float, default=0.05, help="server poll period in delivery, s")
     p.add_argument("--max-minutes", type=float, default=15, help="start no round after this")
     p.add_argument("--keep", action="store_true", help="keep the temporary folder")
@@ -63,6 +68,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.points = min(args.points, 2_000)
         args.slow_points = min(args.slow_points, 1_000)
         args.outage_points = min(args.outage_points, 60_000)
+        args.rate_seconds = min(args.rate_seconds, 0.5)
+        args.trainer_steps = min(args.trainer_steps, 30)
     if args.outage_rounds is None:
         args.outage_rounds = args.rounds
     args.only = args.only.split(",") if args.only else DEFAULT
@@ -96,17 +103,56 @@ def environment() -> dict[str, Any]:
         except metadata.PackageNotFoundError:
             return "?"
 
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
-    ).stdout.strip()
+    def git(*args: str) -> str:
+        run = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True)
+        return run.stdout.strip() if run.returncode == 0 else ""
+
     return {
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
+        "cpu_model": _proc_field("/proc/cpuinfo", "model name") or platform.processor() or "?",
+        "memory_gib": round(
+            int((_proc_field("/proc/meminfo", "MemTotal") or "0 kB").split()[0]) / 2**20, 1
+        ),
+        "filesystem": _filesystem(Path(tempfile.gettempdir())),
         "trackio": version("trackio"),
         "trackio_integrations": version("trackio-integrations"),
-        "commit": commit or "?",
+        "commit": git("rev-parse", "--short", "HEAD") or "?",
+        # code changed since that commit (not the results and the page this run rewrites)
+        "dirty": bool(git("status", "--porcelain", "--untracked-files=no", "--", ".", *_RENDERED)),
     }
+
+
+_RENDERED = (":!bench/results.json", ":!docs/performance.md")
+
+
+def _proc_field(path: str, name: str) -> str | None:
+    """``name: value`` from a /proc file (Linux); None elsewhere."""
+    try:
+        with open(path) as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == name:
+                    return value.strip()
+    except OSError:
+        pass
+    return None
+
+
+def _filesystem(path: Path) -> str:
+    """The file system type the spools and buffers were written to (from /proc/mounts)."""
+    best, kind = "", "?"
+    try:
+        with open("/proc/mounts") as mounts:
+            for line in mounts:
+                fields = line.split()
+                point = fields[1]
+                if str(path.resolve()).startswith(point) and len(point) > len(best):
+                    best, kind = point, fields[2]
+    except (OSError, IndexError):
+        pass
+    return kind
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -173,6 +219,8 @@ def _brief(measurement: str, r: dict[str, Any]) -> str:
         "outage_start": ("log_s", "rss_growth_mib", "peak_growth_mib", "kept_points"),
         "cold": ("wall_s",),
         "cold_local": ("wall_s",),
+        "rates": (),
+        "trainer": ("none_s", "runtime_s", "over_none"),
     }[measurement]
     parts = [f"{k}={r[k]:.2f}" if isinstance(r.get(k), float) else f"{k}={r.get(k)}" for k in keys]
     if isinstance(r.get("server"), dict):
@@ -191,9 +239,10 @@ def main(argv: list[str] | None = None) -> int:
             return 130
     env = results["environment"]
     results["table"] = table(results["raw"], args)
-    results["notes"] = problems = notes(results["raw"])
+    results["problems"] = failed = problems(results["raw"])
+    results["notes"] = remarks = notes(results["raw"])
     if args.json:
-        args.json.write_text(json.dumps(results, indent=1))
+        args.json.write_text(json.dumps(results, indent=1) + "\n")
     print(
         f"\ntrackio-integrations {env['trackio_integrations']} ({env['commit']}) vs trackio "
         f"{env['trackio']}; Python {env['python']}, {env['cpus']} CPUs, {args.rounds} round(s) "
@@ -201,9 +250,11 @@ def main(argv: list[str] | None = None) -> int:
         f"{env['loadavg_start'][0]:.2f} at start, {env['loadavg_end'][0]:.2f} at end\n"
     )
     print(results["table"])
-    if problems:
-        print("\nNotes:\n" + "\n".join(f"- {p}" for p in problems))
-    return 1 if any("FAILED" in p for p in problems) else 0
+    if remarks:
+        print("\nNotes:\n" + "\n".join(f"- {p}" for p in remarks))
+    if failed:
+        print("\nPROBLEMS (the run fails):\n" + "\n".join(f"- {p}" for p in failed))
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -307,6 +307,67 @@ class Bench:
     def cold_local(self, client: str) -> dict[str, Any]:
         return self.cold(client, local=True)
 
+    def rates(self, client: str) -> dict[str, Any]:
+        """6. What delivery costs the server: API requests and server CPU seconds per 1,000 points,
+        logging at 100, 1,000 and 10,000 points/s for ``--rate-seconds`` each (through a proxy
+        that counts the requests; the server's CPU time read from /proc)."""
+        out: dict[str, Any] = {}
+        for rate in RATES:
+            n = int(rate * self.args.rate_seconds)
+            proxy = LatencyProxy(self.server.server.port)
+            try:
+                cpu = server_cpu_s(self.server.server)
+                spec = self.spec(client, "cost", proxy.url, points=n, rate=rate)
+                with self.child(spec) as child:
+                    deadline = time.monotonic() + 120 + n / rate
+                    result = child.expect(RESULT, deadline)
+                    child.wait(deadline)
+                check = self.server.check(spec["project"], spec["name"], n)
+                cpu = server_cpu_s(self.server.server) - cpu
+            finally:
+                proxy.close()
+            out[f"r{rate}"] = {
+                "points": n,
+                "requests": proxy.requests,
+                "requests_per_1k": proxy.requests * 1000 / n,
+                "server_cpu_s_per_1k": cpu * 1000 / n,
+                "finish_ok": result.get("finish_ok"),
+            }
+            out.setdefault("server", check)  # the first rate's check stands for all in notes
+            if check["missing"] or check["duplicates"]:
+                out["server"] = check
+        return out
+
+    def trainer(self, client: str) -> dict[str, Any]:
+        """7. A tiny Trainer's train_runtime (600 steps, a log every step) with this client's
+        reporting and with none, back to back in alternating order: ours is TrackioCallback,
+        trackio's is ``report_to="trackio"`` (transformers' built-in callback)."""
+        mode = "ours" if client == "ours" else "builtin"
+        variants = (mode, "none") if self.counter % 2 else ("none", mode)
+        out: dict[str, Any] = {}
+        for variant in variants:
+            spec = self.spec(
+                client, "trainer", self.server.url, mode=variant, steps=self.args.trainer_steps
+            )
+            with self.child(spec) as child:
+                deadline = time.monotonic() + 300
+                result = child.expect(RESULT, deadline)
+                child.wait(deadline)
+            out["none_s" if variant == "none" else "runtime_s"] = result["train_runtime"]
+        out["over_none"] = out["runtime_s"] / out["none_s"]
+        return out
+
+
+RATES = (100, 1_000, 10_000)
+
+
+def server_cpu_s(server: TrackioServer) -> float:
+    """User + system CPU seconds the ``trackio show`` process has used so far."""
+    assert server.proc is not None
+    with open(f"/proc/{server.proc.pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
 
 def kept_on_disk(home: Path) -> dict[str, Any]:
     """What a client keeps on local disk for later delivery (read after it exited).
@@ -346,6 +407,8 @@ MEASUREMENTS: dict[str, Callable[[Bench, str], dict[str, Any]]] = {
     "outage": Bench.outage,
     "cold": Bench.cold,
     "cold_local": Bench.cold_local,
+    "rates": Bench.rates,
+    "trainer": Bench.trainer,
     "outage_start": Bench.outage_start,  # not in the default set: see --only
 }
 DEFAULT = [m for m in MEASUREMENTS if m != "outage_start"]

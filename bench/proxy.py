@@ -3,7 +3,8 @@
 Unlike a proxy that sleeps before forwarding each chunk (which caps bandwidth: a 1 MB batch read in
 64 KB chunks would wait 16 times), this one stamps each client->server chunk on arrival and
 forwards it ``delay`` seconds later, so every request is answered ``delay`` late whatever its size.
-``cut()`` closes the listening socket and every open connection: new connections are refused, as
+``requests`` counts the API calls (``POST /api/...``) that went through. ``cut()`` closes the
+listening socket and every open connection: new connections are refused, as
 if the server had died.
 """
 
@@ -15,6 +16,8 @@ import socket
 import threading
 import time
 
+_REQUEST = b"POST /api/"
+
 
 class LatencyProxy:
     def __init__(self, upstream_port: int, delay: float = 0.0) -> None:
@@ -23,6 +26,7 @@ class LatencyProxy:
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = int(self._listener.getsockname()[1])
         self._open: set[socket.socket] = set()
+        self.requests = 0
         self._lock = threading.Lock()
         self._closed = False
         threading.Thread(target=self._accept, daemon=True).start()
@@ -70,12 +74,26 @@ class LatencyProxy:
                     target=self._write_late, args=(chunks, client, upstream), daemon=True
                 ).start()
             else:
-                threading.Thread(target=self._pipe, args=(client, upstream), daemon=True).start()
+                threading.Thread(
+                    target=self._pipe, args=(client, upstream, True), daemon=True
+                ).start()
             threading.Thread(target=self._pipe, args=(upstream, client), daemon=True).start()
 
+    def _count(self, tail: bytes, chunk: bytes) -> bytes:
+        """Count request lines in the client's bytes; ``tail`` carries one split across chunks."""
+        data = tail + chunk
+        found = data.count(_REQUEST)
+        if found:
+            with self._lock:
+                self.requests += found
+            data = data[data.rfind(_REQUEST) + len(_REQUEST) :]
+        return data[-(len(_REQUEST) - 1) :]
+
     def _read(self, src: socket.socket, chunks: queue.Queue[tuple[float, bytes]]) -> None:
+        tail = b""
         try:
             while chunk := src.recv(1 << 16):
+                tail = self._count(tail, chunk)
                 chunks.put((time.monotonic() + self.delay, chunk))
         except OSError:
             pass
@@ -97,9 +115,12 @@ class LatencyProxy:
             pass
         self._drop(src, dst)
 
-    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
+    def _pipe(self, src: socket.socket, dst: socket.socket, count: bool = False) -> None:
+        tail = b""
         try:
             while chunk := src.recv(1 << 16):
+                if count:
+                    tail = self._count(tail, chunk)
                 dst.sendall(chunk)
         except OSError:
             pass

@@ -287,7 +287,59 @@ def scenario_cold(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def scenario_trainer(spec: dict[str, Any]) -> dict[str, Any]:
+    """A tiny Trainer (examples/transformers_trainer.py's GPT-2), ``steps`` steps logging every step, torch on
+    one thread; ``mode``: "none" (no reporting), "ours" (TrackioCallback) or "builtin"
+    (``report_to="trackio"``, trackio's own client). The Trainer's own train_runtime."""
+    import tempfile
+
+    import torch
+
+    torch.set_num_threads(1)
+    from transformers import PrinterCallback, Trainer, TrainingArguments
+    from transformers.utils import logging as hf_logging
+
+    from examples.transformers_trainer import TokenData, tiny_model
+
+    hf_logging.set_verbosity_error()
+    mode, callbacks, report_to = spec["mode"], [], "none"
+    if mode == "ours":
+        from trackio_integrations import TrackioCallback
+
+        callbacks = [
+            TrackioCallback(
+                spec["project"], spec["name"], server_url=spec["url"], write_token=spec["token"]
+            )
+        ]
+    elif mode == "builtin":
+        os.environ["TRACKIO_SERVER_URL"] = f"{spec['url']}?write_token={spec['token']}"
+        report_to = "trackio"
+    steps = spec["steps"]
+    with tempfile.TemporaryDirectory() as output_dir:
+        trainer = Trainer(
+            model=tiny_model(),
+            args=TrainingArguments(
+                output_dir,
+                max_steps=steps,
+                per_device_train_batch_size=8,
+                logging_steps=1,
+                save_strategy="no",
+                report_to=report_to,
+                project=spec["project"],
+                run_name=spec["name"],
+                use_cpu=True,
+                disable_tqdm=True,
+            ),
+            train_dataset=TokenData(8 * steps),
+            callbacks=callbacks,
+        )
+        trainer.remove_callback(PrinterCallback)
+        output = trainer.train()
+    return {"run": spec["name"], "mode": mode, "train_runtime": output.metrics["train_runtime"]}
+
+
 SCENARIOS = {
+    "trainer": scenario_trainer,
     "cost": scenario_cost,
     "deliver": scenario_deliver,
     "outage": scenario_outage,

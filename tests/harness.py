@@ -145,6 +145,23 @@ class TrackioServer:
         wait_until(lambda: len(self.values(project, run, metric)) >= count, timeout, 0.25)
         return self.steps(project, run, metric)
 
+    def wait_for_logs(
+        self, project: str, run: str, count: int, timeout: float = 60.0
+    ) -> list[dict[str, Any]]:
+        """The run's rows once at least ``count`` are readable (a write the server queued when
+        its database was busy becomes readable a little later)."""
+        wait_until(lambda: len(self.logs(project, run)) >= count, timeout, 0.25)
+        return self.logs(project, run)
+
+    def wait_for_config(self, project: str, run_id: str, **expected: Any) -> dict[str, Any]:
+        """The run's config once it holds ``expected`` (e.g. ``status="success"``)."""
+
+        def config() -> dict[str, Any]:
+            return dict(self.configs(project).get(run_id) or {})
+
+        wait_until(lambda: expected.items() <= config().items(), 60.0, 0.25)
+        return config()
+
 
 @dataclass
 class Captured:
@@ -221,15 +238,26 @@ class CaptureServer:
 
 
 class DelayProxy:
-    """A loopback TCP proxy that holds every client->server chunk for ``delay`` seconds."""
+    """A loopback TCP proxy that holds every client->server chunk for ``delay`` seconds, and
+    between ``hold()`` and ``release()`` until released: a request that hangs as long as we like."""
 
-    def __init__(self, upstream_port: int, delay: float) -> None:
+    def __init__(self, upstream_port: int, delay: float = 0.0) -> None:
         self.upstream_port = upstream_port
         self.delay = delay
         self.port = free_port()
         self._sock = socket.create_server(("127.0.0.1", self.port))
         self._stop = threading.Event()
+        self._open = threading.Event()
+        self._open.set()
+        self.holding = threading.Event()  # set once a chunk waits at the closed gate
         threading.Thread(target=self._accept, daemon=True).start()
+
+    def hold(self) -> None:
+        self.holding.clear()
+        self._open.clear()
+
+    def release(self) -> None:
+        self._open.set()
 
     @property
     def url(self) -> str:
@@ -251,6 +279,9 @@ class DelayProxy:
             while chunk := src.recv(65536):
                 if slow:
                     time.sleep(self.delay)
+                    if not self._open.is_set():
+                        self.holding.set()
+                        self._open.wait()
                 dst.sendall(chunk)
         except OSError:
             pass
@@ -261,6 +292,7 @@ class DelayProxy:
 
     def close(self) -> None:
         self._stop.set()
+        self._open.set()
         self._sock.close()
 
 

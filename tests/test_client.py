@@ -27,10 +27,24 @@ from trackio_integrations import (
 
 
 def test_public_api_is_the_four_classes_and_the_errors() -> None:
-    import trackio_integrations
+    import trackio_integrations as package
 
-    for name in ("TrackioClient", "TrackioCallback", "TrackioLogger", "TrackioTracker"):
-        assert name in trackio_integrations.__all__
+    classes = ("TrackioClient", "TrackioCallback", "TrackioLogger", "TrackioTracker")
+    errors = {
+        "TrackioError": Exception,
+        "TrackioConfigError": ValueError,
+        "TrackioAuthError": PermissionError,
+        "TrackioServerError": RuntimeError,
+    }
+    media = ("Image", "Audio", "Video", "Table", "Histogram", "Markdown")
+    functions = ("install", "uninstall")
+    assert sorted(package.__all__) == sorted([*classes, *errors, *media, *functions])
+    for name in (*classes, *media):
+        value = getattr(package, name)
+        assert isinstance(value, type) and value.__name__ == name
+    for name, builtin in errors.items():  # catchable as ours, or as what Python users expect
+        error = getattr(package, name)
+        assert issubclass(error, TrackioError) and issubclass(error, builtin)
 
 
 def test_importing_the_package_loads_nothing_heavy() -> None:
@@ -85,7 +99,8 @@ def test_every_value_kind_reaches_the_server(shared_server: TrackioServer, proje
                 },
                 step=0,
             )
-    (row,) = shared_server.logs(project, run.name)
+            assert run.flush(timeout=60)
+    (row,) = shared_server.wait_for_logs(project, run.name, 1)
     assert row["py_float"] == 0.5 and row["py_int"] == 3 and row["flag"] is True
     assert row["note"] == "hello" and row["np_f32"] == 0.25 and row["np_i64"] == 9
     assert row["t0d"] == 1.5 and row["t1"] == 2.5
@@ -177,7 +192,9 @@ def test_write_token_from_environment(
     monkeypatch.setenv("TRACKIO_PROJECT", project)
     with TrackioClient() as run:
         run.log({"a": 1.0}, step=0)
-    assert shared_server.steps(project, run.name, "a") == [0]
+        assert run.flush(timeout=60)
+    assert shared_server.wait_for_steps(project, run.name, "a", 1) == [0]
+    assert shared_server.values(project, run.name, "a")[0]["value"] == 1.0
 
 
 def test_an_unknown_api_version_is_a_clear_error(capture: CaptureServer, project: str) -> None:
@@ -230,8 +247,19 @@ def test_no_token_in_repr_logs_or_warnings(
             project, server_url=f"{capture.url}?write_token=WSECRET", hf_token="HSECRET"
         )
         run.log({"step": 1, "bad": object()})
-        run.finish()
-    shown = repr(run) + str(run.target) + caplog.text + " ".join(str(w.message) for w in caught)
+        capture.respond = lambda path, body: (503, {"error": "busy"})  # an error to report
+        run.log({"loss": 1.0}, step=1)
+        assert run.finish(timeout=1.0) is False
+    messages = [str(w.message) for w in caught]
+    # the places a token could leak all said something ...
+    assert any("'bad'" in m for m in messages) and any("__step" in m for m in messages)
+    assert "point(s) not yet delivered" in caplog.text and "(busy)" in caplog.text
+    assert repr(run).endswith(f"target=server {capture.url})")
+    assert str(run.target) == f"server {capture.url}"
+    # ... while the token was in use: the server got it, in the header only
+    posts = [r for r in capture.requests if r.path == "/api/bulk_log"]
+    assert posts and all(r.headers["X-Trackio-Write-Token"] == "WSECRET" for r in posts)
+    shown = repr(run) + str(run.target) + caplog.text + " ".join(messages)
     assert "WSECRET" not in shown and "HSECRET" not in shown
 
 
@@ -262,16 +290,16 @@ def test_config_is_json_safe_and_updates_reach_the_server(
     }
     run.log({"loss": 0.5}, step=1)
     run.update_config({"best": 0.5, "when": Path("/ckpt")})  # after points were sent
-    run.finish()
-    config = shared_server.configs(project)[run.run_id]
+    assert run.finish(timeout=60)
+    config = shared_server.wait_for_config(project, run.run_id, best=0.5)
     assert config["best"] == 0.5 and config["when"] == "/ckpt" and config["ns"]["epochs"] == 3
-    assert shared_server.steps(project, run.name, "loss") == [0, 1]
+    assert shared_server.wait_for_steps(project, run.name, "loss", 2) == [0, 1]
 
 
 def test_config_without_any_point_still_arrives(shared_server: TrackioServer, project: str) -> None:
     run = TrackioClient(project, server_url=shared_server.write_url, config={"only": "config"})
-    run.finish()
-    assert shared_server.configs(project)[run.run_id] == {"only": "config"}
+    assert run.finish(timeout=60)
+    assert shared_server.wait_for_config(project, run.run_id, only="config") == {"only": "config"}
 
 
 def test_finish_is_idempotent_and_log_after_finish_is_ignored(
@@ -279,23 +307,37 @@ def test_finish_is_idempotent_and_log_after_finish_is_ignored(
 ) -> None:
     run = TrackioClient(project, server_url=shared_server.write_url)
     run.log({"a": 1}, step=0)
-    assert run.finish() is True
+    assert run.finish(timeout=60) is True
     assert run.finish() is True
     with pytest.warns(UserWarning, match="after finish"):
         run.log({"a": 2}, step=1)
-    assert shared_server.steps(project, run.name, "a") == [0]
+    assert run.pending == 0
+    assert shared_server.wait_for_steps(project, run.name, "a", 1) == [0]
 
 
-def test_log_never_raises_into_the_training_loop(capture: CaptureServer, project: str) -> None:
-    run = TrackioClient(project, server_url=capture.url)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+def test_log_never_raises_into_the_training_loop(
+    shared_server: TrackioServer, project: str
+) -> None:
+    run = TrackioClient(project, server_url=shared_server.write_url)
+    thing = object()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         run.log(None)  # type: ignore[arg-type]
         run.log({"a": 1}, step="not a step")  # type: ignore[arg-type]
-        run.log({"a": object()}, step=object())  # type: ignore[arg-type]
-        run.update_config(object())
-    run.finish()
-    assert len(capture.bulk_logs()) >= 2
+        run.log({"a": object(), "b": 2}, step=object())  # type: ignore[arg-type]
+        run.update_config(thing)
+    assert run.finish(timeout=60)
+    # each bad input cost only itself, with a warning that says what was wrong
+    messages = " ".join(str(w.message) for w in caught)
+    for said in ("takes a mapping", "step must be an integer", "Metric 'a' was not logged"):
+        assert said in messages
+    rows = shared_server.wait_for_logs(project, run.name, 3)
+    assert [(row["step"], row.get("a"), row.get("b")) for row in rows] == [
+        (0, 1, None),  # the server assigned the step a bad one was given for
+        (1, None, 2),
+        (1, None, None),  # the config, written alone since no point came after it
+    ]
+    assert shared_server.configs(project)[run.run_id] == {"value": repr(thing)}
 
 
 def test_steps_left_out_are_assigned_by_the_server(
@@ -304,7 +346,9 @@ def test_steps_left_out_are_assigned_by_the_server(
     with TrackioClient(project, server_url=shared_server.write_url) as run:
         for i in range(5):
             run.log({"a": i})
-    assert shared_server.steps(project, run.name, "a") == [0, 1, 2, 3, 4]
+        assert run.flush(timeout=60)
+    assert shared_server.wait_for_steps(project, run.name, "a", 5) == [0, 1, 2, 3, 4]
+    assert [v["value"] for v in shared_server.values(project, run.name, "a")] == [0, 1, 2, 3, 4]
 
 
 def test_a_config_update_rides_on_the_next_point_without_an_extra_row(
@@ -314,5 +358,7 @@ def test_a_config_update_rides_on_the_next_point_without_an_extra_row(
         run.log({"loss": 1.0}, step=0)
         run.update_config({"checkpoint": "/ckpt/1"})
         run.log({"loss": 0.5}, step=1)
-    assert len(shared_server.logs(project, run.name)) == 2
+        assert run.flush(timeout=60)
+    rows = shared_server.wait_for_logs(project, run.name, 2)
+    assert [(row["step"], row["loss"]) for row in rows] == [(0, 1.0), (1, 0.5)]
     assert shared_server.configs(project)[run.run_id] == {"a": 1, "checkpoint": "/ckpt/1"}

@@ -133,7 +133,9 @@ def test_trackio_watch_sets_the_callbacks_default(
     keys = {k for row in shared_server.logs(project, "env") for k in row}
     assert any(k.startswith("gradients/") for k in keys)
     assert not any(k.startswith("parameters/") for k in keys)
-    assert histogram_steps(shared_server, project, "env", "gradients/transformer.h.0.mlp.c_fc.weight") == [3, 6]
+    assert histogram_steps(
+        shared_server, project, "env", "gradients/transformer.h.0.mlp.c_fc.weight"
+    ) == [3, 6]
     monkeypatch.setenv("TRACKIO_WATCH", "sometimes")
     with pytest.raises(TrackioConfigError, match="watch='sometimes'"):
         TrackioCallback(server_url=shared_server.write_url)

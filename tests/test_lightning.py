@@ -91,17 +91,20 @@ def test_a_fit_arrives_with_its_metrics_hyperparameters_checkpoints_and_status(
     )
     model = Regressor(hidden=8, lr=0.05)
     train, val = loaders()
+    run = logger.experiment  # the client fit() will log through
     trainer.fit(model, train, val)
 
-    # finalize() delivered everything before fit() returned: no waiting here
+    assert run.pending == 0  # finalize() had every point delivered before fit() returned
+    assert shared_server.wait_for_steps(project, logger.version, "train_loss", 12) == list(
+        range(12)
+    )
     assert [r["name"] for r in shared_server.runs(project)] == [logger.version]
     losses = shared_server.values(project, logger.version, "train_loss")
-    assert [v["step"] for v in losses] == list(range(12))
     assert [v["value"] for v in losses] == pytest.approx(model.losses)
     val_losses = shared_server.values(project, logger.version, "val_loss")
     assert [v["step"] for v in val_losses] == [3, 7, 11]
 
-    config = config_of(shared_server, project, logger)
+    config = shared_server.wait_for_config(project, logger.run_id, status="success")
     assert config["status"] == "success"
     assert config["hidden"] == 8 and config["lr"] == 0.05
     assert config["activation"] == "torch.nn.modules.activation.Tanh"
@@ -123,9 +126,9 @@ def test_a_fit_arrives_with_its_metrics_hyperparameters_checkpoints_and_status(
 
     # testing afterwards continues the same run
     trainer.test(model, val)
+    assert shared_server.wait_for_steps(project, logger.version, "test_loss", 1) == [12]
     assert [r["name"] for r in shared_server.runs(project)] == [logger.version]
-    assert shared_server.steps(project, logger.version, "test_loss") == [12]
-    assert config_of(shared_server, project, logger)["status"] == "success"
+    assert shared_server.wait_for_config(project, logger.run_id, status="success")
 
 
 def test_a_fit_that_raises_still_delivers_its_points_and_records_failed(
@@ -136,11 +139,11 @@ def test_a_fit_that_raises_still_delivers_its_points_and_records_failed(
     model = Regressor(fail_at=6)
     with pytest.raises(RuntimeError, match="corrupt shard"):
         trainer.fit(model, *loaders())
+    assert shared_server.wait_for_steps(project, logger.version, "train_loss", 6) == list(range(6))
     losses = shared_server.values(project, logger.version, "train_loss")
-    assert [v["step"] for v in losses] == list(range(6))
     assert [v["value"] for v in losses] == pytest.approx(model.losses)
-    assert shared_server.steps(project, logger.version, "val_loss") == [3]
-    assert config_of(shared_server, project, logger)["status"] == "failed"
+    assert shared_server.wait_for_steps(project, logger.version, "val_loss", 1) == [3]
+    assert shared_server.wait_for_config(project, logger.run_id, status="failed")
 
 
 def test_resuming_from_a_checkpoint_continues_the_run_with_each_step_once(
@@ -163,9 +166,10 @@ def test_resuming_from_a_checkpoint_continues_the_run_with_each_step_once(
     )
     fit(again, Regressor(), ckpt_path=str(tmp_path / "last.ckpt"))  # epoch 3 runs again
 
+    steps = shared_server.wait_for_steps(project, first.version, "train_loss", 12)
+    assert steps == list(range(12))  # each once
     assert [r["name"] for r in shared_server.runs(project)] == [first.version]
-    assert shared_server.steps(project, first.version, "train_loss") == list(range(12))
-    assert config_of(shared_server, project, first)["status"] == "success"
+    assert shared_server.wait_for_config(project, first.run_id, status="success")
 
 
 def test_a_wrong_write_token_stops_the_fit_before_the_first_step(
@@ -264,8 +268,8 @@ def test_a_fabric_loop_logs_through_log_dict(shared_server: TrackioServer, proje
         losses.append(loss.item())
     fabric.logger.finalize("success")
 
+    assert shared_server.wait_for_steps(project, logger.version, "loss", 12) == list(range(12))
     values = shared_server.values(project, logger.version, "loss")
-    assert [v["step"] for v in values] == list(range(12))
     assert [v["value"] for v in values] == pytest.approx(losses)
     assert config_of(shared_server, project, logger) == {
         "optim": {"lr": 0.1, "warmup": 10},
@@ -301,7 +305,7 @@ def test_every_kind_of_hyperparameters_becomes_json_config(
     )
     logger.log_hyperparams(None)
     logger.finalize("success")
-    assert config_of(shared_server, project, logger) == {
+    assert shared_server.wait_for_config(project, logger.run_id, status="success") == {
         "seed": 7,
         "out": "/runs/7",
         "activation": "torch.nn.modules.activation.GELU",
@@ -321,6 +325,7 @@ def test_prefix_and_tensor_and_numpy_values(shared_server: TrackioServer, projec
     logger = TrackioLogger(project, server_url=shared_server.write_url, prefix="fold1")
     logger.log_metrics({"loss": torch.tensor(0.5), "acc": np.float32(0.75), "epoch": 2}, step=7)
     logger.finalize("success")
+    shared_server.wait_for_steps(project, logger.version, "fold1-loss", 1)
     (row,) = [r for r in shared_server.logs(project, logger.version) if len(r) > 2]  # not config
     assert (row["step"], row["fold1-loss"], row["fold1-acc"], row["fold1-epoch"]) == (
         7,
@@ -341,8 +346,8 @@ def test_a_pickled_logger_continues_the_same_run(
     clone.log_metrics({"a": 2.0}, step=1)
     clone.finalize("success")
     logger.finalize("success")
+    assert shared_server.wait_for_steps(project, logger.version, "a", 2) == [0, 1]
     assert [r["name"] for r in shared_server.runs(project)] == [logger.version]
-    assert shared_server.steps(project, logger.version, "a") == [0, 1]
 
 
 def test_no_project_fails_when_the_logger_is_made() -> None:

@@ -1,52 +1,127 @@
-"""Every command in README works as written.
+"""Every command in README and in the documentation (docs/*.md) works as written, and does what
+the page says it does.
 
 Fences: ```python blocks are programs and run as they are; ```bash lines are commands and run as
 they are (in a clean environment: the embedded default, a temporary TRACKIO_DIR and spool).
 ```py, ```sh and ```text blocks are fragments or synopses that need your model, data or cluster;
-they are not run. `make test` is this suite itself; `pip install` lines are checked against the
-extras pyproject.toml declares instead of being installed over the test environment.
+they are not run, so each ```py or ```sh block says why on the line before it, in a comment that
+starts `<!-- fragment` (e.g. `<!-- fragments, not programs: each needs your model and data -->`).
+A command that appears on several pages runs once. `make test` is this suite itself; `pip install`
+lines are checked against the extras pyproject.toml declares instead of being installed over the
+test environment.
+
+Each program and command must do more than exit 0: ``EXPECTED`` says what its output shows, and
+what an example logged is read back from a real ``trackio show``. The performance page's results
+must be the rendering of the saved benchmark run.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
 import re
 import subprocess
-from pathlib import Path
+from collections.abc import Iterator
+from types import ModuleType
 
 import pytest
 import tomllib
 
-from tests.harness import BIN, REPO, run_python
+from tests.harness import BIN, REPO, TrackioServer, run_python
 
-README = (REPO / "README.md").read_text()
+PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+FENCE = r"^ *```{language}\n(.*?)^ *```"
+PERFORMANCE = REPO / "docs" / "performance.md"
+
+# What each command's output must show (all of the patterns, as regular expressions).
+EXPECTED = {
+    "make demo": [r"framework\s+project\s+run\s+points", r"Every run arrived whole\."],
+    "trackio-integrations doctor": [r"Target:\s+local", r"Logging would work\."],
+    "python examples/transformers_trainer.py": [r"Logged \d+ train/loss points to run"],
+    "python examples/lightning_logger.py": [r"Logged \d+ points to run"],
+    "python examples/accelerate_tracker.py": [r"Logged \d+ points to run"],
+    ".venv/bin/python bench/bench.py --quick": [
+        r"\| Measurement \(median of rounds\) \|",
+        r"\| all points on the server: delivery run \| 1/1 rounds complete \|",
+    ],
+    "trackio-integrations status": [r"No points waiting\."],
+    "trackio-integrations sync": [r"Nothing to send\."],
+}
+LOGGED = re.compile(r"Logged (\d+) (?:train/loss )?points to run (\S+) of (\S+)")
 
 
-def blocks(language: str) -> list[str]:
-    return re.findall(rf"^ *```{language}\n(.*?)^ *```", README, re.DOTALL | re.MULTILINE)
+def blocks(language: str) -> list[tuple[str, str]]:
+    """(where, body) of every ``language`` fence; where is ``page:line``."""
+    found = []
+    for page in PAGES:
+        text = page.read_text()
+        for match in re.finditer(FENCE.format(language=language), text, re.DOTALL | re.MULTILINE):
+            line = text.count("\n", 0, match.start()) + 1
+            found.append((f"{page.relative_to(REPO)}:{line}", match.group(1)))
+    return found
 
 
 def commands() -> list[str]:
-    lines = [line.strip() for block in blocks("bash") for line in block.splitlines()]
-    return [line for line in lines if line and not line.startswith("#")]
+    lines = [line.strip() for _, block in blocks("bash") for line in block.splitlines()]
+    return list(dict.fromkeys(line for line in lines if line and not line.startswith("#")))
 
 
-def test_the_readme_has_programs_and_commands_to_test() -> None:
-    assert len(blocks("python")) >= 1
+def expected(command: str) -> list[str]:
+    """The patterns for a command (its text before any ``#`` comment)."""
+    return EXPECTED[command.split("  #")[0].strip()]
+
+
+@pytest.fixture(scope="module")
+def local_viewer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrackioServer]:
+    """``trackio show`` on the embedded default's storage, where the examples log."""
+    viewer = TrackioServer(tmp_path_factory.mktemp("readme-trackio"))
+    viewer.start()
+    yield viewer
+    viewer.stop()
+
+
+def test_the_docs_have_programs_and_commands_to_test() -> None:
+    assert len(blocks("python")) >= 2
     assert any(c.startswith("make demo") for c in commands())
     assert any(c.startswith("python examples/") for c in commands())
+    assert "make demo" in (REPO / "README.md").read_text()
 
 
-@pytest.mark.parametrize("program", blocks("python"))
-def test_python_snippets_run_as_written(program: str) -> None:
+def test_every_command_has_something_to_check_besides_its_exit_status() -> None:
+    run = [c for c in commands() if not c.startswith(("make test", "pip install"))]
+    assert [c for c in run if c.split("  #")[0].strip() not in EXPECTED] == []
+
+
+@pytest.mark.parametrize("program", [pytest.param(b, id=w) for w, b in blocks("python")])
+def test_python_snippets_run_as_written(
+    program: str, local_viewer: TrackioServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TRACKIO_DIR", str(local_viewer.data_dir))
     result = run_python(program, timeout=180)
     assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr and "Warning" not in result.stderr, result.stderr
+    if "readme-quickstart" in program:  # what it logged is what the dashboard reads
+        name, run_id = result.stdout.split()
+        steps = local_viewer.wait_for_steps("readme-quickstart", name, "train/loss", 100)
+        assert steps == list(range(100))  # each once
+        values = local_viewer.values("readme-quickstart", name, "train/loss")
+        assert [v["value"] for v in values] == pytest.approx([1 / (s + 1) for s in range(100)])
+        assert local_viewer.wait_for_config("readme-quickstart", run_id, best_loss=0.01) == {
+            "lr": 3e-4,
+            "layers": 4,
+            "best_loss": 0.01,
+        }
 
 
+@pytest.mark.timeout(900)  # `make demo` trains three models; the benchmark's smoke test
 @pytest.mark.parametrize(
     "command", [c for c in commands() if not c.startswith(("make test", "pip install"))]
 )
-def test_shell_commands_run_as_written(command: str, tmp_path: Path) -> None:
+def test_shell_commands_run_as_written(
+    command: str, local_viewer: TrackioServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TRACKIO_DIR", str(local_viewer.data_dir))
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
     result = subprocess.run(
         ["bash", "-c", command],
@@ -56,7 +131,14 @@ def test_shell_commands_run_as_written(command: str, tmp_path: Path) -> None:
         text=True,
         timeout=600,
     )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    output = result.stdout[-3000:] + result.stderr[-3000:]
+    assert result.returncode == 0, output
+    for pattern in expected(command):
+        assert re.search(pattern, result.stdout), f"{pattern!r} not in the output:\n{output}"
+    if logged := LOGGED.search(result.stdout):  # an example: read its run back
+        count, run, project = int(logged[1]), logged[2], logged[3]
+        steps = local_viewer.wait_for_steps(project, run, "train/loss", count)
+        assert len(steps) == len(set(steps)) == count
 
 
 def test_pip_install_lines_name_extras_that_exist() -> None:
@@ -71,3 +153,44 @@ def test_pip_install_lines_name_extras_that_exist() -> None:
         for extra in group.split(",")
     }
     assert named and named <= declared
+
+
+def bench_report() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_report", REPO / "bench" / "report.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_performance_results_are_the_saved_benchmark_run() -> None:
+    report = bench_report()
+    results = json.loads(report.RESULTS.read_text())
+    environment = results["environment"]
+    assert re.fullmatch(r"[0-9a-f]{7,40}", environment["commit"])  # which code was measured
+    assert environment["cpu_model"] != "?" and environment["cpus"] >= 1  # on what
+    assert results["problems"] == []  # a run that lost points is no result to show
+    # every number the performance page shows is the one the saved run holds
+    assert report.readme_section(PERFORMANCE.read_text()) == report.render(results)
+
+
+def test_every_fence_is_a_program_a_command_or_a_marked_fragment() -> None:
+    """A block is skipped on purpose, never by a mistyped or missing fence language."""
+    problems = []
+    for page in PAGES:
+        lines = page.read_text().splitlines()
+        inside = False
+        for number, line in enumerate(lines):
+            if not line.strip().startswith("```"):
+                continue
+            where = f"{page.relative_to(REPO)}:{number + 1}"
+            inside = not inside
+            if not inside:
+                continue  # a closing fence
+            language = line.strip()[3:]
+            if language not in ("python", "bash", "py", "sh", "text"):
+                problems.append(f"{where}: fence language {language!r}")
+            before = [text.strip() for text in lines[:number] if text.strip()]
+            if language in ("py", "sh") and not (before and before[-1].startswith("<!-- fragment")):
+                problems.append(f"{where}: add a `<!-- fragment: why -->` line before it")
+    assert not problems, problems

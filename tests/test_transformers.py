@@ -191,6 +191,7 @@ def printed_runs(stdout: str) -> dict[int, dict[str, Any]]:
     return {line["rank"]: line for line in lines}
 
 
+@pytest.mark.timeout(420)  # two training processes of up to 180 s each
 def test_resuming_from_a_checkpoint_in_a_new_process_continues_the_same_run(
     shared_server: TrackioServer, project: str, tmp_path: Path
 ) -> None:

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from trackio_integrations.values import clean_metrics, encode_metrics, json_safe
+from trackio_integrations.values import _MAX_DEPTH, clean_metrics, encode_metrics, json_safe
 
 
 def clean(metrics: dict[Any, Any]) -> tuple[dict[str, Any], list[str]]:
@@ -155,11 +155,21 @@ def test_objects_with_to_dict_and_omegaconf() -> None:
     }
 
 
-def test_json_safe_survives_cycles() -> None:
-    loop: dict[str, Any] = {}
+def test_json_safe_cuts_a_cycle_at_a_bounded_depth_and_keeps_what_is_beside_it() -> None:
+    loop: dict[str, Any] = {"lr": 0.1}
     loop["self"] = loop
     out = json_safe(loop)
-    assert isinstance(out, dict)
+    import orjson
+
+    orjson.dumps(out)  # serialises: no cycle left
+    levels = []
+    node: Any = out
+    while isinstance(node, dict):
+        levels.append(node)
+        node = node["self"]
+    assert len(levels) == _MAX_DEPTH + 1  # bounded: the recursion stopped at the limit
+    assert all(level["lr"] == 0.1 for level in levels[:-1])  # values beside the cycle kept
+    assert node == repr(loop)  # where it stopped, the object is shown as Python prints it
 
 
 def test_nan_check_is_not_fooled_by_float_equality() -> None:

@@ -4,6 +4,9 @@
 >>> from trackio_integrations import Image, Audio, Video, Table, Histogram, Markdown
 
 Importing this package is cheap: each name (and the framework behind it) loads on first use.
+It also makes ``report_to="trackio-integrations"`` (transformers) and
+``log_with="trackio-integrations"`` (accelerate 1.15+) name this package's integrations, without
+importing either framework. ``install()`` makes ``"trackio"`` mean them too (see ``adopt``).
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ __all__ = [
     "TrackioServerError",
     "TrackioTracker",
     "Video",
+    "install",
+    "uninstall",
 ]
 
 _WHERE = {
@@ -44,10 +49,13 @@ _WHERE = {
     "Table": "media",
     "Histogram": "media",
     "Markdown": "media",
+    "install": "adopt",
+    "uninstall": "adopt",
 }
 
 if TYPE_CHECKING:
     from .accelerate import TrackioTracker
+    from .adopt import install, uninstall
     from .client import TrackioClient
     from .errors import TrackioAuthError, TrackioConfigError, TrackioError, TrackioServerError
     from .lightning import TrackioLogger
@@ -66,3 +74,12 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted([*globals(), *__all__])
+
+
+def _register_names() -> None:
+    from .adopt import register_names
+
+    register_names()
+
+
+_register_names()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 from collections.abc import Mapping
@@ -14,20 +15,22 @@ from accelerate.tracking import GeneralTracker, on_main_process
 from .client import DEFAULT_FINISH_TIMEOUT, TrackioClient
 from .errors import TrackioConfigError, warn_user
 from .media import Image, Table, each
+from .runs import Resume, check_resume, run_to_resume
 
-__all__ = ["TrackioTracker"]
+__all__ = ["InitTrackersTracker", "TrackioTracker"]
 
 
 class TrackioTracker(GeneralTracker):
     """Send ``accelerator.log(...)`` to a Trackio server, a Space, or local storage.
 
-    >>> from accelerate import Accelerator  # doctest: +SKIP
-    >>> from trackio_integrations import TrackioTracker
-    >>> accelerator = Accelerator(log_with=TrackioTracker(server_url="http://127.0.0.1:7860"))
-    >>> accelerator.init_trackers("my-project", config={"lr": 3e-4})
-    >>> for step in range(100):
-    ...     accelerator.log({"train": {"loss": 1 / (step + 1)}}, step=step)  # "train/loss"
-    >>> accelerator.end_training()
+    Examples:
+        >>> from accelerate import Accelerator  # doctest: +SKIP
+        >>> from trackio_integrations import TrackioTracker
+        >>> accelerator = Accelerator(log_with=TrackioTracker(server_url="http://127.0.0.1:7860"))
+        >>> accelerator.init_trackers("my-project", config={"lr": 3e-4})
+        >>> for step in range(100):
+        ...     accelerator.log({"train": {"loss": 1 / (step + 1)}}, step=step)  # "train/loss"
+        >>> accelerator.end_training()
 
     Constructing the tracker is free and never connects: the run (a ``TrackioClient``) is created
     by ``init_trackers``, which accelerate runs on the main process only. There,
@@ -38,6 +41,9 @@ class TrackioTracker(GeneralTracker):
     ``Accelerator.init_trackers``, ``TRACKIO_PROJECT``. The run name is the first of ``name=``,
     ``init_kwargs={"trackio": {"name": ...}}`` given to ``init_trackers``, a generated one. Other
     ``init_kwargs["trackio"]`` keys and ``log_kwargs["trackio"]`` are ignored with one warning.
+    accelerate hands a tracker instance neither, so they are read from the ``init_trackers`` call
+    itself; ``log_with="trackio-integrations"`` (accelerate 1.15 and later) instead has accelerate
+    build an ``InitTrackersTracker`` with them, nothing read.
 
     Media as accelerate's W&B tracker takes them: ``tracker.log_images({"samples": batch})``
     (each item of a list or batch under ``samples/0``, ``samples/1``, ...) and
@@ -46,9 +52,17 @@ class TrackioTracker(GeneralTracker):
     Args:
         project: Trackio project (see above for the fallback).
         name: run name.
-        server_url, space_id, write_token, hf_token, run_id, spool_dir, check, step_ids: as for
-            ``TrackioClient`` (same environment variables, same target rules).
+        server_url: a self-hosted server, may carry ``?write_token=`` (``TRACKIO_SERVER_URL``).
+        space_id: a Hugging Face Space ``owner/name`` (``TRACKIO_SPACE_ID``); wins over a URL.
+        write_token: the server's write token (else from the URL, else ``TRACKIO_WRITE_TOKEN``).
+        hf_token: Hugging Face token, sent to Hugging Face hosts only (else ``HF_TOKEN``).
+        run_id: a stable id for the run; pass the same one to continue a run after a restart.
+        spool_dir: where unsent points wait (``TRACKIO_SPOOL_DIR``, else the user cache).
+        check: check the server version and write access when the run starts.
+        step_ids: store each (step, metric names) once, as for ``TrackioClient``.
         config: initial config, merged with the ``config`` given to ``init_trackers``.
+        resume: ``"never"`` (a new run), ``"allow"`` or ``"must"`` continue the latest run called
+            ``name``, as ``trackio.init(resume=...)`` does (``"must"`` raises if there is none).
         finish_timeout: how long ``accelerator.end_training()`` waits for pending points.
     """
 
@@ -70,12 +84,15 @@ class TrackioTracker(GeneralTracker):
         spool_dir: str | os.PathLike[str] | None = None,
         check: bool = True,
         step_ids: bool = False,
+        resume: Resume = "never",
         finish_timeout: float = DEFAULT_FINISH_TIMEOUT,
     ) -> None:
         super().__init__()
         self.project = project
         self._name = name
+        self._resume = resume
         self.finish_timeout = finish_timeout
+        self._built_by_accelerate = False  # True: init_trackers' arguments came to __init__
         self._options: dict[str, Any] = {
             "server_url": server_url,
             "space_id": space_id,
@@ -101,7 +118,9 @@ class TrackioTracker(GeneralTracker):
         """Create the run. Called by ``Accelerator.init_trackers`` on the main process."""
         if self._client is not None and not self._finished:
             return  # init_trackers() called again: keep the run
-        given_project, given_kwargs = _init_trackers_arguments()
+        given_project, given_kwargs = (
+            (None, {}) if self._built_by_accelerate else _init_trackers_arguments()
+        )
         project = self.project or given_project or os.environ.get("TRACKIO_PROJECT")
         if not project:
             raise TrackioConfigError(
@@ -114,7 +133,13 @@ class TrackioTracker(GeneralTracker):
                 f"TrackioTracker ignores init_kwargs['trackio'] keys {sorted(given_kwargs)}: pass "
                 "them to TrackioTracker(...) instead."
             )
-        self._client = TrackioClient(project, name, **self._options)
+        check_resume(self._resume, name)
+        options = dict(self._options)
+        if options["run_id"] is None:
+            target = ("server_url", "space_id", "write_token", "hf_token")
+            where = {key: options[key] for key in target}
+            options["run_id"] = run_to_resume(project, name, self._resume, **where)
+        self._client = TrackioClient(project, name, **options)
         self._finished = False
 
     @on_main_process
@@ -161,6 +186,49 @@ class TrackioTracker(GeneralTracker):
 
     def __repr__(self) -> str:
         return f"TrackioTracker(project={self.project!r}, run={self._client!r})"
+
+
+class InitTrackersTracker(TrackioTracker):
+    """The tracker that ``Accelerator(log_with="trackio-integrations")`` builds, and
+    ``log_with="trackio"`` after ``trackio_integrations.install()``.
+
+    >>> accelerator = Accelerator(log_with="trackio-integrations")  # doctest: +SKIP
+    >>> accelerator.init_trackers(
+    ...     "my-project", init_kwargs={"trackio-integrations": {"name": "lr-3e-4"}}
+    ... )
+
+    accelerate builds it in ``init_trackers`` with ``project_name`` and ``init_kwargs[<name>]``.
+    Those may be ``trackio.init`` options: ``name``, ``server_url``, ``space_id``, ``config``,
+    ``resume`` and ``group`` (kept in the config as trackio does, ``_Group``) are used, as are
+    this package's own (``write_token``, ``spool_dir``, ...); the others (``embed``,
+    ``private``, ``auto_log_gpu``, ...) are ignored with one warning.
+    """
+
+    name = "trackio-integrations"
+
+    def __init__(self, project_name: str | None = None, **init_kwargs: Any) -> None:
+        options = dict(init_kwargs)
+        group = options.pop("group", None)
+        if group is not None:
+            given = options.get("config")
+            options["config"] = {**(given if isinstance(given, Mapping) else {}), "_Group": group}
+        accepted = set(inspect.signature(TrackioTracker.__init__).parameters) - {"self", "project"}
+        ignored = sorted(set(options) - accepted)
+        if ignored:
+            warn_user(
+                f"{type(self).__name__} ignores the trackio.init options {ignored}: it sends "
+                "scalar metrics and config only (no Space creation, system metrics or webhooks)."
+            )
+        super().__init__(
+            project_name or None, **{k: v for k, v in options.items() if k in accepted}
+        )
+        self._built_by_accelerate = True
+
+
+class LogWithTrackioTracker(InitTrackersTracker):
+    """``InitTrackersTracker`` under accelerate's own name, for ``log_with="trackio"``."""
+
+    name = "trackio"
 
 
 def _init_trackers_arguments() -> tuple[str | None, dict[str, Any]]:

@@ -47,9 +47,10 @@ class TrackioClient:
     Every point is appended to a local spool before ``log()`` returns, then sent in the background
     in batches; a point survives a server outage, a network flap, or the death of this process.
 
-    >>> with TrackioClient("my-project", config={"lr": 3e-4}) as run:  # doctest: +SKIP
-    ...     for step in range(100):
-    ...         run.log({"train/loss": 1 / (step + 1)}, step=step)
+    Examples:
+        >>> with TrackioClient("my-project", config={"lr": 3e-4}) as run:  # doctest: +SKIP
+        ...     for step in range(100):
+        ...         run.log({"train/loss": 1 / (step + 1)}, step=step)
 
     Args:
         project: Trackio project; defaults to ``TRACKIO_PROJECT``.
@@ -161,7 +162,8 @@ class TrackioClient:
 
         Durable and delivered exactly once like a point; never raises, never waits.
 
-        >>> run.log_system({"gpu/0/utilization": 97.0, "memory/used": 12.5})  # doctest: +SKIP
+        Examples:
+            >>> run.log_system({"gpu/0/utilization": 97.0, "memory/used": 12.5})  # doctest: +SKIP
         """
         try:
             if self._finished or not isinstance(metrics, Mapping):
@@ -189,7 +191,8 @@ class TrackioClient:
         ``level`` is ``"info"``, ``"warn"`` or ``"error"`` (or trackio's ``AlertLevel``); ``step``
         defaults to the run's last step. Never raises, never waits.
 
-        >>> run.alert("Loss spike", "train/loss jumped 10x", level="warn")  # doctest: +SKIP
+        Examples:
+            >>> run.alert("Loss spike", "train/loss jumped 10x", level="warn")  # doctest: +SKIP
         """
         try:
             if self._finished:
@@ -236,6 +239,7 @@ class TrackioClient:
 
     @property
     def config(self) -> dict[str, Any]:
+        """A copy of the run's config: what it was given and what ``update_config`` merged."""
         return dict(self._config)
 
     @property
@@ -253,7 +257,8 @@ class TrackioClient:
     def finish(self, timeout: float = DEFAULT_FINISH_TIMEOUT) -> bool:
         """Deliver what is pending within ``timeout`` and close the run. Idempotent.
 
-        Points still pending stay in the spool; the warning says how to send them.
+        True when every point logged was delivered. Points still pending stay in the spool; the
+        warning says how to send them, and how many were dropped if the spool could not be written.
         """
         with self._lock:
             if self._finished:
@@ -267,33 +272,43 @@ class TrackioClient:
         ok = self._sender.flush(timeout)
         # The thread only syncs and ends now, unless a request of its is still in flight.
         stopped = self._sender.stop(max(deadline - time.monotonic(), 0.2))
-        pending = self._spool.pending
+        in_memory = self._spool.pending_in_memory
+        on_disk = self._spool.pending - in_memory
+        dropped = self._spool.dropped
+        if dropped:
+            logger.error(
+                "trackio-integrations: %d point(s) for %s were dropped, the oldest first: the "
+                "spool could not be written and the points waiting in memory reached their limit. "
+                "Set TRACKIO_SPOOL_DIR to a writable folder with room (or raise "
+                "TRACKIO_SPOOL_MAX_MB).",
+                dropped,
+                self.target,
+            )
         if not ok:
-            where = self._spool.path
             reason = self._sender.blocked or self._sender.last_error or "the target is slow"
-            if where is None:
+            if in_memory:
                 logger.error(
                     "trackio-integrations: %d point(s) for %s were not delivered (%s) and, with "
                     "no writable spool, are lost.",
-                    pending,
+                    in_memory,
                     self.target,
                     reason,
                 )
-            else:
+            if on_disk:
                 logger.warning(
                     "trackio-integrations: %d point(s) not yet delivered to %s (%s). They are "
                     "kept in %s: run `trackio-integrations sync` (or start the next run) to send "
                     "them.",
-                    pending,
+                    on_disk,
                     self.target,
                     reason,
-                    where,
+                    self._spool.path,
                 )
         if stopped:  # else a request is still in flight: the daemon thread keeps its files
             self._spool.close()
             if self._delivery is not None:
                 close_quietly(self._delivery)
-        self._finish_result = ok
+        self._finish_result = ok = ok and not dropped
         return ok
 
     def __enter__(self) -> TrackioClient:

@@ -27,8 +27,10 @@ from typing import TYPE_CHECKING, Any
 from lightning_utilities.core.rank_zero import rank_zero_only
 
 from .client import TrackioClient, new_run_name
-from .errors import TrackioConfigError
+from .errors import TrackioConfigError, warn_user
 from .media import Audio, Image, Table, Video, each
+from .runs import Resume, check_resume, run_to_resume
+from .values import json_safe
 from .watch import Watcher
 
 _PACKAGES = {
@@ -73,14 +75,19 @@ else:
 class TrackioLogger(_LightningLoggers):
     """Log a Lightning run to a Trackio server, a Hugging Face Space, or local storage.
 
-    >>> import lightning as L  # doctest: +SKIP
-    >>> from trackio_integrations import TrackioLogger
-    >>> logger = TrackioLogger("my-project", server_url="http://127.0.0.1:7860")
-    >>> trainer = L.Trainer(logger=logger, max_epochs=3)
-    >>> trainer.fit(model, train_loader, val_loader)
+    Examples:
+        >>> import lightning as L  # doctest: +SKIP
+        >>> from trackio_integrations import TrackioLogger
+        >>> logger = TrackioLogger("my-project", server_url="http://127.0.0.1:7860")
+        >>> trainer = L.Trainer(logger=logger, max_epochs=3)
+        >>> trainer.fit(model, train_loader, val_loader)
 
     The same object works as ``pytorch_lightning.Trainer(logger=...)`` and as
     ``Fabric(loggers=[...])`` (then call ``logger.finalize("success")`` at the end).
+
+    It also takes the arguments of Lightning's own ``lightning.pytorch.loggers.TrackioLogger``
+    (``project``, ``name``, ``resume``, and ``trackio.init`` options as keywords), so a script
+    written for that class runs on this one by changing only the import.
 
     Metrics go to the run named ``version`` in the project ``name``; hyperparameters, the final
     ``status`` and the checkpoint paths and scores go to the run's config. Only global rank zero
@@ -96,8 +103,15 @@ class TrackioLogger(_LightningLoggers):
     Args:
         project: Trackio project; defaults to ``TRACKIO_PROJECT``.
         name: run name; defaults to a readable, unique one.
-        server_url, space_id, write_token, hf_token, spool_dir: where the run goes, as for
-            ``TrackioClient`` (with the same environment variables).
+        resume: as ``trackio.init``'s, for a run given by ``name``: ``"never"`` starts a new run
+            even if one of that name exists, ``"allow"`` (the default, as in Lightning's class)
+            continues the latest run of that name if there is one, ``"must"`` raises (when the
+            run starts, before the first step) unless there is one.
+        server_url: a self-hosted server, may carry ``?write_token=`` (``TRACKIO_SERVER_URL``).
+        space_id: a Hugging Face Space ``owner/name`` (``TRACKIO_SPACE_ID``); wins over a URL.
+        write_token: the server's write token (else from the URL, else ``TRACKIO_WRITE_TOKEN``).
+        hf_token: Hugging Face token, sent to Hugging Face hosts only (else ``HF_TOKEN``).
+        spool_dir: where unsent points wait (``TRACKIO_SPOOL_DIR``, else the user cache).
         prefix: put at the start of every metric name, joined with ``-`` as Lightning's loggers do.
         run_id: continue the run with this id (``logger.run_id`` of the earlier run).
         step_ids: store each (step, metric names) once, so that steps logged again after resuming
@@ -105,6 +119,9 @@ class TrackioLogger(_LightningLoggers):
             one step on purpose (e.g. ``trainer.test`` of two checkpoints).
         finish_timeout: how long ``finalize`` waits for pending points; what is left is sent by the
             next run or ``trackio-integrations sync``.
+        **trackio_options: other ``trackio.init`` keywords. ``config`` is the run's first
+            config and ``group`` is recorded as trackio records it (config ``_Group``); the rest
+            (``embed``, ``private``, ``auto_log_gpu``, ...) are ignored with one warning.
     """
 
     LOGGER_JOIN_CHAR = "-"
@@ -113,6 +130,7 @@ class TrackioLogger(_LightningLoggers):
         self,
         project: str | None = None,
         name: str | None = None,
+        resume: Resume = "allow",
         *,
         server_url: str | None = None,
         space_id: str | None = None,
@@ -123,15 +141,19 @@ class TrackioLogger(_LightningLoggers):
         step_ids: bool = False,
         spool_dir: str | os.PathLike[str] | None = None,
         finish_timeout: float = 10.0,
+        **trackio_options: Any,
     ) -> None:
         super().__init__()
         project = project or os.environ.get("TRACKIO_PROJECT")
         if not project:
             raise TrackioConfigError("No Trackio project: pass project=... or set TRACKIO_PROJECT.")
+        check_resume(resume, name)
         self._project: str = project
         # Decided now, so that `version` (and the checkpoint folder) is known before the run starts.
         self._name: str = name or new_run_name()
         self._run_id: str = run_id or uuid.uuid4().hex
+        # A named run may continue one that exists (resume): looked up once, when the run starts.
+        self._resume: str | None = resume if name and not run_id and resume != "never" else None
         self._prefix = prefix
         self._finish_timeout = finish_timeout
         self._options: dict[str, Any] = {
@@ -142,7 +164,7 @@ class TrackioLogger(_LightningLoggers):
             "spool_dir": spool_dir,
             "step_ids": step_ids,
         }
-        self._config: dict[str, Any] = {}
+        self._config: dict[str, Any] = _trackio_config(trackio_options)
         self._client: TrackioClient | None = None
         self._watchers: dict[int, Watcher] = {}
 
@@ -160,7 +182,10 @@ class TrackioLogger(_LightningLoggers):
 
     @property
     def run_id(self) -> str:
-        """The run's stable id: pass it as ``run_id=`` to continue this run after a restart."""
+        """The run's stable id: pass it as ``run_id=`` to continue this run after a restart.
+
+        With ``resume`` and a ``name``, it is the resumed run's once the run started.
+        """
         return self._run_id
 
     @property
@@ -176,6 +201,10 @@ class TrackioLogger(_LightningLoggers):
     def experiment(self) -> TrackioClient:
         """The run's ``TrackioClient`` (created on first use), e.g. ``experiment.log({...})``."""
         if self._client is None:
+            if self._resume is not None:
+                found = run_to_resume(self._project, self._name, self._resume, **self._target())
+                self._run_id = found or self._run_id
+                self._resume = None
             self._client = TrackioClient(
                 self._project,
                 self._name,
@@ -227,6 +256,10 @@ class TrackioLogger(_LightningLoggers):
         client.update_config({"status": status})
         client.finish(self._finish_timeout)
         self._config = client.config
+
+    def _target(self) -> dict[str, Any]:
+        keys = ("server_url", "space_id", "write_token", "hf_token")
+        return {key: self._options[key] for key in keys}
 
     # --- media, as WandbLogger takes them --------------------------------------------------------
 
@@ -292,6 +325,21 @@ class TrackioLogger(_LightningLoggers):
         state["_client"] = None
         state["_watchers"] = {}
         return state
+
+
+def _trackio_config(options: dict[str, Any]) -> dict[str, Any]:
+    """The config that ``trackio.init``'s ``config`` and ``group`` give a run; warn about the rest."""
+    given = json_safe(options.pop("config", None) or {})  # a dict, dataclass, Namespace, ...
+    config = dict(given) if isinstance(given, dict) else {"config": given}
+    group = options.pop("group", None)
+    if group is not None:
+        config["_Group"] = group  # where trackio's own Run keeps it
+    if options:
+        warn_user(
+            f"TrackioLogger ignores the trackio.init options {sorted(options)}: this logger sends "
+            "scalar metrics and config only (no Space creation, system metrics or webhooks)."
+        )
+    return config
 
 
 def _plain(value: Any) -> Any:

@@ -12,6 +12,9 @@ Layout of ``<root>/<writer id>/``:
 - ``lock``: ``flock``ed by the live writer. A folder nobody holds is an orphan: its pending points
   are replayed by the next client or by ``trackio-integrations sync``.
 
+When the disk refuses a point (an error, or ``TRACKIO_SPOOL_MAX_MB``), points wait in a bounded
+queue in memory instead, the oldest dropped first; see ``append``.
+
 Points rejected by the server for their content are appended to ``<root>/dead-letter/<writer>.jsonl``.
 """
 
@@ -22,6 +25,7 @@ import errno
 import fcntl
 import os
 import shutil
+import threading
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -63,11 +67,13 @@ class Batch:
     lines: list[bytes]
     segment: int
     start: int
-    end: int  # byte offset just past the last line (disk batches)
+    end: int  # disk: byte offset just past the last line; memory: sequence number past it
     in_memory: bool = False
 
     def head(self, n: int) -> Batch:
         lines = self.lines[:n]
+        if self.in_memory:
+            return Batch(lines, self.segment, self.start, self.start + len(lines), True)
         end = self.start + sum(len(line) + 1 for line in lines)
         return Batch(lines, self.segment, self.start, end, self.in_memory)
 
@@ -85,11 +91,18 @@ class Spool:
         self._size = 0
         self._read_fds: dict[int, int] = {}
         self._ack = (0, 0)
-        self._appended = 0  # written by the writer only
-        self._acked = 0  # written by the sender only
-        self._memory: deque[bytes] | None = None if path else deque()
+        self._appended = 0  # lines written to disk; by the writer only
+        self._acked = 0  # lines on disk confirmed; by the sender only
+        # The memory queue is shared by the writer (append, eviction) and the sender (ack), so
+        # every change to it holds this lock. Its points carry consecutive sequence numbers:
+        # _memory[i] is number _memory_head + i, and the sender acknowledges by number.
+        self._memory_lock = threading.Lock()
+        self._memory: deque[bytes] = deque()
+        self._memory_head = 0
+        self._evicted_to = 0  # every number below it left memory by eviction or by ack
+        self._memory_acked_to = 0  # every number below it was acknowledged
         self.blobs = Blobs(path / BLOBS if path else None)
-        self.dropped = 0
+        self.dropped = 0  # points pushed out of memory and never delivered
         self.write_error: OSError | None = None
         self.max_bytes = max_bytes()
 
@@ -180,13 +193,13 @@ class Spool:
                 return
             except OSError as exc:
                 self._to_memory(exc)
-        memory = self._memory
-        assert memory is not None
-        if len(memory) >= MEMORY_LIMIT:
-            memory.popleft()
-            self.dropped += 1
-        memory.append(line)
-        self._appended += 1
+        with self._memory_lock:
+            if len(self._memory) >= MEMORY_LIMIT:  # the oldest point makes room
+                self.blobs.free([self._memory.popleft()])
+                self._memory_head += 1
+                self._evicted_to = self._memory_head
+                self.dropped += 1  # taken back in ack() if it was in flight and arrives
+            self._memory.append(line)
 
     def _rotate(self) -> None:
         assert self._write_fd is not None
@@ -230,8 +243,6 @@ class Spool:
         if self._write_fd is not None:
             self._unsynced.append(self._write_fd)
             self._write_fd = None
-        if self._memory is None:
-            self._memory = deque()
 
     def _resume_disk(self) -> None:
         """Everything earlier was delivered: a new segment keeps the order of points intact."""
@@ -254,7 +265,13 @@ class Spool:
 
     @property
     def pending(self) -> int:
-        return max(self._appended - self._acked - self.dropped, 0)
+        """Points not yet confirmed: on disk, and waiting in memory."""
+        return max(self._appended - self._acked, 0) + len(self._memory)
+
+    @property
+    def pending_in_memory(self) -> int:
+        """Points waiting in memory only: lost if the process ends before they are delivered."""
+        return len(self._memory)
 
     @property
     def writer_id(self) -> str:
@@ -291,23 +308,37 @@ class Spool:
             if segment >= self._segment:
                 break  # nothing complete yet in the segment being written
             self._finish_segment(segment)  # an older segment read to its end (torn tail ignored)
-        if self._memory:
-            lines = [self._memory[i] for i in range(min(max_points, len(self._memory)))]
-            return Batch(lines, -1, 0, 0, in_memory=True)
+        with self._memory_lock:
+            if self._memory:
+                lines = [self._memory[i] for i in range(min(max_points, len(self._memory)))]
+                start = self._memory_head
+                return Batch(lines, -1, start, start + len(lines), in_memory=True)
         return None
 
     def ack(self, batch: Batch) -> None:
         """The server has every point of ``batch``: never send them again (nor their files)."""
-        self._acked += len(batch.lines)
         if self.blobs.count:
             self.blobs.free(batch.lines)
         if batch.in_memory:
-            assert self._memory is not None
-            for _ in batch.lines:
-                self._memory.popleft()
+            self._ack_memory(batch)
             return
+        self._acked += len(batch.lines)
         self._ack = (batch.segment, batch.end)
         self._write_ack()
+
+    def _ack_memory(self, batch: Batch) -> None:
+        """Remove the batch's points by number, not by position: while it was in flight, newer
+        points may have pushed some of them out (counted as dropped, though they have arrived)."""
+        with self._memory_lock:
+            start = max(
+                batch.start, self._memory_acked_to
+            )  # a batch acknowledged twice counts once
+            arrived_anyway = max(min(batch.end, self._evicted_to) - start, 0)
+            self.dropped -= arrived_anyway
+            while self._memory and self._memory_head < batch.end:
+                self._memory.popleft()
+                self._memory_head += 1
+            self._memory_acked_to = max(self._memory_acked_to, batch.end)
 
     def _finish_segment(self, segment: int) -> None:
         fd = self._read_fds.pop(segment, None)

@@ -17,7 +17,7 @@ from .errors import TrackioConfigError, warn_user
 from .target import resolve_target, split_write_token
 from .watch import Watcher, watch_mode
 
-__all__ = ["TrackioCallback"]
+__all__ = ["ReportToTrackioCallback", "TrackioCallback"]
 
 # What ``Trainer`` logs once, at the end of ``train()``: a run summary, not a time series.
 SUMMARY_KEYS = frozenset(
@@ -34,15 +34,16 @@ SUMMARY_KEYS = frozenset(
 class TrackioCallback(TrainerCallback, ExportableState):
     """Send ``Trainer`` metrics to a Trackio server, a Space, or local storage.
 
-    >>> from transformers import Trainer, TrainingArguments  # doctest: +SKIP
-    >>> from trackio_integrations import TrackioCallback
-    >>> trainer = Trainer(
-    ...     model=model,
-    ...     args=TrainingArguments("out", project="my-project", eval_strategy="epoch"),
-    ...     train_dataset=train, eval_dataset=val,
-    ...     callbacks=[TrackioCallback(server_url="http://127.0.0.1:7860")],
-    ... )
-    >>> trainer.train()  # train/loss, eval/loss, ... at step = global_step
+    Examples:
+        >>> from transformers import Trainer, TrainingArguments  # doctest: +SKIP
+        >>> from trackio_integrations import TrackioCallback
+        >>> trainer = Trainer(
+        ...     model=model,
+        ...     args=TrainingArguments("out", project="my-project", eval_strategy="epoch"),
+        ...     train_dataset=train, eval_dataset=val,
+        ...     callbacks=[TrackioCallback(server_url="http://127.0.0.1:7860")],
+        ... )
+        >>> trainer.train()  # train/loss, eval/loss, ... at step = global_step
 
     Each setting not given here is read from ``TrainingArguments`` where the installed
     transformers has the field (``project``, ``run_name``, ``trackio_space_id``), then from the
@@ -56,8 +57,9 @@ class TrackioCallback(TrainerCallback, ExportableState):
     logged again after the resume are stored once. The end-of-training aggregates
     (``train_runtime``, ``train_loss``, ...) go to the run's config under ``"summary"``.
     ``evaluate()`` / ``predict()`` outside ``train()`` log to the same run. If ``report_to`` also
-    names trackio, transformers' own TrackioCallback is switched off (with a warning), so that
-    each point is logged once.
+    names trackio, transformers' own TrackioCallback is switched off (with a warning), and so is
+    the ``ReportToTrackioCallback`` that ``report_to`` adds after ``install()``, so that each
+    point is logged once.
 
     Setup errors (no project, a malformed URL or Space id) raise at ``Trainer(...)``; a rejected
     token raises when ``train()`` starts, before the first step. A server that does not answer is
@@ -66,7 +68,11 @@ class TrackioCallback(TrainerCallback, ExportableState):
     Args:
         project: Trackio project.
         name: run name (else ``TrainingArguments.run_name``, else a generated one).
-        server_url, space_id, write_token, hf_token, spool_dir: as for ``TrackioClient``.
+        server_url: a self-hosted server, may carry ``?write_token=`` (``TRACKIO_SERVER_URL``).
+        space_id: a Hugging Face Space ``owner/name`` (``TRACKIO_SPACE_ID``); wins over a URL.
+        write_token: the server's write token (else from the URL, else ``TRACKIO_WRITE_TOKEN``).
+        hf_token: Hugging Face token, sent to Hugging Face hosts only (else ``HF_TOKEN``).
+        spool_dir: where unsent points wait (``TRACKIO_SPOOL_DIR``, else the user cache).
         finish_timeout: how long the end of training waits for points still in flight; what is
             left stays in the spool and is sent by the next run or ``trackio-integrations sync``.
         watch: ``"gradients"``, ``"parameters"`` or ``"all"``: histograms of the model's
@@ -139,8 +145,9 @@ class TrackioCallback(TrainerCallback, ExportableState):
     def on_init_end(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
+        if self._retire_duplicates(args):
+            return  # another TrackioCallback of this Trainer logs
         self._settings(args)  # a setup error stops the Trainer here, on every rank, offline
-        self._retire_builtin_callback(args)
 
     def on_train_begin(
         self,
@@ -150,7 +157,8 @@ class TrackioCallback(TrainerCallback, ExportableState):
         model: Any = None,
         **kwargs: Any,
     ) -> None:
-        self._retire_builtin_callback(args)
+        if self._retire_duplicates(args):
+            return
         project, name, space_id = self._settings(args)
         if not state.is_world_process_zero:
             return
@@ -330,17 +338,32 @@ class TrackioCallback(TrainerCallback, ExportableState):
             self.client.finish(timeout=self.finish_timeout)
             self.client = None
 
-    def _retire_builtin_callback(self, args: TrainingArguments) -> None:
-        """With ``report_to`` naming trackio, transformers' own TrackioCallback would log every
-        point a second time (to local trackio storage or a Space): take it out of this Trainer."""
-        if "trackio" not in (getattr(args, "report_to", None) or ()):
-            return
+    def _retire_duplicates(self, args: TrainingArguments) -> bool:
+        """Leave one callback that logs to Trackio in this Trainer; True if that is not this one.
+
+        With ``report_to`` naming trackio, transformers' own TrackioCallback would log every point
+        a second time (to local trackio storage or a Space), and the one ``report_to`` adds after
+        ``install()`` would open a second run: a TrackioCallback given in ``callbacks`` wins."""
         handler = _calling_handler()
         if handler is None:
-            return
-        builtins = [cb for cb in handler.callbacks if _is_builtin_trackio(cb)]
-        if not builtins:
-            return
+            return False
+        ours = [cb for cb in handler.callbacks if isinstance(cb, TrackioCallback)]
+        given = [cb for cb in ours if not isinstance(cb, ReportToTrackioCallback)]
+        added = [cb for cb in ours if isinstance(cb, ReportToTrackioCallback)]
+        spare = added if given else added[1:]
+        builtins = []
+        if "trackio" in (getattr(args, "report_to", None) or ()):
+            builtins = [cb for cb in handler.callbacks if _is_builtin_trackio(cb)]
+        if spare:
+            # A new list, not remove(): the handler may be iterating over the current one now.
+            handler.callbacks = [cb for cb in handler.callbacks if cb not in spare]
+            for callback in spare:
+                _switch_off(callback)
+        if builtins:
+            self._retire_builtin(handler, builtins)
+        return self in spare
+
+    def _retire_builtin(self, handler: CallbackHandler, builtins: list[Any]) -> None:
         if not self._clash_warned:
             self._clash_warned = True
             warn_user(
@@ -349,11 +372,16 @@ class TrackioCallback(TrainerCallback, ExportableState):
                 "trackio_integrations.TrackioCallback logs them. Remove 'trackio' from report_to "
                 "(e.g. report_to='none') to silence this warning."
             )
-        # A new list, not remove(): the handler may be iterating over the current one right now.
         handler.callbacks = [cb for cb in handler.callbacks if cb not in builtins]
         for callback in builtins:
-            for event in _EVENTS:  # in case it comes after us in the event being dispatched now
-                setattr(callback, event, _ignore)
+            _switch_off(callback)
+
+
+class ReportToTrackioCallback(TrackioCallback):
+    """The callback ``report_to="trackio-integrations"`` adds (and ``report_to="trackio"`` after
+    ``trackio_integrations.install()``): a ``TrackioCallback()`` configured from
+    ``TrainingArguments`` and the environment, which steps aside for a ``TrackioCallback`` given
+    in ``callbacks``."""
 
 
 def metric_names(logs: Mapping[str, Any]) -> dict[str, Any]:
@@ -403,12 +431,15 @@ def _non_default(args: Any, field_name: str) -> Any:
 
 
 def _saved_run(state: TrainerState, class_name: str) -> dict[str, str] | None:
-    """The run saved by ``state()`` in the checkpoint that ``state`` was loaded from."""
-    saved = (getattr(state, "stateful_callbacks", None) or {}).get(class_name)
-    for entry in saved if isinstance(saved, list) else [saved]:
-        run = entry.get("attributes", {}).get("_run") if isinstance(entry, dict) else None
-        if isinstance(run, dict) and run.get("run_id"):
-            return run
+    """The run saved by ``state()`` in the checkpoint that ``state`` was loaded from, by this
+    class or the other (a script may move between ``report_to`` and ``callbacks``)."""
+    stateful = getattr(state, "stateful_callbacks", None) or {}
+    for name in (class_name, "TrackioCallback", "ReportToTrackioCallback"):
+        saved = stateful.get(name)
+        for entry in saved if isinstance(saved, list) else [saved]:
+            run = entry.get("attributes", {}).get("_run") if isinstance(entry, dict) else None
+            if isinstance(run, dict) and run.get("run_id"):
+                return run
     return None
 
 
@@ -433,6 +464,11 @@ def _is_builtin_trackio(callback: Any) -> bool:
 
 def _ignore(*args: Any, **kwargs: Any) -> None:
     return None
+
+
+def _switch_off(callback: Any) -> None:
+    for event in _EVENTS:  # in case it comes after us in the event being dispatched now
+        setattr(callback, event, _ignore)
 
 
 _EVENTS = tuple(name for name in vars(TrainerCallback) if name.startswith("on_"))

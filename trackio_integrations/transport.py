@@ -170,6 +170,20 @@ class Transport:
             return Reply(Outcome.RETRY, 200, "the server's upload answer lists no paths"), []
         return reply, paths
 
+    def read(self, name: str, **kwargs: Any) -> Any:
+        """A read call of the HTTP API (``read("get_runs_for_project", project="p")``): its data.
+
+        Raises ``TrackioServerError`` when the server refuses it, ``httpx.HTTPError`` when it is
+        not reachable.
+        """
+        response = self._http.post(f"/api/{name}", json={"kwargs": kwargs})
+        reply = classify(response)
+        if reply.outcome is not Outcome.OK:
+            raise TrackioServerError(
+                f"{self.target} refused {name} (HTTP {reply.status}): {reply.message}"
+            )
+        return response.json().get("data")
+
     def auth_advice(self, reply: Reply) -> str:
         if self.target.kind == "space":
             return (

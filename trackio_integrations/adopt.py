@@ -1,0 +1,244 @@
+"""``report_to="trackio"`` and ``log_with="trackio"`` through this package, with no script change.
+
+transformers and accelerate look their integrations up by name in public registries
+(``transformers.integrations.INTEGRATION_TO_CALLBACK``, ``accelerate.tracking.LOGGER_TYPE_TO_CLASS``
+/ ``register_tracker_class``). This module puts our classes there:
+
+- always, once ``trackio_integrations`` is imported: the new name ``"trackio-integrations"``
+  (``report_to="trackio-integrations"``, ``log_with="trackio-integrations"``), which shadows
+  nothing;
+- after ``install()`` (or ``import trackio_integrations.auto``, or ``TRACKIO_INTEGRATIONS=1`` in
+  the environment): the name ``"trackio"`` too, until ``uninstall()``.
+
+Nothing here imports a framework: each registration waits for the framework's own import
+(``_import_hooks``), so ``install()`` costs microseconds and a job that never imports transformers
+never loads it.
+"""
+
+from __future__ import annotations
+
+import _thread
+import os
+import sys
+from types import ModuleType
+from typing import Any
+
+from ._import_hooks import forget, when_imported
+
+__all__ = ["OWN_NAME", "install", "installed", "register_names", "uninstall"]
+
+OWN_NAME = "trackio-integrations"
+_TRANSFORMERS = "transformers.integrations.integration_utils"
+_ACCELERATE = "accelerate"  # the whole package: our tracker module needs accelerate.Accelerator
+_AVAILABLE = "get_available_reporting_integrations"
+
+_lock = (
+    _thread.RLock()
+)  # not ``threading`` (nor logging): keep ``import trackio_integrations`` light
+_installed = False
+_saved: dict[str, dict[str, Any]] = {}  # framework -> what install() replaced, for uninstall()
+_announced: set[str] = set()
+
+
+def register_names() -> None:
+    """Make ``"trackio-integrations"`` a ``report_to`` / ``log_with`` name. Shadows nothing.
+
+    Runs on ``import trackio_integrations``; ``log_with`` needs accelerate 1.15 or later.
+    """
+    when_imported(_TRANSFORMERS, _name_transformers)
+    when_imported(_ACCELERATE, _name_accelerate)
+
+
+def install() -> None:
+    """Make ``report_to="trackio"`` and ``log_with="trackio"`` use this package. Idempotent.
+
+    >>> import trackio_integrations
+    >>> trackio_integrations.install()  # before Trainer(...) / Accelerator(...)
+
+    - transformers: ``report_to="trackio"`` adds ``ReportToTrackioCallback``, i.e.
+      ``TrackioCallback()`` configured from ``TrainingArguments`` and the environment, instead of
+      transformers' own callback; ``report_to="all"`` counts trackio as available when the
+      ``trackio`` package is installed (as transformers decides) or ``TRACKIO_SERVER_URL`` /
+      ``TRACKIO_SPACE_ID`` is set.
+    - accelerate: ``log_with="trackio"`` builds ``LogWithTrackioTracker`` from ``init_trackers``'
+      arguments; the ``trackio`` package is not needed.
+
+    Each framework is taken over when it is imported (at once if it already is), with one
+    message saying so. ``uninstall()`` puts the frameworks' own classes back.
+    """
+    global _installed
+    with _lock:
+        if _installed:
+            return
+        _installed = True
+    register_names()
+    when_imported(_TRANSFORMERS, _take_transformers)
+    when_imported(_ACCELERATE, _take_accelerate)
+
+
+def uninstall() -> None:
+    """Undo ``install()``: ``"trackio"`` means the frameworks' own integrations again.
+
+    Trainers and Accelerators already built keep what they have. ``"trackio-integrations"``
+    stays registered (it shadows nothing).
+    """
+    global _installed
+    with _lock:
+        _installed = False
+        forget(_take_transformers)
+        forget(_take_accelerate)
+        for framework, saved in list(_saved.items()):
+            _RESTORE[framework](saved)
+            del _saved[framework]
+        _announced.clear()  # a later install() says again what it takes over
+
+
+def installed() -> bool:
+    """Whether ``install()`` is in effect."""
+    return _installed
+
+
+# --- transformers --------------------------------------------------------------------------------
+
+
+def _name_transformers(utils: ModuleType) -> None:
+    from .transformers import ReportToTrackioCallback
+
+    utils.INTEGRATION_TO_CALLBACK.setdefault(OWN_NAME, ReportToTrackioCallback)
+
+
+def _take_transformers(utils: ModuleType) -> None:
+    from .transformers import ReportToTrackioCallback
+
+    with _lock:
+        if not _installed or "transformers" in _saved:
+            return
+        table = utils.INTEGRATION_TO_CALLBACK
+        original = getattr(utils, _AVAILABLE)
+        _saved["transformers"] = {
+            "module": utils,
+            "callback": table.get("trackio"),
+            "available": original,
+        }
+
+        def available() -> list[str]:
+            names = list(original())
+            if "trackio" not in names and _target_configured():
+                names.append("trackio")
+            return names
+
+        table["trackio"] = ReportToTrackioCallback
+        _set_available(utils, available)
+    _announce(
+        "transformers",
+        "report_to='trackio' now adds trackio_integrations' TrackioCallback (no trackio package "
+        "needed; report_to='all' includes it when a Trackio target is set)",
+    )
+
+
+def _restore_transformers(saved: dict[str, Any]) -> None:
+    utils = saved["module"]
+    if saved["callback"] is not None:
+        utils.INTEGRATION_TO_CALLBACK["trackio"] = saved["callback"]
+    else:
+        utils.INTEGRATION_TO_CALLBACK.pop("trackio", None)
+    _set_available(utils, saved["available"])
+
+
+def _set_available(utils: ModuleType, function: Any) -> None:
+    setattr(utils, _AVAILABLE, function)
+    # TrainingArguments imports it from the lazy ``transformers.integrations``, which keeps a copy
+    # once asked: replace that one too.
+    lazy = sys.modules.get("transformers.integrations")
+    if lazy is not None and _AVAILABLE in vars(lazy):
+        setattr(lazy, _AVAILABLE, function)
+
+
+def _target_configured() -> bool:
+    """For ``report_to="all"``, trackio is also available when the environment names a target
+    (transformers' own rule, the ``trackio`` package being installed, still counts)."""
+    return bool(os.environ.get("TRACKIO_SERVER_URL") or os.environ.get("TRACKIO_SPACE_ID"))
+
+
+# --- accelerate ----------------------------------------------------------------------------------
+
+
+def _name_accelerate(package: ModuleType) -> None:
+    from accelerate import tracking
+
+    register = getattr(tracking, "register_tracker_class", None)
+    if register is None or OWN_NAME in tracking.LOGGER_TYPE_TO_CLASS:
+        return  # accelerate < 1.15 takes built-in names only
+    from .accelerate import InitTrackersTracker
+
+    register(InitTrackersTracker)
+
+
+def _take_accelerate(package: ModuleType) -> None:
+    from accelerate import tracking
+    from accelerate.utils import LoggerType
+
+    from .accelerate import LogWithTrackioTracker
+
+    if not hasattr(LoggerType, "TRACKIO"):
+        _logger().warning(
+            "trackio-integrations: this accelerate (%s) has no log_with='trackio'; pass "
+            "log_with=TrackioTracker() instead.",
+            getattr(package, "__version__", "?"),
+        )
+        return
+    with _lock:
+        if not _installed or "accelerate" in _saved:
+            return
+        available = tracking.get_available_trackers()  # the list filter_trackers consults
+        _saved["accelerate"] = {
+            "module": tracking,
+            "tracker": tracking.LOGGER_TYPE_TO_CLASS.get("trackio"),
+            "added": LoggerType.TRACKIO not in available,
+            "kind": LoggerType.TRACKIO,
+        }
+        if LoggerType.TRACKIO not in available:  # "available" meant: the trackio package is
+            available.append(LoggerType.TRACKIO)
+        register = getattr(tracking, "register_tracker_class", None)
+        if register is None:
+            tracking.LOGGER_TYPE_TO_CLASS["trackio"] = LogWithTrackioTracker
+        else:
+            import warnings
+
+            with warnings.catch_warnings():  # "shadowing a built-in tracker": that is the point
+                warnings.simplefilter("ignore")
+                register(LogWithTrackioTracker)
+    _announce(
+        "accelerate",
+        "log_with='trackio' now builds trackio_integrations' TrackioTracker (no trackio package "
+        "needed)",
+    )
+
+
+def _restore_accelerate(saved: dict[str, Any]) -> None:
+    tracking = saved["module"]
+    if saved["tracker"] is not None:
+        tracking.LOGGER_TYPE_TO_CLASS["trackio"] = saved["tracker"]
+    else:
+        tracking.LOGGER_TYPE_TO_CLASS.pop("trackio", None)
+    available = tracking.get_available_trackers()
+    if saved["added"] and saved["kind"] in available:
+        available.remove(saved["kind"])
+
+
+_RESTORE = {"transformers": _restore_transformers, "accelerate": _restore_accelerate}
+
+
+def _announce(framework: str, what: str) -> None:
+    """Say once per ``install()`` which integration was taken over (every rank of a job says it)."""
+    if framework not in _announced:
+        _announced.add(framework)
+        _logger().warning(
+            "trackio-integrations: %s; trackio_integrations.uninstall() undoes it.", what
+        )
+
+
+def _logger() -> Any:
+    import logging
+
+    return logging.getLogger("trackio_integrations")

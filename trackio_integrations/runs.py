@@ -1,0 +1,152 @@
+"""Runs that already exist on a target, and trackio's ``resume`` rule for continuing one by name.
+
+``trackio.init(name=..., resume=...)`` (and the loggers built on it, such as Lightning's
+``TrackioLogger``) continue a run by its name: ``"never"`` always starts a new run, ``"allow"``
+continues the latest run of that name if there is one, ``"must"`` fails unless there is one. A
+server or Space is asked through its HTTP API (``get_runs_for_project``). The embedded default
+has no server to ask: its runs are in the project's SQLite file under ``TRACKIO_DIR`` (read
+only, never locked for writing) and, not yet imported, in the inbox fragments.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any, Literal
+
+import httpx
+import orjson
+
+from .errors import TrackioConfigError, TrackioServerError, warn_user
+from .target import Target, resolve_target
+from .transport import Transport
+
+__all__ = ["RESUME_MODES", "Resume", "check_resume", "find_run", "run_to_resume"]
+
+Resume = Literal["never", "allow", "must"]
+RESUME_MODES: tuple[str, ...] = ("never", "allow", "must")
+
+
+def check_resume(resume: str, name: str | None) -> None:
+    """Raise ``TrackioConfigError`` for a ``resume`` that cannot work, before anything starts."""
+    if resume not in RESUME_MODES:
+        raise TrackioConfigError(f"resume must be 'never', 'allow' or 'must', not {resume!r}.")
+    if resume == "must" and not name:
+        raise TrackioConfigError("resume='must' continues a run by its name: pass name=... too.")
+
+
+def run_to_resume(
+    project: str,
+    name: str | None,
+    resume: str,
+    *,
+    server_url: str | None = None,
+    space_id: str | None = None,
+    write_token: str | None = None,
+    hf_token: str | None = None,
+) -> str | None:
+    """The id of the run that ``resume`` continues, or None for a new run.
+
+    With ``"allow"``, a target that cannot be asked means a new run (with a warning); with
+    ``"must"`` it raises ``TrackioServerError``, and a run that does not exist raises
+    ``TrackioConfigError``.
+    """
+    check_resume(resume, name)
+    if resume == "never" or not name:
+        return None
+    target = resolve_target(
+        server_url=server_url, space_id=space_id, write_token=write_token, hf_token=hf_token
+    )
+    try:
+        run_id = find_run(target, project, name)
+    except (httpx.HTTPError, OSError, sqlite3.Error, TrackioServerError, ValueError) as exc:
+        reason = f"{type(exc).__name__}: {exc}"
+        if resume == "must":
+            raise TrackioServerError(
+                f"Cannot tell whether run {name!r} exists in project {project!r} on {target} "
+                f"({reason}), and resume='must' continues an existing run only."
+            ) from exc
+        warn_user(
+            f"Cannot look up run {name!r} in project {project!r} on {target} ({reason}): a new "
+            "run of that name is started (resume='allow')."
+        )
+        return None
+    if run_id is None and resume == "must":
+        raise TrackioConfigError(
+            f"Run {name!r} does not exist in project {project!r} on {target}; resume='must' "
+            "continues an existing run only (use resume='allow' to start it if it is missing)."
+        )
+    return run_id
+
+
+def find_run(target: Target, project: str, name: str) -> str | None:
+    """The id of the latest run named ``name`` in ``project`` on ``target``, or None."""
+    if target.url:
+        transport = Transport(target, timeout=10.0)
+        try:
+            records = transport.read("get_runs_for_project", project=project)
+        finally:
+            transport.close()
+        return _latest(records if isinstance(records, list) else [], name)
+    assert target.trackio_dir is not None
+    folder = Path(target.trackio_dir)
+    return _in_inbox(folder / "inbox", project, name) or _in_database(
+        folder / f"{_file_name(project)}.db", name
+    )
+
+
+def _latest(records: list[Any], name: str) -> str | None:
+    matches = [r for r in records if isinstance(r, dict) and r.get("name") == name and r.get("id")]
+    matches.sort(key=lambda r: str(r.get("created_at") or ""))
+    return str(matches[-1]["id"]) if matches else None
+
+
+def _file_name(project: str) -> str:
+    """trackio's on-disk name of a project: only ``[A-Za-z0-9_-]`` are kept."""
+    return "".join(c for c in project if c.isalnum() or c in "-_").rstrip() or "default"
+
+
+def _in_inbox(inbox: Path, project: str, name: str) -> str | None:
+    """A run still waiting in the inbox (written, not yet imported): newer than the database."""
+    if not inbox.is_dir():
+        return None
+    needle = orjson.dumps(name)
+    fragments = sorted(inbox.glob("*/*.jsonl"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for fragment in fragments:
+        try:
+            lines = fragment.read_bytes().splitlines()
+        except OSError:
+            continue  # imported (and deleted) while we looked
+        for line in reversed(lines):
+            if needle not in line:
+                continue
+            try:
+                record = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue
+            if (
+                isinstance(record, dict)
+                and record.get("project") == project
+                and record.get("run") == name
+                and record.get("run_id")
+            ):
+                return str(record["run_id"])
+    return None
+
+
+def _in_database(path: Path, name: str) -> str | None:
+    if not path.exists():
+        return None
+    connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=10)
+    try:
+        columns = {row[1] for row in connection.execute("PRAGMA table_info(metrics)")}
+        if "run_id" not in columns:
+            return None  # a database from before run ids: nothing this client can continue
+        row = connection.execute(
+            "SELECT run_id, MIN(timestamp) AS created FROM metrics WHERE run_name = ? "
+            "GROUP BY run_id ORDER BY created DESC LIMIT 1",
+            (name,),
+        ).fetchone()
+    finally:
+        connection.close()
+    return str(row[0]) if row else None
