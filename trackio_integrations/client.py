@@ -15,7 +15,7 @@ import zlib
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
@@ -150,10 +150,10 @@ class TrackioClient:
             with self._lock:
                 if self._spool is None:  # first point in a forked child
                     self._start_writer()
-                if isinstance(body, Kept):
-                    self._append_media(body, step, log_id)
-                else:
+                if type(body) is bytes:
                     self._append(body, step, self._config_pending, log_id=log_id)
+                else:  # media values, kept for their encoder
+                    self._append_media(cast(Kept, body), step, log_id)
         except Exception:  # a tracker must never break a training loop
             logger.exception("trackio-integrations: log() failed; the point was not recorded")
 

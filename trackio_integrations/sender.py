@@ -96,7 +96,7 @@ class InboxDelivery:
                 if copied.outcome is not Outcome.OK:
                     return copied
                 record["kind"] = "metric"
-                del record["files"]
+                record.pop("files", None)
             first = first or record.get("log_id") or f"{time.time_ns()}"
             stamp = record.get("timestamp")
             if isinstance(stamp, (int, float)):
