@@ -19,6 +19,7 @@ from PIL import Image as PILImage
 
 from examples.transformers_trainer import TokenData
 from tests.harness import TrackioServer
+from tests.test_accelerate import train
 from tests.test_lightning import QUIET, Regressor, loaders
 from tests.test_transformers import make_trainer
 from trackio_integrations import TrackioCallback, TrackioConfigError, TrackioLogger, TrackioTracker
@@ -157,6 +158,7 @@ def test_accelerate_tracker_logs_images_and_tables_like_its_wandb_tracker(
     accelerator = Accelerator(cpu=True, log_with=TrackioTracker(server_url=shared_server.write_url))
     accelerator.init_trackers(project)
     tracker: Any = accelerator.get_tracker("trackio")
+    train(accelerator, steps=3)  # steps 0, 1, 2 of a tiny MLP
     tracker.log_images({"samples": SAMPLES}, step=1)  # a batch: one image each
     tracker.log_table("preds", columns=["id", "label"], data=[[0, "cat"], [1, "dog"]], step=1)
     run = accelerator.get_tracker("trackio", unwrap=True).name
@@ -167,3 +169,4 @@ def test_accelerate_tracker_logs_images_and_tables_like_its_wandb_tracker(
     assert stored_pixels(shared_server, images["samples/0"]) == image_array(SAMPLES[0]).tolist()
     (table,) = rows_with(shared_server, project, run, "preds")
     assert table["preds"]["_value"] == [{"id": 0, "label": "cat"}, {"id": 1, "label": "dog"}]
+    assert shared_server.steps(project, run, "train/loss") == [0, 1, 2]
