@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 TF4 := .venv-transformers4
 TF4_STAMP := $(TF4)/.installed-stamp
 
-.PHONY: test lint test-transformers4 demo dashboard screenshot bench docs clean
+.PHONY: test lint test-transformers4 demo dashboard screenshot bench bench-media docs clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -52,6 +52,10 @@ dashboard: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/bench.py --json bench/results.json
 	$(BIN)/python bench/report.py --readme docs/performance.md
+
+# log() of an image, a table and a histogram against trackio's own (about a minute)
+bench-media: $(STAMP)
+	$(BIN)/python bench/media.py
 
 # the documentation site, from docs/ and the docstrings, into site/
 docs: $(STAMP)

@@ -29,6 +29,7 @@ EXAMPLES = [
     "examples.transformers_trainer",
     "examples.lightning_logger",
     "examples.accelerate_tracker",
+    "examples.media_samples",  # a grid of samples, a predictions table, weight histograms
 ]
 
 
@@ -96,7 +97,7 @@ def _report(base: str, summaries: list[dict[str, Any]]) -> int:
             if len(got) >= expected:
                 break
             time.sleep(0.5)
-        ok = len(got) == expected
+        ok = len(got) == expected and _media_arrived(call, s)
         whole &= ok
         first = got[0]["value"] if got else float("nan")
         last = got[-1]["value"] if got else float("nan")
@@ -117,6 +118,17 @@ def _report(base: str, summaries: list[dict[str, Any]]) -> int:
         print("Open the dashboard: make dashboard   (serves .demo/trackio until Ctrl+C)")
     print("Every run arrived whole." if whole else "Some runs are INCOMPLETE.")
     return 0 if whole else 1
+
+
+def _media_arrived(call: Any, summary: dict[str, Any]) -> bool:
+    """Each media key an example logged is in as many rows as it was logged (none: True)."""
+    wanted = summary.get("media") or {}
+    if not wanted:
+        return True
+    rows = call("get_logs", summary["project"], summary["run"]) or []
+    found = {key: sum(key in row for row in rows) for key in wanted}
+    say(f"  {summary['run']}: " + ", ".join(f"{k} {found[k]}/{n}" for k, n in wanted.items()))
+    return found == wanted
 
 
 def _free_port() -> int:

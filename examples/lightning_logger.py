@@ -63,6 +63,7 @@ def main(
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     model = Regressor()
     logger = TrackioLogger(project, name)
+    logger.watch(model, log="all", log_freq=20)  # histograms of gradients and weights
     with tempfile.TemporaryDirectory() as checkpoints:
         trainer = L.Trainer(
             max_epochs=epochs,

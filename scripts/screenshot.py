@@ -1,4 +1,5 @@
-"""`make screenshot`: run the demo, open its runs in headless Chromium, save docs/dashboard.png.
+"""`make screenshot`: run the demo, open its runs in headless Chromium, save the pictures in docs/:
+dashboard.png (the loss curves) and media.png (the Media & Tables tab).
 
 Needs Debian's `chromium` package (`apt-get install chromium`).
 """
@@ -21,6 +22,7 @@ sys.path.insert(0, str(REPO))
 from examples.demo import DEMO_PROJECT, _free_port  # noqa: E402
 
 OUT = REPO / "docs" / "dashboard.png"
+MEDIA = REPO / "docs" / "media.png"
 
 
 def main() -> int:
@@ -50,36 +52,46 @@ def main() -> int:
             except httpx.HTTPError:
                 time.sleep(0.1)
         OUT.parent.mkdir(exist_ok=True)
-        profile = REPO / ".demo" / "chromium-profile"
-        shutil.rmtree(profile, ignore_errors=True)
-        subprocess.run(
-            [
-                chromium,
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--hide-scrollbars",
-                f"--user-data-dir={profile}",
-                "--window-size=1400,760",
-                "--virtual-time-budget=15000",
-                f"--screenshot={OUT}",
-                f"{base}/?project={DEMO_PROJECT}&metric_filter=train/loss&smoothing=0",
-            ],
-            check=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            timeout=120,
-        )
+        shots = [
+            (OUT, f"{base}/?project={DEMO_PROJECT}&metric_filter=train/loss&smoothing=0", 760),
+            (MEDIA, f"{base}/media?project={DEMO_PROJECT}", 900),
+        ]
+        for picture, url, height in shots:
+            _shoot(chromium, picture, url, height)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(10)
-    print(f"saved {OUT} ({OUT.stat().st_size} bytes)")
+    for picture in (OUT, MEDIA):
+        print(f"saved {picture} ({picture.stat().st_size} bytes)")
     return 0
+
+
+def _shoot(chromium: str, picture: Path, url: str, height: int) -> None:
+    profile = REPO / ".demo" / "chromium-profile"
+    shutil.rmtree(profile, ignore_errors=True)
+    subprocess.run(
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            f"--user-data-dir={profile}",
+            f"--window-size=1400,{height}",
+            "--virtual-time-budget=15000",
+            f"--screenshot={picture}",
+            url,
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=120,
+    )
 
 
 if __name__ == "__main__":

@@ -36,8 +36,10 @@ def test_public_api_is_the_four_classes_and_the_errors() -> None:
         "TrackioAuthError": PermissionError,
         "TrackioServerError": RuntimeError,
     }
-    assert sorted(package.__all__) == sorted([*classes, *errors])
-    for name in classes:
+    media = ("Image", "Audio", "Video", "Table", "Histogram", "Markdown")
+    functions = ("install", "uninstall")
+    assert sorted(package.__all__) == sorted([*classes, *errors, *media, *functions])
+    for name in (*classes, *media):
         value = getattr(package, name)
         assert isinstance(value, type) and value.__name__ == name
     for name, builtin in errors.items():  # catchable as ours, or as what Python users expect
@@ -47,6 +49,7 @@ def test_public_api_is_the_four_classes_and_the_errors() -> None:
 
 def test_importing_the_package_loads_nothing_heavy() -> None:
     heavy = ["torch", "transformers", "lightning", "accelerate", "trackio", "httpx", "numpy"]
+    heavy += ["PIL", "pandas"]
     result = run_python(
         f"import sys, trackio_integrations\nprint([m for m in {heavy!r} if m in sys.modules])"
     )

@@ -1,6 +1,7 @@
 """Send Transformers, Lightning and Accelerate metrics to your own Trackio server or Space.
 
 >>> from trackio_integrations import TrackioClient, TrackioCallback, TrackioLogger, TrackioTracker
+>>> from trackio_integrations import Image, Audio, Video, Table, Histogram, Markdown
 
 Importing this package is cheap: each name (and the framework behind it) loads on first use.
 It also makes ``report_to="trackio-integrations"`` (transformers) and
@@ -15,6 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 __all__ = [
+    "Audio",
+    "Histogram",
+    "Image",
+    "Markdown",
+    "Table",
     "TrackioAuthError",
     "TrackioCallback",
     "TrackioClient",
@@ -23,6 +29,7 @@ __all__ = [
     "TrackioLogger",
     "TrackioServerError",
     "TrackioTracker",
+    "Video",
     "install",
     "uninstall",
 ]
@@ -36,6 +43,12 @@ _WHERE = {
     "TrackioConfigError": "errors",
     "TrackioAuthError": "errors",
     "TrackioServerError": "errors",
+    "Image": "media",
+    "Audio": "media",
+    "Video": "media",
+    "Table": "media",
+    "Histogram": "media",
+    "Markdown": "media",
     "install": "adopt",
     "uninstall": "adopt",
 }
@@ -46,6 +59,7 @@ if TYPE_CHECKING:
     from .client import TrackioClient
     from .errors import TrackioAuthError, TrackioConfigError, TrackioError, TrackioServerError
     from .lightning import TrackioLogger
+    from .media import Audio, Histogram, Image, Markdown, Table, Video
     from .transformers import TrackioCallback
 
 

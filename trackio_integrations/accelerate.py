@@ -14,6 +14,7 @@ from accelerate.tracking import GeneralTracker, on_main_process
 
 from .client import DEFAULT_FINISH_TIMEOUT, TrackioClient
 from .errors import TrackioConfigError, warn_user
+from .media import Image, Table, each
 from .runs import Resume, check_resume, run_to_resume
 
 __all__ = ["InitTrackersTracker", "TrackioTracker"]
@@ -43,6 +44,10 @@ class TrackioTracker(GeneralTracker):
     accelerate hands a tracker instance neither, so they are read from the ``init_trackers`` call
     itself; ``log_with="trackio-integrations"`` (accelerate 1.15 and later) instead has accelerate
     build an ``InitTrackersTracker`` with them, nothing read.
+
+    Media as accelerate's W&B tracker takes them: ``tracker.log_images({"samples": batch})``
+    (each item of a list or batch under ``samples/0``, ``samples/1``, ...) and
+    ``tracker.log_table("preds", columns=..., data=...)`` (or ``dataframe=``).
 
     Args:
         project: Trackio project (see above for the fallback).
@@ -153,6 +158,24 @@ class TrackioTracker(GeneralTracker):
             warn_user("TrackioTracker.log() before init_trackers(): the point is not recorded.")
             return
         self._client.log(values, step=step)
+
+    @on_main_process
+    def log_images(self, values: Mapping[str, Any], step: int | None = None, **kwargs: Any) -> None:
+        """``{key: images}``: each key a list (or batch) of tensors, arrays, PIL images or paths."""
+        self.log({key: each(Image, images, {}, batch=True) for key, images in values.items()}, step)
+
+    @on_main_process
+    def log_table(
+        self,
+        table_name: str,
+        columns: list[str] | None = None,
+        data: list[list[Any]] | None = None,
+        dataframe: Any = None,
+        step: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """A table, from ``columns`` and ``data`` or from a pandas ``dataframe``."""
+        self.log({table_name: Table(columns=columns, data=data, dataframe=dataframe)}, step)
 
     @on_main_process
     def finish(self) -> None:

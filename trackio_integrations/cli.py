@@ -147,6 +147,8 @@ def _spool_rows(root: Path) -> list[dict[str, Any]]:
                 "project": spool.meta.get("project"),
                 "run": spool.meta.get("run"),
                 "points": spool.pending,
+                "files": spool.blobs.count,
+                "mb": spool.blobs.size / (1 << 20),
                 "state": f"live (pid {spool.meta.get('pid')})" if live else "waiting",
                 "folder": folder,
             }
@@ -162,13 +164,18 @@ def status_command(root: Path) -> int:
         print("No points waiting.")
     else:
         width = max(len(r["target"]) for r in rows)
-        print(f"{'target':<{width}}  {'project':<16} {'run':<24} {'points':>8}  state")
+        print(f"{'target':<{width}}  {'project':<16} {'run':<24} {'points':>8} {'files':>6}  state")
         for row in rows:
             print(
                 f"{row['target']:<{width}}  {row['project']!s:<16} {row['run']!s:<24} "
-                f"{row['points']:>8}  {row['state']}"
+                f"{row['points']:>8} {row['files']:>6}  {row['state']}"
             )
-        print(f"{sum(r['points'] for r in rows)} point(s) waiting: `trackio-integrations sync`.")
+        files = sum(r["files"] for r in rows)
+        media = f", with {files} file(s) ({sum(r['mb'] for r in rows):.1f} MB)" if files else ""
+        print(
+            f"{sum(r['points'] for r in rows)} point(s) waiting{media}: "
+            "`trackio-integrations sync`."
+        )
     dead = list(iter_dead_letters(root))
     for path, count in dead:
         print(f"Dead-lettered: {count} point(s) refused by the server, in {path}")
@@ -199,6 +206,7 @@ def sync_command(args: argparse.Namespace, root: Path) -> int:
             continue
         spools.append(spool)
     total = sum(s.pending for s in spools)
+    files = sum(s.blobs.count for s in spools)
     if not spools:
         print("Nothing to send." + (f" ({busy} spool(s) in use by live runs.)" if busy else ""))
         return 0
@@ -222,7 +230,9 @@ def sync_command(args: argparse.Namespace, root: Path) -> int:
         delivery.close()
     progress.done()
     sent = total - sum(left.values()) - dead
-    print(f"Sent {sent} of {total} point(s) from {len(spools)} spool(s).")
+    files_left = sum(s.blobs.count for s in spools)
+    with_files = f" and {files - files_left} of {files} file(s)" if files else ""
+    print(f"Sent {sent} of {total} point(s){with_files} from {len(spools)} spool(s).")
     if dead:
         print(f"{dead} point(s) were refused by the server and set aside: see `status`.")
     for where, count in left.items():

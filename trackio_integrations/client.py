@@ -15,17 +15,19 @@ import zlib
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
 from .errors import TrackioAuthError, TrackioConfigError, TrackioServerError, warn_user
+from .media import is_media
+from .media_files import FileStager
 from .records import RunFields
 from .sender import Delivery, HttpDelivery, InboxDelivery, Sender, close_quietly
 from .spool import Spool, default_root
 from .target import Target, resolve_target
 from .transport import Transport
-from .values import encode_metrics, json_safe
+from .values import Kept, encode_metrics, json_safe
 
 logger = logging.getLogger("trackio_integrations")
 
@@ -126,6 +128,8 @@ class TrackioClient:
         """Record one point. Never raises and never waits on the network.
 
         Bad values drop only themselves, with one warning naming the key (see ``values``).
+        Media values (``Image``, ``Table``, ``Histogram``, ... see ``media``) are encoded now and
+        their files written beside the spool before this returns.
         """
         try:
             if self._finished:
@@ -134,7 +138,7 @@ class TrackioClient:
             if type(metrics) is not dict and not isinstance(metrics, Mapping):
                 self._warn("mapping", f"log() takes a mapping, got {type(metrics).__name__}.")
                 return
-            body = encode_metrics(metrics, self._warn, self._plain_keys)
+            body = encode_metrics(metrics, self._warn, self._plain_keys, is_media)
             if step is not None and type(step) is not int:
                 step = self._as_step(step)
             log_id = None
@@ -146,7 +150,10 @@ class TrackioClient:
             with self._lock:
                 if self._spool is None:  # first point in a forked child
                     self._start_writer()
-                self._append(body, step, self._config_pending, log_id=log_id)
+                if type(body) is bytes:
+                    self._append(body, step, self._config_pending, log_id=log_id)
+                else:  # media values, kept for their encoder
+                    self._append_media(cast(Kept, body), step, log_id)
         except Exception:  # a tracker must never break a training loop
             logger.exception("trackio-integrations: log() failed; the point was not recorded")
 
@@ -330,6 +337,7 @@ class TrackioClient:
         with_config: bool,
         advance: bool = True,
         log_id: bytes | None = None,
+        files: bytes | None = None,
     ) -> None:
         """Write one point's spool line (caller holds the lock)."""
         assert self._spool is not None
@@ -341,6 +349,10 @@ class TrackioClient:
             )
         if with_config:
             self._config_pending = False
+        if files is not None:
+            line = self._fields.media(body, step, log_id or self._next_id(), time.time(), files)
+            self._spool.append(line)
+            return
         self._spool.append(
             self._fields.metric(
                 body,
@@ -350,6 +362,24 @@ class TrackioClient:
                 self._config if with_config else None,
             )
         )
+
+    def _append_media(self, kept: Kept, step: int | None, log_id: bytes | None) -> None:
+        """A point with media values: their files into the spool, then the point (lock held).
+
+        Files need a step folder before the server numbers the point: a point logged without a
+        step gets the step it will be given, the last one plus one.
+        """
+        from .encoding import encode_point  # NumPy, PIL, torch: only where a value needs them
+
+        assert self._spool is not None
+        last = self._last_step
+        folder = step if step is not None else (0 if last is None else last + 1)
+        stager = FileStager(self._spool, self.project, self.name, folder)
+        body = encode_point(kept, stager.store, self._warn)
+        if not stager.files:  # tables, histograms, reports: JSON only
+            self._append(body, step, self._config_pending, log_id=log_id)
+        else:  # the config rides on a point without files (a config line is never ``media``)
+            self._append(body, step, False, log_id=log_id, files=stager.files_json())
 
     def _next_id(self) -> bytes:
         """A record id unique to this writer (caller holds the lock)."""

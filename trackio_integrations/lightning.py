@@ -28,8 +28,10 @@ from lightning_utilities.core.rank_zero import rank_zero_only
 
 from .client import TrackioClient, new_run_name
 from .errors import TrackioConfigError, warn_user
+from .media import Audio, Image, Table, Video, each
 from .runs import Resume, check_resume, run_to_resume
 from .values import json_safe
+from .watch import Watcher
 
 _PACKAGES = {
     # package: (module with its Logger, module with its rank_zero_experiment)
@@ -92,6 +94,11 @@ class TrackioLogger(_LightningLoggers):
     creates the run and sends anything. Nothing is written locally apart from the client's spool
     of unsent points, so ``save_dir`` and ``log_dir`` are None and checkpoints default to
     ``<default_root_dir>/<project>/<run>/checkpoints``.
+
+    Media take ``WandbLogger``'s signatures: ``log_image``, ``log_table``, ``log_text``,
+    ``log_audio``, ``log_video`` (several values under one key become ``key/0``, ``key/1``, ...),
+    and ``watch(model, log="gradients" | "parameters" | "all", log_freq=100)`` logs histograms of
+    the gradients and weights with the metrics, every ``log_freq`` steps, until ``unwatch``.
 
     Args:
         project: Trackio project; defaults to ``TRACKIO_PROJECT``.
@@ -159,6 +166,7 @@ class TrackioLogger(_LightningLoggers):
         }
         self._config: dict[str, Any] = _trackio_config(trackio_options)
         self._client: TrackioClient | None = None
+        self._watchers: dict[int, Watcher] = {}
 
     # --- what Lightning reads --------------------------------------------------------------------
 
@@ -210,6 +218,8 @@ class TrackioLogger(_LightningLoggers):
 
     @rank_zero_only
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+        for watcher in list(self._watchers.values()):  # a histogram due rides on this point
+            metrics = {**metrics, **watcher.histograms(step)}
         if self._prefix:
             join = f"{self._prefix}{self.LOGGER_JOIN_CHAR}"
             metrics = {f"{join}{key}": value for key, value in metrics.items()}
@@ -251,10 +261,69 @@ class TrackioLogger(_LightningLoggers):
         keys = ("server_url", "space_id", "write_token", "hf_token")
         return {key: self._options[key] for key in keys}
 
+    # --- media, as WandbLogger takes them --------------------------------------------------------
+
+    @rank_zero_only
+    def log_image(self, key: str, images: Any, step: int | None = None, **kwargs: Any) -> None:
+        """Images (tensors, arrays, PIL images, paths); kwargs are lists, one item per image
+        (``caption=[...]``). Several images become ``key/0``, ``key/1``, ..."""
+        self.log_metrics({key: each(Image, images, kwargs)}, step)
+
+    @rank_zero_only
+    def log_table(
+        self,
+        key: str,
+        columns: list[str] | None = None,
+        data: list[list[Any]] | None = None,
+        dataframe: Any = None,
+        step: int | None = None,
+    ) -> None:
+        """A table, from ``columns`` and ``data`` or from a pandas ``dataframe``."""
+        self.log_metrics({key: Table(columns=columns, data=data, dataframe=dataframe)}, step)
+
+    @rank_zero_only
+    def log_text(
+        self,
+        key: str,
+        columns: list[str] | None = None,
+        data: list[list[str]] | None = None,
+        dataframe: Any = None,
+        step: int | None = None,
+    ) -> None:
+        """Text, as a table (as ``WandbLogger`` logs it)."""
+        self.log_table(key, columns, data, dataframe, step)
+
+    @rank_zero_only
+    def log_audio(self, key: str, audios: Any, step: int | None = None, **kwargs: Any) -> None:
+        """Sounds (arrays or paths); kwargs are lists (``sample_rate=[...]``, ``caption=[...]``)."""
+        self.log_metrics({key: each(Audio, audios, kwargs)}, step)
+
+    @rank_zero_only
+    def log_video(self, key: str, videos: Any, step: int | None = None, **kwargs: Any) -> None:
+        """Videos (TxCxHxW arrays or paths); kwargs are lists (``fps=[...]``, ``format=[...]``)."""
+        self.log_metrics({key: each(Video, videos, kwargs)}, step)
+
+    @rank_zero_only
+    def watch(
+        self, model: Any, log: str | None = "gradients", log_freq: int = 100, log_graph: bool = True
+    ) -> None:
+        """Histograms of ``model``'s gradients and/or parameters, every ``log_freq`` steps, logged
+        with the metrics of that step. ``log_graph`` is accepted and ignored (no graphs here)."""
+        self._watchers[id(model)] = Watcher(model, log, log_freq)
+
+    @rank_zero_only
+    def unwatch(self, model: Any = None) -> None:
+        """Stop the histograms of ``model`` (of every watched model when None)."""
+        if model is None:
+            self._watchers.clear()
+        else:
+            self._watchers.pop(id(model), None)
+
     def __getstate__(self) -> dict[str, Any]:
         # ddp_spawn pickles the Trainer's loggers: a live client (threads, files) stays behind.
         state = self.__dict__.copy()
         state["_client"] = None
+        state["_watchers"] = {}
         return state
 
 

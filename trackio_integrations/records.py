@@ -9,6 +9,8 @@ kind               server call            fields besides project, run, run_id
 ``metric``         ``bulk_log``           metrics, step, timestamp (epoch), log_id, config
 ``system_metric``  ``bulk_log_system``    metrics, timestamp (ISO 8601), log_id
 ``alert``          ``bulk_alert``         title, text, level, step, timestamp (ISO 8601), alert_id
+``media``          ``bulk_upload_media``  a point whose values reference files: the fields of
+                   then ``bulk_log``      ``metric`` and ``files`` (see ``RunFields.media``)
 =================  =====================  =======================================================
 
 A metric line that carries the run's config starts with ``CONFIG_PREFIX`` (the server keeps the
@@ -25,7 +27,8 @@ from typing import Any
 import orjson
 
 METRIC, SYSTEM, ALERT = "metric", "system_metric", "alert"
-KINDS = (METRIC, SYSTEM, ALERT)
+MEDIA = "media"
+KINDS = (METRIC, SYSTEM, ALERT, MEDIA)
 CONFIG_PREFIX = b'{"config":'
 _HEAD = b'{"v":1,"kind":"'
 _HEADS = {kind: _HEAD + kind.encode() + b'"' for kind in KINDS}
@@ -82,6 +85,36 @@ class RunFields:
         fields = {"title": title, "text": text, "level": level, "step": step}
         fields.update(timestamp=iso(timestamp), alert_id=alert_id)
         return _HEADS[ALERT] + b"," + self._ids + b"," + orjson.dumps(fields)[1:] + b"\n"
+
+    def media(
+        self, body: bytes, step: int | None, log_id: bytes, timestamp: float, files: bytes
+    ) -> bytes:
+        """A point whose values reference files kept beside the spool (never with a config).
+
+        ``files`` is the JSON list ``[{"blob": spool blob, "step": media folder, "name": file
+        name}]``: the sender uploads each blob as ``<project>/<run>/<step>/<name>`` (the
+        ``file_path`` in the values) before the point itself.
+        """
+        return b'%s,%s,"timestamp":%r,"step":%s,"log_id":"%s","files":%s,"metrics":%s}\n' % (
+            _HEADS[MEDIA],
+            self._ids,
+            timestamp,
+            b"null" if step is None else b"%d" % step,
+            log_id,
+            files,
+            body,
+        )
+
+
+def files_of(line: bytes) -> list[dict[str, Any]]:
+    """The files a ``media`` line references (none for any other line)."""
+    if not line.startswith(_HEADS[MEDIA]):
+        return []
+    try:
+        files = orjson.loads(line).get("files")
+    except (orjson.JSONDecodeError, AttributeError):
+        return []
+    return [f for f in files if isinstance(f, dict)] if isinstance(files, list) else []
 
 
 def iso(timestamp: float) -> str:

@@ -12,6 +12,7 @@ makes re-sending harmless.
 - A rejected token: stop sending, say so once, keep every point for ``trackio-integrations sync``.
 - A batch refused for its content: split it in halves until the bad points are alone, deliver the
   rest, and set the bad ones aside in a dead-letter file.
+- Points with files (``media``): the files go first (``media_files``), then the points.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from typing import Any, Protocol
 
 import orjson
 
-from .records import CONFIG_PREFIX
+from .media_files import ReadBlob, copy_files, upload_files
+from .records import CONFIG_PREFIX, MEDIA, kind_of
 from .spool import Batch, Spool, dead_letter
 from .transport import Outcome, Reply, Transport
 from .worker import Worker
@@ -40,9 +42,12 @@ MAX_REQUESTS_PER_BATCH = 100  # splitting a refused batch stops here until the n
 
 
 class Delivery(Protocol):
-    """Where a batch of spool lines goes; ``send([])`` checks the target without storing anything."""
+    """Where a batch of spool lines goes; ``send([])`` checks the target without storing anything.
 
-    def send(self, lines: Sequence[bytes]) -> Reply: ...
+    ``read_blob`` gives the bytes of the files that ``media`` lines reference.
+    """
+
+    def send(self, lines: Sequence[bytes], read_blob: ReadBlob | None = None) -> Reply: ...
 
     def close(self) -> None: ...
 
@@ -52,7 +57,11 @@ class HttpDelivery:
         self.transport = transport
         self.target = transport.target
 
-    def send(self, lines: Sequence[bytes]) -> Reply:
+    def send(self, lines: Sequence[bytes], read_blob: ReadBlob | None = None) -> Reply:
+        if read_blob is not None:
+            reply = upload_files(self.transport, lines, read_blob)
+            if reply.outcome is not Outcome.OK:
+                return reply
         return self.transport.send(lines)
 
     def close(self) -> None:
@@ -67,9 +76,10 @@ class InboxDelivery:
     """
 
     def __init__(self, trackio_dir: Path, writer_id: str) -> None:
+        self.trackio_dir = trackio_dir
         self.folder = trackio_dir / "inbox" / writer_id
 
-    def send(self, lines: Sequence[bytes]) -> Reply:
+    def send(self, lines: Sequence[bytes], read_blob: ReadBlob | None = None) -> Reply:
         if not lines:
             return Reply(Outcome.OK, None, "")
         records = []
@@ -81,6 +91,12 @@ class InboxDelivery:
                 return Reply(Outcome.REJECTED, None, "a spool line is not valid JSON")
             if not isinstance(record, dict) or not record.get("project") or not record.get("run"):
                 return Reply(Outcome.REJECTED, None, "a point has no project or run")
+            if record.get("kind") == MEDIA:  # its files first, where `trackio show` finds them
+                copied = copy_files(self.trackio_dir, record, read_blob or (lambda name: None))
+                if copied.outcome is not Outcome.OK:
+                    return copied
+                record["kind"] = "metric"
+                record.pop("files", None)
             first = first or record.get("log_id") or f"{time.time_ns()}"
             stamp = record.get("timestamp")
             if isinstance(stamp, (int, float)):
@@ -223,7 +239,7 @@ class Sender:
         anything proved the server healthy is tried again once its sibling has.
         """
         self._budget -= 1
-        reply = delivery.send(lines)
+        reply = delivery.send(lines, spool.read_blob)
         if reply.outcome is Outcome.OK:
             self.last_error = None
             self._remember_good(lines)
@@ -261,7 +277,8 @@ class Sender:
 
     def _remember_good(self, lines: list[bytes]) -> None:
         for line in reversed(lines):
-            if not line.startswith(CONFIG_PREFIX):  # sending an old config again would revert it
+            # Sending an old config again would revert it; a media point's files are gone once sent.
+            if not line.startswith(CONFIG_PREFIX) and kind_of(line) != MEDIA:
                 self._known_good = line
                 return
 

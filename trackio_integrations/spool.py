@@ -7,6 +7,8 @@ Layout of ``<root>/<writer id>/``:
   appended with one ``write()`` each. A line the OS has accepted survives the death of the process;
   the sender ``fdatasync``s every cycle, so a power loss costs at most the last cycle (1 s; 5 s for local storage).
 - ``ack``: the position up to which the server has confirmed delivery.
+- ``blobs/``: the files (images, audio, video) that points reference (see ``blobs``); they count
+  against the size limit like segments.
 - ``lock``: ``flock``ed by the live writer. A folder nobody holds is an orphan: its pending points
   are replayed by the next client or by ``trackio-integrations sync``.
 
@@ -33,9 +35,12 @@ from typing import Any
 
 import orjson
 
+from .blobs import Blobs
+from .records import files_of
+
 SEGMENT_BYTES = 8 * 1024 * 1024
 MEMORY_LIMIT = 200_000  # points kept in memory when the disk refuses them
-META, LOCK, ACK = "meta.json", "lock", "ack"
+META, LOCK, ACK, BLOBS = "meta.json", "lock", "ack", "blobs"
 DEAD_LETTER = "dead-letter"
 
 
@@ -96,6 +101,7 @@ class Spool:
         self._memory_head = 0
         self._evicted_to = 0  # every number below it left memory by eviction or by ack
         self._memory_acked_to = 0  # every number below it was acknowledged
+        self.blobs = Blobs(path / BLOBS if path else None)
         self.dropped = 0  # points pushed out of memory and never delivered
         self.write_error: OSError | None = None
         self.max_bytes = max_bytes()
@@ -168,7 +174,12 @@ class Spool:
     def append(self, line: bytes) -> None:
         """Append one point (a JSON object and ``\\n``). When the disk refuses it (an error, or the
         spool's size limit), keep it in memory; go back to disk once memory has drained."""
-        if self._write_fd is None and self.path is not None and not self._memory:
+        if (
+            self._write_fd is None
+            and self.path is not None
+            and not self._memory
+            and not self.blobs.in_memory
+        ):
             self._resume_disk()
         if self._write_fd is not None:
             try:
@@ -184,7 +195,7 @@ class Spool:
                 self._to_memory(exc)
         with self._memory_lock:
             if len(self._memory) >= MEMORY_LIMIT:  # the oldest point makes room
-                self._memory.popleft()
+                self.blobs.free([self._memory.popleft()])
                 self._memory_head += 1
                 self._evicted_to = self._memory_head
                 self.dropped += 1  # taken back in ack() if it was in flight and arrives
@@ -202,9 +213,30 @@ class Spool:
         self._size = 0
         self._segment += 1  # only now may the sender treat the previous segment as complete
 
-    def _at_size_limit(self) -> bool:
-        """Undelivered segments on disk, counted as full, reach ``max_bytes``."""
-        return (self._segment - self._ack[0] + 1) * SEGMENT_BYTES >= self.max_bytes
+    def _at_size_limit(self, adding: int = 0) -> bool:
+        """Undelivered segments on disk, counted as full, and files reach ``max_bytes``."""
+        segments = (self._segment - self._ack[0] + 1) * SEGMENT_BYTES
+        return segments + self.blobs.size + adding >= self.max_bytes
+
+    def write_blob(self, data: bytes, suffix: str = "") -> str:
+        """Keep the bytes of a file that the next point references; its name for that point.
+
+        On disk, whole, before the caller appends the point. Past the size limit, or when the
+        disk refuses, the file and the points after it wait in memory, like points do;
+        ``OSError`` when memory is full too.
+        """
+        if self._write_fd is not None and self._at_size_limit(len(data)):
+            limit = self.max_bytes >> 20
+            self._to_memory(OSError(errno.ENOSPC, f"the spool reached its {limit} MB limit"))
+        if self._write_fd is not None:
+            try:
+                return self.blobs.write(data, suffix)
+            except OSError as exc:
+                self._to_memory(exc)
+        return self.blobs.write(data, suffix, disk=False)
+
+    def read_blob(self, name: str) -> bytes | None:
+        return self.blobs.read(name)
 
     def _to_memory(self, error: OSError) -> None:
         self.write_error = error
@@ -247,6 +279,7 @@ class Spool:
 
     def sync(self) -> None:
         """Make what was appended survive a power loss (called by the sender, off the hot path)."""
+        self.blobs.sync()
         while self._unsynced:
             fd = self._unsynced.pop()
             with contextlib.suppress(OSError):
@@ -283,7 +316,9 @@ class Spool:
         return None
 
     def ack(self, batch: Batch) -> None:
-        """The server has every point of ``batch``: never send them again."""
+        """The server has every point of ``batch``: never send them again (nor their files)."""
+        if self.blobs.count:
+            self.blobs.free(batch.lines)
         if batch.in_memory:
             self._ack_memory(batch)
             return
@@ -394,9 +429,19 @@ class Spool:
 
 
 def dead_letter(root: Path, spool: Spool, lines: list[bytes], reason: str) -> Path:
-    """Set rejected points aside, with the reason, where ``status`` and a human can find them."""
+    """Set rejected points aside, with the reason, where ``status`` and a human can find them.
+
+    The files a rejected point references are copied beside it, into ``<writer>.files/``.
+    """
     folder = root / DEAD_LETTER
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for line in lines:
+        for file in files_of(line):
+            data = spool.read_blob(str(file.get("blob")))
+            if data is not None:
+                files = folder / f"{spool.writer_id}.files"
+                files.mkdir(exist_ok=True, mode=0o700)
+                _write_private(files / str(file.get("blob")), data)
     path = folder / f"{spool.writer_id}.jsonl"
     target = spool.meta.get("target", {})
     stamp = time.time()

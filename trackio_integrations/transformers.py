@@ -15,6 +15,7 @@ from transformers.trainer_callback import CallbackHandler, ExportableState
 from .client import DEFAULT_FINISH_TIMEOUT, TrackioClient
 from .errors import TrackioConfigError, warn_user
 from .target import resolve_target, split_write_token
+from .watch import Watcher, watch_mode
 
 __all__ = ["ReportToTrackioCallback", "TrackioCallback"]
 
@@ -74,6 +75,11 @@ class TrackioCallback(TrainerCallback, ExportableState):
         spool_dir: where unsent points wait (``TRACKIO_SPOOL_DIR``, else the user cache).
         finish_timeout: how long the end of training waits for points still in flight; what is
             left stays in the spool and is sent by the next run or ``trackio-integrations sync``.
+        watch: ``"gradients"``, ``"parameters"`` or ``"all"``: histograms of the model's
+            gradients and/or weights (``gradients/<name>``, ``parameters/<name>``) every
+            ``watch_every`` optimizer steps, taken before the gradients are zeroed. Defaults to
+            ``TRACKIO_WATCH``; None (or ``"false"``) is off.
+        watch_every: steps between two histograms of each tensor.
 
     Attributes:
         client: the run's ``TrackioClient`` while training (world process zero), else None.
@@ -97,6 +103,8 @@ class TrackioCallback(TrainerCallback, ExportableState):
         spool_dir: str | os.PathLike[str] | None = None,
         finish_timeout: float = DEFAULT_FINISH_TIMEOUT,
         _restored: bool = False,
+        watch: str | None = None,
+        watch_every: int = 100,
     ) -> None:
         if server_url:
             resolve_target(server_url=server_url, env={})  # a malformed URL fails here, now
@@ -119,6 +127,9 @@ class TrackioCallback(TrainerCallback, ExportableState):
         self._run_trained = False  # a run opened by evaluate() before train() continues in it
         self._last_log: tuple[int, frozenset[str]] | None = None
         self._clash_warned = False
+        self.watch = watch_mode(watch if watch is not None else os.environ.get("TRACKIO_WATCH"))
+        self.watch_every = watch_every
+        self._watcher: Watcher | None = None
 
     @property
     def run_name(self) -> str | None:
@@ -177,6 +188,8 @@ class TrackioCallback(TrainerCallback, ExportableState):
         )
         self._run = {"project": project, "name": self.client.name, "run_id": self.client.run_id}
         self._run_trained = True
+        if self.watch and model is not None:
+            self._watcher = Watcher(model, self.watch, self.watch_every, state.global_step)
 
     def on_log(
         self,
@@ -226,6 +239,16 @@ class TrackioCallback(TrainerCallback, ExportableState):
         if state.is_world_process_zero and metrics:
             self._client(args, state, model).log(metric_names(metrics), step=state.global_step)
 
+    def on_optimizer_step(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        # After the step, before the gradients are zeroed: the step about to be counted.
+        watcher, client = self._watcher, self.client
+        if watcher is not None and client is not None:
+            histograms = watcher.histograms(state.global_step + 1)
+            if histograms:
+                client.log(histograms, step=state.global_step + 1)
+
     def on_train_end(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
@@ -247,6 +270,8 @@ class TrackioCallback(TrainerCallback, ExportableState):
                 "spool_dir": self.spool_dir,
                 "finish_timeout": self.finish_timeout,
                 "_restored": True,
+                "watch": self.watch,
+                "watch_every": self.watch_every,
             },
             "attributes": {"_run": self._run},
         }
@@ -308,6 +333,7 @@ class TrackioCallback(TrainerCallback, ExportableState):
         return self.client
 
     def _close(self) -> None:
+        self._watcher = None
         if self.client is not None:
             self.client.finish(timeout=self.finish_timeout)
             self.client = None

@@ -11,7 +11,8 @@ Metrics (``clean_metrics``), the rules:
 - Nested mappings are flattened with ``/``: ``{"train": {"loss": 1}}`` is logged as ``train/loss``,
   the separator the dashboard groups by.
 - Anything else (lists, multi-element tensors, objects) drops that key only, with one warning
-  naming it. Cleaning never raises.
+  naming it, unless ``keep(value)`` says another encoder takes it (media values, see
+  ``encoding``): then it is kept as it is. Cleaning never raises.
 
 Config (``json_safe``) keeps nesting and makes every value JSON-safe instead of dropping it.
 """
@@ -25,7 +26,7 @@ import math
 import numbers
 from collections.abc import Callable, Mapping
 from pathlib import PurePath
-from typing import Any
+from typing import Any, overload
 
 import orjson
 
@@ -40,7 +41,13 @@ _MAX_DEPTH = 32
 _MAX_LIST_IN_CONFIG = 1000
 
 
-def clean_metrics(metrics: Mapping[Any, Any], warn: Warn) -> dict[str, Any]:
+class Kept(dict[str, Any]):
+    """A cleaned point holding values that ``keep`` kept for another encoder."""
+
+
+def clean_metrics(
+    metrics: Mapping[Any, Any], warn: Warn, keep: Callable[[Any], bool] | None = None
+) -> dict[str, Any]:
     """Return a flat ``{str: JSON scalar}`` dict following the module rules."""
     out: dict[str, Any] = {}
     for key, value in metrics.items():
@@ -63,31 +70,40 @@ def clean_metrics(metrics: Mapping[Any, Any], warn: Warn) -> dict[str, Any]:
         elif kind is str or kind is bool or value is None:
             pass
         elif isinstance(value, Mapping):
-            _flatten_into(out, key, value, warn, 1)
+            _flatten_into(out, key, value, warn, 1, keep)
             continue
         else:
             scalar = _scalar(value)
             if scalar is _DROP:
-                _warn_dropped(warn, key, value)
-                continue
-            value = scalar
+                if keep is None or not keep(value):
+                    _warn_dropped(warn, key, value)
+                    continue
+            else:
+                value = scalar
         out[key] = value
     return out
 
 
 def _flatten_into(
-    out: dict[str, Any], prefix: str, mapping: Mapping[Any, Any], warn: Warn, depth: int
+    out: dict[str, Any],
+    prefix: str,
+    mapping: Mapping[Any, Any],
+    warn: Warn,
+    depth: int,
+    keep: Callable[[Any], bool] | None = None,
 ) -> None:
     for key, value in mapping.items():
         name = f"{prefix}/{key}"
         if isinstance(value, Mapping) and depth < _MAX_DEPTH:
-            _flatten_into(out, name, value, warn, depth + 1)
+            _flatten_into(out, name, value, warn, depth + 1, keep)
             continue
         scalar = _scalar(value)
-        if scalar is _DROP:
-            _warn_dropped(warn, name, value)
-        else:
+        if scalar is not _DROP:
             out[name] = scalar
+        elif keep is not None and keep(value):
+            out[name] = value
+        else:
+            _warn_dropped(warn, name, value)
 
 
 def _scalar(value: Any) -> Any:
@@ -140,18 +156,38 @@ def _warn_dropped(warn: Warn, key: str, value: Any) -> None:
     warn(
         f"drop:{key}",
         f"Metric {key!r} was not logged: a {type(value).__name__} is not a scalar "
-        "(log numbers, bools, strings, or one-element tensors). The rest of the point is kept.",
+        "(log numbers, bools, strings, one-element tensors, or wrap it in Image, Table, "
+        "Histogram, ... from trackio_integrations). The rest of the point is kept.",
     )
 
 
+@overload
 def encode_metrics(
     metrics: Mapping[Any, Any], warn: Warn, plain_keys: set[tuple[Any, ...]]
-) -> bytes:
+) -> bytes: ...
+
+
+@overload
+def encode_metrics(
+    metrics: Mapping[Any, Any],
+    warn: Warn,
+    plain_keys: set[tuple[Any, ...]],
+    keep: Callable[[Any], bool] | None,
+) -> bytes | Kept: ...
+
+
+def encode_metrics(
+    metrics: Mapping[Any, Any],
+    warn: Warn,
+    plain_keys: set[tuple[Any, ...]],
+    keep: Callable[[Any], bool] | None = None,
+) -> bytes | Kept:
     """``clean_metrics`` then JSON, with a fast path for the usual flat dict of plain numbers.
 
     The fast path lets the JSON encoder do the type checks in C: it refuses non-native types and
     non-string keys, and any ``null`` or nested object in its output sends the point down the
-    slow path. ``plain_keys`` remembers key sets already seen to need no renaming.
+    slow path. ``plain_keys`` remembers key sets already seen to need no renaming. When ``keep``
+    kept a value, the cleaned point is returned unencoded, as ``Kept``, for its encoder.
     """
     try:
         body = orjson.dumps(metrics)
@@ -165,7 +201,9 @@ def encode_metrics(
             if len(plain_keys) < 64:
                 plain_keys.add(keys)
             return body
-    clean = clean_metrics(metrics, warn)
+    clean = clean_metrics(metrics, warn, keep)
+    if keep is not None and any(keep(value) for value in clean.values()):
+        return Kept(clean)
     try:
         return orjson.dumps(clean)
     except (TypeError, orjson.JSONEncodeError):
