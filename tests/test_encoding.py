@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import shutil
 import wave
 from pathlib import Path
 from typing import Any
@@ -159,8 +158,8 @@ def test_video_frames_become_an_animated_gif_and_a_batch_a_grid() -> None:
     assert (gif.format, gif.n_frames, gif.size) == ("GIF", 5, (20, 8))  # 2 videos side by side
 
 
-@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")
-def test_mp4_and_mp3_are_made_by_ffmpeg() -> None:
+def test_mp4_and_mp3_are_made_by_ffmpeg(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", "")  # the ffmpeg of the imageio-ffmpeg wheel, as on a bare machine
     files = Files()
     video = encode_value("v", Video(np.zeros((4, 3, 16, 16), np.uint8), format="mp4"), files)
     assert files.kept[video["file_path"]][4:8] == b"ftyp"

@@ -303,10 +303,25 @@ def video_frames(value: Any) -> Any:
     return np.ascontiguousarray(grid.reshape(frames, rows * height, cols * width, channels))
 
 
+def _bundled_ffmpeg() -> str | None:
+    """The ffmpeg binary that the ``imageio-ffmpeg`` wheel ships, when it is installed."""
+    try:
+        import imageio_ffmpeg
+    except ImportError:
+        return None
+    try:
+        return str(imageio_ffmpeg.get_ffmpeg_exe())
+    except RuntimeError:
+        return None
+
+
 def _ffmpeg(arguments: list[str], data: bytes) -> bytes:
-    ffmpeg = shutil.which("ffmpeg")
+    ffmpeg = shutil.which("ffmpeg") or _bundled_ffmpeg()
     if ffmpeg is None:
-        raise RuntimeError("this format needs ffmpeg on PATH (or log a GIF / WAV instead)")
+        raise RuntimeError(
+            "this format needs ffmpeg: install it, or `pip install imageio-ffmpeg` (or log a GIF / "
+            "WAV instead)"
+        )
     command = [ffmpeg, "-y", "-loglevel", "error", *arguments, "pipe:1"]
     done = subprocess.run(command, input=data, capture_output=True, check=False, timeout=300)
     if done.returncode != 0:
