@@ -13,6 +13,9 @@ from accelerate.tracking import GeneralTracker, on_main_process
 
 from .client import DEFAULT_FINISH_TIMEOUT, TrackioClient
 from .errors import TrackioConfigError, warn_user
+from .health import HealthChecks
+from .monitoring import Monitoring
+from .system import DEFAULT_INTERVAL
 
 __all__ = ["TrackioTracker"]
 
@@ -45,6 +48,13 @@ class TrackioTracker(GeneralTracker):
             ``TrackioClient`` (same environment variables, same target rules).
         config: initial config, merged with the ``config`` given to ``init_trackers``.
         finish_timeout: how long ``accelerator.end_training()`` waits for pending points.
+        system_metrics, system_interval, alert_webhook, alert_webhook_min_level: as for
+            ``TrackioClient``; in a multi-node job each node's local rank 0 samples its node into
+            the same run (``node<k>/...``).
+        health: the training-health alerts (``HealthChecks``, ``False`` for none): a NaN or
+            infinite loss or gradient norm among the logged values, a loss spike, a stall (nothing
+            logged within ``stall_after``), an exception that ends the program before
+            ``end_training()`` (via ``sys.excepthook``).
     """
 
     name = "trackio"
@@ -66,6 +76,11 @@ class TrackioTracker(GeneralTracker):
         check: bool = True,
         step_ids: bool = False,
         finish_timeout: float = DEFAULT_FINISH_TIMEOUT,
+        system_metrics: bool = True,
+        system_interval: float = DEFAULT_INTERVAL,
+        alert_webhook: str | None = None,
+        alert_webhook_min_level: str | None = None,
+        health: HealthChecks | bool | Mapping[str, Any] = True,
     ) -> None:
         super().__init__()
         self.project = project
@@ -85,6 +100,13 @@ class TrackioTracker(GeneralTracker):
         self._client: TrackioClient | None = None
         self._finished = False
         self._ignored_kwargs: set[str] = set()
+        self._monitoring = Monitoring(
+            system_metrics, system_interval, alert_webhook, alert_webhook_min_level, health
+        )
+        # accelerate calls a tracker on the main process only: on another node's local rank 0
+        # (known from the launcher's variables) a thread waits for the run to be announced.
+        target = ("server_url", "space_id", "write_token", "hf_token", "spool_dir")
+        self._monitoring.follow({k: self._options[k] for k in target})
 
     @property
     def tracker(self) -> TrackioClient | None:
@@ -109,8 +131,11 @@ class TrackioTracker(GeneralTracker):
                 f"TrackioTracker ignores init_kwargs['trackio'] keys {sorted(given_kwargs)}: pass "
                 "them to TrackioTracker(...) instead."
             )
-        self._client = TrackioClient(project, name, **self._options)
+        self._client = TrackioClient(
+            project, name, **self._options, **self._monitoring.client_options()
+        )
         self._finished = False
+        self._monitoring.started(self._client)
 
     @on_main_process
     def store_init_configuration(self, values: Mapping[str, Any]) -> None:
@@ -128,13 +153,23 @@ class TrackioTracker(GeneralTracker):
             warn_user("TrackioTracker.log() before init_trackers(): the point is not recorded.")
             return
         self._client.log(values, step=step)
+        self._monitoring.observe(values, step)
 
     @on_main_process
     def finish(self) -> None:
         """Deliver what is pending within ``finish_timeout`` (``accelerator.end_training()``)."""
         if self._client is not None:
             self._finished = True  # the client stays readable; a new start() opens a new run
+            self._monitoring.ended()
             self._client.finish(timeout=self.finish_timeout)
+
+    @on_main_process
+    def alert(
+        self, title: str, text: str | None = None, level: str = "warn", step: int | None = None
+    ) -> None:
+        """Raise an alert in the run (see ``TrackioClient.alert``); main process only."""
+        if self._client is not None:
+            self._client.alert(title, text, level, step)
 
     def __repr__(self) -> str:
         return f"TrackioTracker(project={self.project!r}, run={self._client!r})"

@@ -20,15 +20,14 @@ from typing import Any
 import httpx
 
 from .errors import TrackioAuthError, TrackioConfigError, TrackioServerError, warn_user
-from .records import RunFields, iso
+from .records import RunFields
 from .sender import Delivery, HttpDelivery, InboxDelivery, Sender, close_quietly
 from .spool import Spool, default_root
 from .system import DEFAULT_INTERVAL, SystemSampler
 from .target import Target, resolve_target
 from .transport import Transport
 from .values import encode_metrics, json_safe
-from .webhook import WebhookPoster, level_at_least
-from .webhook import payload as webhook_payload
+from .webhook import WebhookPoster
 
 logger = logging.getLogger("trackio_integrations")
 
@@ -133,7 +132,7 @@ class TrackioClient:
         self._start_writer(transport)
         _live.add(self)
         self._sampler: SystemSampler | None = None
-        self._webhook = _webhook_poster(alert_webhook, alert_webhook_min_level, _http_transport)
+        self._webhook = WebhookPoster.configured(alert_webhook, alert_webhook_min_level)
         if system_metrics:
             self._sampler = SystemSampler(self.log_system, system_interval).start()
 
@@ -227,19 +226,9 @@ class TrackioClient:
                     )
                 )
             print(format_alert(name, str(title), text, step), flush=True)
-            if self._webhook is not None and level_at_least(name, self._webhook.min_level):
-                self._webhook.post(
-                    webhook_payload(
-                        self._webhook.url,
-                        name,
-                        str(title),
-                        None if text is None else str(text),
-                        self.project,
-                        self.name,
-                        step,
-                        iso(time.time()),
-                    )
-                )
+            if self._webhook is not None:
+                text = None if text is None else str(text)
+                self._webhook.alert(name, str(title), text, self.project, self.name, step)
         except Exception:
             logger.exception("trackio-integrations: alert() failed")
 
@@ -490,20 +479,7 @@ class TrackioClient:
         self._delivery = None  # the parent's connection is not ours to use or close
         self._sampler = None  # a child (a DataLoader worker) does not sample; its parent does
         if self._webhook is not None:  # nor post its parent's queued alerts a second time
-            self._webhook = _webhook_poster(self._webhook.url, self._webhook.min_level, None)
-
-
-def _webhook_poster(
-    url: str | None, min_level: str | None, transport: httpx.BaseTransport | None
-) -> WebhookPoster | None:
-    url = url or os.environ.get("TRACKIO_WEBHOOK_URL") or None
-    if not url:
-        return None
-    minimum = str(min_level or os.environ.get("TRACKIO_WEBHOOK_MIN_LEVEL") or "").lower() or None
-    if minimum is not None and minimum not in ALERT_LEVELS:
-        warn_user(f"Alert webhook minimum level {minimum!r} is not one of {ALERT_LEVELS}: all.")
-        minimum = None
-    return WebhookPoster(url, min_level=minimum, transport=transport)
+            self._webhook = WebhookPoster.configured(self._webhook.url, self._webhook.min_level)
 
 
 def _as_config(value: Any) -> dict[str, Any]:

@@ -95,9 +95,13 @@ class Health:
     Args:
         run: what alerts go to (a ``TrackioClient``).
         checks: the settings.
+        excepthook: see an uncaught exception through ``sys.excepthook`` (off where the framework
+            reports failures itself and the adapter calls ``failed``).
     """
 
-    def __init__(self, run: Alerting, checks: HealthChecks | None = None) -> None:
+    def __init__(
+        self, run: Alerting, checks: HealthChecks | None = None, excepthook: bool = True
+    ) -> None:
         self.run = run
         self.checks = checks or HealthChecks()
         self._bad: set[str] = set()  # metrics non-finite at their last value
@@ -112,7 +116,7 @@ class Health:
         if self.checks.stall_after:
             self._watchdog = Worker("trackio-integrations-watchdog", self._watch, first=0.0)
             self._watchdog.ensure_started()
-        if self.checks.failure:
+        if self.checks.failure and excepthook:
             _watching.add(self)
             _install_excepthook()
 
@@ -183,17 +187,15 @@ class Health:
 
     # --- from anywhere -------------------------------------------------------------------------
 
-    def failed(self, exc_type: type[BaseException], exc: BaseException | None) -> None:
+    def failed(self, exc_type: type[BaseException] | None, exc: BaseException | None) -> None:
         """Training ended with ``exc``: one ``error`` alert (the first failure only)."""
         if self._failed or self._closed or not self.checks.failure:
             return
         self._failed = True
+        kind = exc_type.__name__ if exc_type is not None else "an unknown error"
         message = str(exc)[:500] if exc is not None else ""
         self.run.alert(
-            "Training failed",
-            f"{exc_type.__name__}: {message}" if message else exc_type.__name__,
-            "error",
-            self._step,
+            "Training failed", f"{kind}: {message}" if message else kind, "error", self._step
         )
 
     def close(self) -> None:

@@ -79,8 +79,10 @@ def role(
         return None
 
     rank = rank if rank is not None else number("RANK", "SLURM_PROCID")
-    local_rank = local_rank if local_rank is not None else number("LOCAL_RANK", "SLURM_LOCALID")
-    if not rank or local_rank != 0:  # rank 0 (or unknown) samples its node itself
+    if local_rank is None:
+        # Lightning's own launcher sets LOCAL_RANK in the processes it starts, not in its own.
+        local_rank = number("LOCAL_RANK", "SLURM_LOCALID") or 0
+    if not rank or local_rank != 0:  # rank 0 (or not launched) samples its node itself
         return None
     node = number("GROUP_RANK", "NODE_RANK", "SLURM_NODEID")
     per_node = number("LOCAL_WORLD_SIZE", "SLURM_NTASKS_PER_NODE")

@@ -14,6 +14,9 @@ from transformers.trainer_callback import CallbackHandler, ExportableState
 
 from .client import DEFAULT_FINISH_TIMEOUT, TrackioClient
 from .errors import TrackioConfigError, warn_user
+from .health import HealthChecks
+from .monitoring import Monitoring
+from .system import DEFAULT_INTERVAL
 from .target import resolve_target, split_write_token
 
 __all__ = ["TrackioCallback"]
@@ -68,6 +71,12 @@ class TrackioCallback(TrainerCallback, ExportableState):
         server_url, space_id, write_token, hf_token, spool_dir: as for ``TrackioClient``.
         finish_timeout: how long the end of training waits for points still in flight; what is
             left stays in the spool and is sent by the next run or ``trackio-integrations sync``.
+        system_metrics, system_interval, alert_webhook, alert_webhook_min_level: as for
+            ``TrackioClient``; in a multi-node job each node's local process zero samples its
+            node into the same run (``node<k>/...``).
+        health: the training-health alerts (``HealthChecks``, ``False`` for none): a NaN or
+            infinite ``loss`` / ``grad_norm``, a loss spike, a stall (no step ended within
+            ``stall_after``), an exception out of ``trainer.train()`` (via ``sys.excepthook``).
 
     Attributes:
         client: the run's ``TrackioClient`` while training (world process zero), else None.
@@ -78,6 +87,7 @@ class TrackioCallback(TrainerCallback, ExportableState):
     # (``_restored=True``) from a checkpoint's token-free state() when
     # ``restore_callback_states_from_checkpoint`` is set.
     _tokens: ClassVar[dict[tuple[Any, ...], tuple[str | None, str | None]]] = {}
+    _webhooks: ClassVar[dict[tuple[Any, ...], str]] = {}
 
     def __init__(
         self,
@@ -91,6 +101,11 @@ class TrackioCallback(TrainerCallback, ExportableState):
         spool_dir: str | os.PathLike[str] | None = None,
         finish_timeout: float = DEFAULT_FINISH_TIMEOUT,
         _restored: bool = False,
+        system_metrics: bool = True,
+        system_interval: float = DEFAULT_INTERVAL,
+        alert_webhook: str | None = None,
+        alert_webhook_min_level: str | None = None,
+        health: HealthChecks | bool | Mapping[str, Any] = True,
     ) -> None:
         if server_url:
             resolve_target(server_url=server_url, env={})  # a malformed URL fails here, now
@@ -113,6 +128,13 @@ class TrackioCallback(TrainerCallback, ExportableState):
         self._run_trained = False  # a run opened by evaluate() before train() continues in it
         self._last_log: tuple[int, frozenset[str]] | None = None
         self._clash_warned = False
+        if _restored:  # like the tokens, a webhook URL (a secret) is not saved in checkpoints
+            alert_webhook = self._webhooks.get(key)
+        elif alert_webhook:
+            self._webhooks[key] = alert_webhook
+        self.monitoring = Monitoring(
+            system_metrics, system_interval, alert_webhook, alert_webhook_min_level, health
+        )
 
     @property
     def run_name(self) -> str | None:
@@ -142,6 +164,14 @@ class TrackioCallback(TrainerCallback, ExportableState):
         self._retire_builtin_callback(args)
         project, name, space_id = self._settings(args)
         if not state.is_world_process_zero:
+            if state.is_local_process_zero:  # another node: sample it into rank 0's run
+                target = {"server_url": self.server_url, "space_id": space_id}
+                target.update(write_token=self._write_token, hf_token=self._hf_token)
+                self.monitoring.follow(
+                    {**target, "spool_dir": self.spool_dir},
+                    rank=args.process_index,
+                    local_rank=args.local_process_index,
+                )
             return
         run_id = None
         saved = _saved_run(state, type(self).__name__) if state.global_step > 0 else None
@@ -166,9 +196,11 @@ class TrackioCallback(TrainerCallback, ExportableState):
             run_id=run_id,
             spool_dir=self.spool_dir,
             step_ids=True,  # a step logged again after a resume is stored once
+            **self.monitoring.client_options(),
         )
         self._run = {"project": project, "name": self.client.name, "run_id": self.client.run_id}
         self._run_trained = True
+        self.monitoring.started(self.client)
 
     def on_log(
         self,
@@ -185,8 +217,10 @@ class TrackioCallback(TrainerCallback, ExportableState):
         if SUMMARY_KEYS & logs.keys():
             client.update_config({"summary": dict(logs)})
             return
-        client.log(metric_names(logs), step=state.global_step)
+        named = metric_names(logs)
+        client.log(named, step=state.global_step)
         self._last_log = (state.global_step, frozenset(logs))
+        self.monitoring.observe(named, state.global_step)
 
     def on_evaluate(
         self,
@@ -218,10 +252,28 @@ class TrackioCallback(TrainerCallback, ExportableState):
         if state.is_world_process_zero and metrics:
             self._client(args, state, model).log(metric_names(metrics), step=state.global_step)
 
+    def on_step_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        self.monitoring.beat()  # a step ended: not stalled, even between logging steps
+
+    def on_prediction_step(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        self.monitoring.beat()
+
     def on_train_end(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
         self._close()
+        self.monitoring.unfollow(self.finish_timeout)
+
+    def alert(
+        self, title: str, text: str | None = None, level: str = "warn", step: int | None = None
+    ) -> None:
+        """Raise an alert in the run (see ``TrackioClient.alert``); world process zero only."""
+        if self.client is not None:
+            self.client.alert(title, text, level, step)
 
     # --- checkpoint state (``ExportableState``) ------------------------------------------------
 
@@ -239,6 +291,7 @@ class TrackioCallback(TrainerCallback, ExportableState):
                 "spool_dir": self.spool_dir,
                 "finish_timeout": self.finish_timeout,
                 "_restored": True,
+                **self.monitoring.settings(),
             },
             "attributes": {"_run": self._run},
         }
@@ -293,6 +346,7 @@ class TrackioCallback(TrainerCallback, ExportableState):
             run_id=run["run_id"] if run else None,
             spool_dir=self.spool_dir,
             check=run is None,
+            **self.monitoring.client_options(),
         )
         if run is None:
             self._run = {"project": project, "name": self.client.name, "run_id": self.client.run_id}
@@ -300,6 +354,7 @@ class TrackioCallback(TrainerCallback, ExportableState):
         return self.client
 
     def _close(self) -> None:
+        self.monitoring.ended()
         if self.client is not None:
             self.client.finish(timeout=self.finish_timeout)
             self.client = None

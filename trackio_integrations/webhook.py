@@ -11,15 +11,18 @@ A request carries the payload and ``Content-Type`` only, never a Trackio or Hugg
 from __future__ import annotations
 
 import logging
+import os
 import random
 import threading
 import time
 from collections import deque
+from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
+from .errors import warn_user
 from .worker import Worker
 
 logger = logging.getLogger("trackio_integrations")
@@ -105,6 +108,31 @@ class WebhookPoster:
         self._busy = False
         self._done = threading.Condition()
         self._worker = Worker("trackio-integrations-webhook", self._cycle, retry=5.0)
+
+    @classmethod
+    def configured(
+        cls,
+        url: str | None = None,
+        min_level: str | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> WebhookPoster | None:
+        """A poster for ``url`` (else ``TRACKIO_WEBHOOK_URL``), or None when neither is set."""
+        url = url or os.environ.get("TRACKIO_WEBHOOK_URL") or None
+        if not url:
+            return None
+        minimum = str(min_level or os.environ.get("TRACKIO_WEBHOOK_MIN_LEVEL") or "").lower()
+        if minimum and minimum not in LEVELS:
+            warn_user(f"Alert webhook minimum level {minimum!r} is not one of {LEVELS}: all.")
+            minimum = ""
+        return cls(url, min_level=minimum or None, transport=transport)
+
+    def alert(
+        self, level: str, title: str, text: str | None, project: str, run: str, step: int | None
+    ) -> None:
+        """Queue an alert's payload if ``level`` reaches the minimum level; returns at once."""
+        if level_at_least(level, self.min_level):
+            stamp = datetime.now(timezone.utc).isoformat()
+            self.post(payload(self.url, level, title, text, project, run, step, stamp))
 
     @property
     def where(self) -> str:
