@@ -122,17 +122,17 @@ class Health:
 
     # --- from the training thread --------------------------------------------------------------
 
-    def beat(self) -> None:
+    def beat(self, step: int | None = None) -> None:
         """Training made progress (a step ended): the stall clock starts again."""
         self._last = time.monotonic()
+        if step is not None:
+            self._step = step
         if self._stalled:
             self._stalled = False
 
     def observe(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
         """Look at one logged point (flat or nested names). Never raises."""
-        self.beat()
-        if step is not None:
-            self._step = step
+        self.beat(step)
         try:
             values: dict[str, float] = {}
             _watched(metrics, "", values)

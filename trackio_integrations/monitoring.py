@@ -68,9 +68,9 @@ class Monitoring:
         if self.checks is not None:
             self.checks.observe(metrics, step)
 
-    def beat(self) -> None:
+    def beat(self, step: int | None = None) -> None:
         if self.checks is not None:
-            self.checks.beat()
+            self.checks.beat(step)
 
     def failed(self, exc_type: type[BaseException] | None, exc: BaseException | None) -> None:
         if self.checks is not None:

@@ -255,7 +255,7 @@ class TrackioCallback(TrainerCallback, ExportableState):
     def on_step_end(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
-        self.monitoring.beat()  # a step ended: not stalled, even between logging steps
+        self.monitoring.beat(state.global_step)  # a step ended: not stalled, between logs too
 
     def on_prediction_step(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
