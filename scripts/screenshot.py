@@ -1,4 +1,7 @@
-"""`make screenshot`: run the demo, open its runs in headless Chromium, save docs/dashboard.png.
+"""`make screenshot`: run the demo, open its runs in headless Chromium, save the README's pictures.
+
+docs/dashboard.png (the loss curves), docs/system-metrics.png (the System Metrics tab) and
+docs/alerts.png (the Alerts & Reports tab).
 
 Needs Debian's `chromium` package (`apt-get install chromium`).
 """
@@ -21,6 +24,12 @@ sys.path.insert(0, str(REPO))
 from examples.demo import DEMO_PROJECT, _free_port  # noqa: E402
 
 OUT = REPO / "docs" / "dashboard.png"
+# picture -> dashboard page and query (after ?project=...)
+PAGES = {
+    OUT: "/?metric_filter=train/loss&smoothing=0",
+    REPO / "docs" / "system-metrics.png": "/system?smoothing=0",
+    REPO / "docs" / "alerts.png": "/reports?",
+}
 
 
 def main() -> int:
@@ -50,36 +59,42 @@ def main() -> int:
             except httpx.HTTPError:
                 time.sleep(0.1)
         OUT.parent.mkdir(exist_ok=True)
-        profile = REPO / ".demo" / "chromium-profile"
-        shutil.rmtree(profile, ignore_errors=True)
-        subprocess.run(
-            [
-                chromium,
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--hide-scrollbars",
-                f"--user-data-dir={profile}",
-                "--window-size=1400,760",
-                "--virtual-time-budget=15000",
-                f"--screenshot={OUT}",
-                f"{base}/?project={DEMO_PROJECT}&metric_filter=train/loss&smoothing=0",
-            ],
-            check=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            timeout=120,
-        )
+        for picture, page in PAGES.items():
+            path, _, query = page.partition("?")
+            shoot(chromium, f"{base}{path}?project={DEMO_PROJECT}&{query}", picture)
+            print(f"saved {picture} ({picture.stat().st_size} bytes)")
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(10)
-    print(f"saved {OUT} ({OUT.stat().st_size} bytes)")
     return 0
+
+
+def shoot(chromium: str, url: str, picture: Path) -> None:
+    profile = REPO / ".demo" / "chromium-profile"
+    shutil.rmtree(profile, ignore_errors=True)
+    subprocess.run(
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            f"--user-data-dir={profile}",
+            "--window-size=1400,760",
+            "--virtual-time-budget=15000",
+            f"--screenshot={picture}",
+            url,
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=120,
+    )
 
 
 if __name__ == "__main__":

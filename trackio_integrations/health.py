@@ -231,8 +231,9 @@ def _watched(metrics: Mapping[str, Any], prefix: str, out: dict[str, float]) -> 
         if isinstance(value, Mapping):
             _watched(value, f"{name}/", out)
         elif (is_loss(name) or is_grad_norm(name)) and not isinstance(value, (bool, str)):
+            item = getattr(value, "item", None)  # a tensor or NumPy scalar, graph or not
             with contextlib.suppress(TypeError, ValueError, RuntimeError):
-                out[name] = float(value)  # not a scalar: skipped here, the client warns
+                out[name] = float(item() if callable(item) else value)  # else: not a scalar
 
 
 def _duration(seconds: float) -> str:
