@@ -24,12 +24,7 @@ sys.path.insert(0, str(REPO))
 from examples.demo import DEMO_PROJECT, _free_port  # noqa: E402
 
 OUT = REPO / "docs" / "dashboard.png"
-# picture -> dashboard page and query (after ?project=...)
-PAGES = {
-    OUT: "/?metric_filter=train/loss&smoothing=0",
-    REPO / "docs" / "system-metrics.png": "/system?smoothing=0",
-    REPO / "docs" / "alerts.png": "/reports?",
-}
+SYSTEM, ALERTS = REPO / "docs" / "system-metrics.png", REPO / "docs" / "alerts.png"
 
 
 def main() -> int:
@@ -59,9 +54,20 @@ def main() -> int:
             except httpx.HTTPError:
                 time.sleep(0.1)
         OUT.parent.mkdir(exist_ok=True)
-        for picture, page in PAGES.items():
-            path, _, query = page.partition("?")
-            shoot(chromium, f"{base}{path}?project={DEMO_PROJECT}&{query}", picture)
+        runs = httpx.post(
+            f"{base}/api/get_runs_for_project", json={"args": [DEMO_PROJECT]}, timeout=30
+        ).json()["data"]
+        # The System Metrics tab of the run that samples every 0.5 s (the others have a sample
+        # or two each); the Alerts tab of the whole project.
+        health = next(run["name"] for run in runs if run["name"].startswith("health-"))
+        project = f"{base}/{{}}?project={DEMO_PROJECT}"
+        pages = [
+            (OUT, project.format("") + "&metric_filter=train/loss&smoothing=0", 760),
+            (SYSTEM, project.format("system") + f"&runs={health}&smoothing=0", 1100),
+            (ALERTS, project.format("reports"), 520),
+        ]
+        for picture, url, height in pages:
+            shoot(chromium, url, picture, height)
             print(f"saved {picture} ({picture.stat().st_size} bytes)")
     finally:
         os.killpg(server.pid, signal.SIGTERM)
@@ -69,7 +75,7 @@ def main() -> int:
     return 0
 
 
-def shoot(chromium: str, url: str, picture: Path) -> None:
+def shoot(chromium: str, url: str, picture: Path, height: int) -> None:
     profile = REPO / ".demo" / "chromium-profile"
     shutil.rmtree(profile, ignore_errors=True)
     subprocess.run(
@@ -85,7 +91,7 @@ def shoot(chromium: str, url: str, picture: Path) -> None:
             "--disable-sync",
             "--hide-scrollbars",
             f"--user-data-dir={profile}",
-            "--window-size=1400,760",
+            f"--window-size=1400,{height}",
             "--virtual-time-budget=15000",
             f"--screenshot={picture}",
             url,

@@ -6,7 +6,7 @@ alerts through the same ``TrackioClient.alert`` a user calls:
 - a **non-finite** loss or gradient norm (NaN, infinity): one ``error`` naming the metrics and
   the step; the same metric raises again only after it has been finite in between;
 - a **loss spike**: a loss above ``loss_spike`` times the median of its last ``spike_window``
-  values raises a ``warn``, again only once it has come back below;
+  values (and far outside their batch-to-batch noise) raises a ``warn``, once per spike;
 - a **stall**: nothing logged (and, for the Trainer, no step ended) for ``stall_after`` seconds
   while the process is alive raises an ``error`` from a background thread (a hung collective, a
   dead data loader);
@@ -36,6 +36,8 @@ from typing import Any, Protocol
 from .worker import Worker
 
 logger = logging.getLogger("trackio_integrations")
+
+SPIKE_SIGMAS = 10.0
 
 
 class Alerting(Protocol):
@@ -106,7 +108,7 @@ class Health:
         self.checks = checks or HealthChecks()
         self._bad: set[str] = set()  # metrics non-finite at their last value
         self._history: dict[str, deque[float]] = {}
-        self._spiking: set[str] = set()
+        self._calm: dict[str, int] = {}  # values below the spike threshold since the last spike
         self._step: int | None = None
         self._last = time.monotonic()
         self._stalled = False
@@ -162,6 +164,10 @@ class Health:
             )
 
     def _spike(self, name: str, value: float, step: int | None) -> None:
+        """Far above its recent level: ``loss_spike`` times the median of the window, and more
+        than ``SPIKE_SIGMAS`` robust standard deviations (from the median absolute deviation)
+        above it, so that the batch-to-batch noise of a per-step loss does not count. One alert
+        per spike: the next needs a whole window of values below the threshold first."""
         factor = self.checks.loss_spike
         assert factor is not None
         history = self._history.get(name)
@@ -169,9 +175,9 @@ class Health:
             history = self._history[name] = deque(maxlen=max(self.checks.spike_window, 3))
         if len(history) >= min(5, history.maxlen or 5):
             median = statistics.median(history)
-            if median > 0 and value > factor * median:
-                if name not in self._spiking:
-                    self._spiking.add(name)
+            spread = 1.4826 * statistics.median(abs(x - median) for x in history)
+            if median > 0 and value > factor * median and value > median + SPIKE_SIGMAS * spread:
+                if self._calm.get(name, len(history)) >= len(history):
                     self.run.alert(
                         f"Loss spike in {name}",
                         f"{name} = {value:.4g}"
@@ -181,8 +187,9 @@ class Health:
                         "warn",
                         step,
                     )
+                self._calm[name] = 0
             else:
-                self._spiking.discard(name)
+                self._calm[name] = self._calm.get(name, len(history)) + 1
         history.append(value)
 
     # --- from anywhere -------------------------------------------------------------------------

@@ -115,19 +115,15 @@ class SystemSampler:
 class HostProbe:
     """CPU, memory, swap, disk and network through psutil; rates over the time between samples.
 
+    Not trackio's one-off ``cpu/count_*`` and ``cpu/frequency``: a constant drawn as a chart of
+    one point says little, and the frequency is slow to read on machines with many cores.
+
     CPU use is computed from ``cpu_times`` differences of our own, not ``psutil.cpu_percent``,
     whose module-wide state another caller in the process would disturb.
     """
 
     def __init__(self, psutil: Any) -> None:
         self.ps = psutil
-        self._static: dict[str, Any] = {}
-        try:
-            self._static["cpu/count_logical"] = psutil.cpu_count(logical=True)
-            self._static["cpu/count_physical"] = psutil.cpu_count(logical=False)
-        except Exception:
-            pass
-        self._static = {k: v for k, v in self._static.items() if v is not None}
         self._then, self._cpu, self._disk, self._net = self._counters()
 
     def _counters(self) -> tuple[float, Any, Any, Any]:
@@ -141,8 +137,7 @@ class HostProbe:
     def sample(self) -> dict[str, Any]:
         now, cpu, disk, net = self._counters()
         elapsed = now - self._then
-        metrics: dict[str, Any] = dict(self._static)
-        self._static = {}  # counts once, as trackio does
+        metrics: dict[str, Any] = {}
         if cpu and self._cpu and len(cpu) == len(self._cpu):
             per_core = [_busy_percent(old, new) for old, new in zip(self._cpu, cpu, strict=True)]
             for i, value in enumerate(per_core):
