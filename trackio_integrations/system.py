@@ -7,13 +7,14 @@ each sample to ``TrackioClient.log_system``, so samples travel through the spool
 
 - No psutil: no host metrics (``pip install 'trackio-integrations[system]'``, which every framework
   extra includes). No ``pynvml`` (``[gpu]``), no driver, or no GPU: no GPU metrics. Neither is an
-  error, and nothing is imported until the sampler's thread starts.
+  error, and neither is imported before a sampler starts.
 - Like trackio's GPU monitor, the sampler reports every GPU of the machine (NVML's indices), not
   only those in ``CUDA_VISIBLE_DEVICES``: one sampler describes one node.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import time
@@ -58,10 +59,16 @@ class SystemSampler:
         self.cpu_seconds = 0.0  # CPU time this sampler's thread spent sampling
         self._log_system = log_system
         self._nvml = nvml
+        self._psutil: Any = None
+        self._loaded = False
         self._probes: list[HostProbe | GpuProbe] | None = None
         self._worker = Worker("trackio-integrations-system", self._cycle)
 
     def start(self) -> SystemSampler:
+        # Importing holds the GIL for milliseconds: do it now, as the run opens, rather than on
+        # the sampler's thread while the training loop runs (NVML's own set-up, a C call that
+        # releases the GIL, stays on the thread).
+        self._load()
         self._worker.ensure_started()
         return self
 
@@ -95,18 +102,30 @@ class SystemSampler:
             return 3600.0  # nothing to measure here; wake only to stop
         return self.interval if primed else min(self.interval, FIRST_SAMPLE)
 
-    def _open_probes(self) -> list[HostProbe | GpuProbe]:
-        probes: list[HostProbe | GpuProbe] = []
+    def _load(self) -> None:
+        if self._loaded:
+            return
+        self._loaded = True
         try:
-            probes.append(HostProbe(importlib.import_module("psutil")))
+            self._psutil = importlib.import_module("psutil")
         except ImportError:
             logger.info(
                 "trackio-integrations: no host metrics without psutil "
                 "(pip install 'trackio-integrations[system]')"
             )
-        except Exception:
-            logger.debug("trackio-integrations: psutil failed", exc_info=True)
-        gpus = GpuProbe.open(self._nvml)
+        if self._nvml is None:
+            with contextlib.suppress(ImportError):  # no nvidia-ml-py: no GPU metrics, silently
+                self._nvml = importlib.import_module("pynvml")
+
+    def _open_probes(self) -> list[HostProbe | GpuProbe]:
+        self._load()
+        probes: list[HostProbe | GpuProbe] = []
+        if self._psutil is not None:
+            try:
+                probes.append(HostProbe(self._psutil))
+            except Exception:
+                logger.debug("trackio-integrations: psutil failed", exc_info=True)
+        gpus = GpuProbe.open(self._nvml) if self._nvml is not None else None
         if gpus is not None:
             probes.append(gpus)
         return probes
