@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 TF4 := .venv-transformers4
 TF4_STAMP := $(TF4)/.installed-stamp
 
-.PHONY: test lint test-transformers4 demo dashboard screenshot bench clean
+.PHONY: test lint test-transformers4 demo dashboard screenshot bench bench-system clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,10 @@ dashboard: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench.py
+
+# What system metrics cost: log() with the sampler on and off, CPU per sample against trackio's
+bench-system: $(STAMP)
+	$(BIN)/python bench/system.py
 
 clean:
 	rm -rf $(VENV) $(TF4) .demo .pytest_cache .mypy_cache .ruff_cache

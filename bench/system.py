@@ -13,6 +13,8 @@ takes, ours beside trackio's own CPU/GPU monitors. Prints a Markdown table of me
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import shutil
 import statistics
 import sys
@@ -57,6 +59,7 @@ def main() -> int:
     p.add_argument("--interval", type=float, default=0.5, help="seconds between samples (0.5)")
     p.add_argument("--samples", type=int, default=50, help="samples timed per client (50)")
     p.add_argument("--quick", action="store_true")
+    p.add_argument("--json", type=Path, help="write every raw measurement here")
     args = p.parse_args()
     bench_args = argparse.Namespace(
         points=20_000, slow_points=5_000, slow_rate=1_000.0, delay=0.0, poll=0.05
@@ -81,12 +84,19 @@ def main() -> int:
             bench.extra = {}
             for client in ("ours", "trackio"):
                 raw.setdefault(f"sample-{client}", []).append(bench.sampler(client, args.samples))
-            print(f"round {round_no + 1}/{args.rounds} done", file=sys.stderr)
+            brief = {
+                k: round(v[-1].get("p50_us", v[-1].get("wall_s", 0)), 2) for k, v in raw.items()
+            }
+            print(f"round {round_no + 1}/{args.rounds}: {brief}", file=sys.stderr)
     finally:
         for child in list(Child.live):
             child.kill()
         server.stop()
         shutil.rmtree(root, ignore_errors=True)
+    if args.json:
+        args.json.write_text(json.dumps(raw, indent=1))
+    load = os.getloadavg()[0]
+    print(f"load average {load:.2f} at the end; {os.cpu_count()} CPUs", file=sys.stderr)
     print(table(raw, args))
     return 0
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 __all__ = [
+    "HealthChecks",
     "TrackioAuthError",
     "TrackioCallback",
     "TrackioClient",
@@ -31,12 +32,14 @@ _WHERE = {
     "TrackioConfigError": "errors",
     "TrackioAuthError": "errors",
     "TrackioServerError": "errors",
+    "HealthChecks": "health",
 }
 
 if TYPE_CHECKING:
     from .accelerate import TrackioTracker
     from .client import TrackioClient
     from .errors import TrackioAuthError, TrackioConfigError, TrackioError, TrackioServerError
+    from .health import HealthChecks
     from .lightning import TrackioLogger
     from .transformers import TrackioCallback
 
