@@ -164,7 +164,8 @@ class WebhookPoster:
     def close(self, timeout: float) -> bool:
         """Flush within ``timeout``, then end the thread; what is left is given up, with a warning."""
         flushed = self.flush(timeout)
-        self._worker.stop(0.2)
+        # Its last cycle ends at once; a post in flight finishes alone, on its open connection.
+        stopped = self._worker.stop(0.0)
         with self._done:
             left = len(self._queue)
             self._queue.clear()
@@ -176,7 +177,7 @@ class WebhookPoster:
                 left,
                 self.where,
             )
-        if self._http is not None:
+        if self._http is not None and stopped:
             self._http.close()
         return flushed
 
