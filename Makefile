@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 TF4 := .venv-transformers4
 TF4_STAMP := $(TF4)/.installed-stamp
 
-.PHONY: test lint test-transformers4 demo dashboard screenshot bench bench-media docs clean
+.PHONY: test lint test-transformers4 demo dashboard screenshot bench bench-media bench-system docs clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -60,6 +60,10 @@ bench-media: $(STAMP)
 # the documentation site, from docs/ and the docstrings, into site/
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build
+
+# What system metrics cost: log() with the sampler on and off, CPU per sample against trackio's
+bench-system: $(STAMP)
+	$(BIN)/python bench/system.py
 
 clean:
 	rm -rf $(VENV) $(TF4) .demo site .pytest_cache .mypy_cache .ruff_cache

@@ -5,8 +5,10 @@ threads, allocator state and garbage never leak from one measurement into the ne
 one line ``BENCH-RESULT {json}`` on stdout (both libraries print their own chatter around it).
 
 Spec keys: ``client`` ("ours" | "trackio"), ``scenario`` ("cost" | "deliver" | "outage" |
-"cold"), ``url`` (server or proxy, ``None`` for local storage), ``token``, ``project``, ``name``,
-``points``, ``rate`` (points/s, 0 = as fast as possible), ``warmup``, ``settle``.
+"cold" | "sampler"), ``url`` (server or proxy, ``None`` for local storage), ``token``,
+``project``, ``name``, ``points``, ``rate`` (points/s, 0 = as fast as possible), ``warmup``,
+``settle``, ``system_metrics`` / ``system_interval`` (ours; off unless ``default_monitors``),
+``samples`` and ``gap`` (the sampler scenario).
 
 Only the standard library is imported at the top: the cold start measures the library's import.
 """
@@ -53,11 +55,15 @@ class Ours:
     def __init__(self, spec: dict[str, Any]) -> None:
         from trackio_integrations import TrackioClient
 
+        # Like trackio's CPU/GPU monitors, our system sampler runs only where the measurement
+        # asks for it or for each library's defaults (the cold start).
         self.run = TrackioClient(
             spec["project"],
             spec.get("name"),
             server_url=spec.get("url"),
             write_token=spec.get("token"),
+            system_metrics=spec.get("system_metrics", bool(spec.get("default_monitors"))),
+            system_interval=spec.get("system_interval", 10.0),
         )
         self.name = self.run.name
         self.log: Log = self.run.log
@@ -338,8 +344,50 @@ def scenario_trainer(spec: dict[str, Any]) -> dict[str, Any]:
     return {"run": spec["name"], "mode": mode, "train_runtime": output.metrics["train_runtime"]}
 
 
+def scenario_sampler(spec: dict[str, Any]) -> dict[str, Any]:
+    """CPU time of one system sample: our sampler, or what trackio's CPU and GPU monitors do per
+    sample (their collect functions, then the counters read for the next rates)."""
+    take: Callable[[], dict[str, Any]]
+    if spec["client"] == "ours":
+        from trackio_integrations.system import SystemSampler
+
+        sampler = SystemSampler(lambda metrics: None)
+        sampler.sample()  # sets the probes up
+        take = sampler.sample
+    else:
+        import psutil
+        from trackio.cpu import collect_cpu_metrics
+        from trackio.gpu import collect_gpu_metrics, gpu_available
+
+        gpus = gpu_available()
+        last = [psutil.disk_io_counters(), psutil.net_io_counters(), time.monotonic()]
+
+        def take() -> dict[str, Any]:
+            now = time.monotonic()
+            metrics = collect_cpu_metrics(last[0], last[1], now - last[2], include_static=False)
+            last[:] = [psutil.disk_io_counters(), psutil.net_io_counters(), now]
+            return {**metrics, **(collect_gpu_metrics(all_gpus=True) if gpus else {})}
+
+    cpu, wall, sizes = [], [], []
+    for _ in range(spec["samples"]):
+        time.sleep(spec.get("gap", 0.2))
+        t_cpu, t_wall = time.thread_time(), time.perf_counter()
+        sizes.append(len(take()))
+        cpu.append(time.thread_time() - t_cpu)
+        wall.append(time.perf_counter() - t_wall)
+    cpu.sort()
+    wall.sort()
+    return {
+        "cpu_ms_p50": cpu[len(cpu) // 2] * 1e3,
+        "cpu_ms_mean": sum(cpu) / len(cpu) * 1e3,
+        "wall_ms_p50": wall[len(wall) // 2] * 1e3,
+        "metrics": max(sizes),
+    }
+
+
 SCENARIOS = {
     "trainer": scenario_trainer,
+    "sampler": scenario_sampler,
     "cost": scenario_cost,
     "deliver": scenario_deliver,
     "outage": scenario_outage,

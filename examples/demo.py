@@ -30,6 +30,7 @@ EXAMPLES = [
     "examples.lightning_logger",
     "examples.accelerate_tracker",
     "examples.media_samples",  # a grid of samples, a predictions table, weight histograms
+    "examples.health_alerts",  # system metrics, and alerts from a loop that goes wrong
 ]
 
 
@@ -111,6 +112,7 @@ def _report(base: str, summaries: list[dict[str, Any]]) -> int:
     for framework, project, run, points, first, last, ok in rows:
         mark = "" if ok else "  <-- INCOMPLETE"
         print(row.format(framework, project, run, points, f"{first:.4f}", f"{last:.4f}") + mark)
+    whole &= _report_system_and_alerts(call, summaries)
     print()
     if os.environ.get("TRACKIO_SERVER_URL"):
         print(f"Open the dashboard: {base}")
@@ -129,6 +131,23 @@ def _media_arrived(call: Any, summary: dict[str, Any]) -> bool:
     found = {key: sum(key in row for row in rows) for key in wanted}
     say(f"  {summary['run']}: " + ", ".join(f"{k} {found[k]}/{n}" for k, n in wanted.items()))
     return found == wanted
+
+
+def _report_system_and_alerts(call: Any, summaries: list[dict[str, Any]]) -> bool:
+    """System samples and alerts per run; True if the runs that promise them have them."""
+    print()
+    row = "{:<14} {:<20} {:>14}  {}"
+    print(row.format("framework", "run", "system samples", "alerts"))
+    whole = True
+    for s in summaries:
+        samples = len(call("get_system_logs", s["project"], s["run"]) or [])
+        alerts = sorted(call("get_alerts", s["project"], s["run"]) or [], key=lambda a: a["step"])
+        titles = [a["title"] for a in alerts]
+        ok = (samples > 0 or not s.get("system")) and titles == s.get("alerts", titles)
+        whole &= ok
+        shown = ", ".join(f"{a['level']}: {a['title']} (step {a['step']})" for a in alerts)
+        print(row.format(s["framework"], s["run"], samples, shown or "-") + ("" if ok else "  <--"))
+    return whole
 
 
 def _free_port() -> int:

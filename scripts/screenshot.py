@@ -1,5 +1,7 @@
-"""`make screenshot`: run the demo, open its runs in headless Chromium, save the pictures in docs/:
-dashboard.png (the loss curves) and media.png (the Media & Tables tab).
+"""`make screenshot`: run the demo, open its runs in headless Chromium, save the docs' pictures.
+
+docs/dashboard.png (the loss curves), docs/media.png (the Media & Tables tab),
+docs/system-metrics.png (the System Metrics tab) and docs/alerts.png (the Alerts & Reports tab).
 
 Needs Debian's `chromium` package (`apt-get install chromium`).
 """
@@ -23,6 +25,7 @@ from examples.demo import DEMO_PROJECT, _free_port  # noqa: E402
 
 OUT = REPO / "docs" / "dashboard.png"
 MEDIA = REPO / "docs" / "media.png"
+SYSTEM, ALERTS = REPO / "docs" / "system-metrics.png", REPO / "docs" / "alerts.png"
 
 
 def main() -> int:
@@ -52,21 +55,29 @@ def main() -> int:
             except httpx.HTTPError:
                 time.sleep(0.1)
         OUT.parent.mkdir(exist_ok=True)
-        shots = [
-            (OUT, f"{base}/?project={DEMO_PROJECT}&metric_filter=train/loss&smoothing=0", 760),
-            (MEDIA, f"{base}/media?project={DEMO_PROJECT}", 900),
+        runs = httpx.post(
+            f"{base}/api/get_runs_for_project", json={"args": [DEMO_PROJECT]}, timeout=30
+        ).json()["data"]
+        # The System Metrics tab of the run that samples every 0.5 s (the others have a sample
+        # or two each); the Alerts tab of the whole project.
+        health = next(run["name"] for run in runs if run["name"].startswith("health-"))
+        project = f"{base}/{{}}?project={DEMO_PROJECT}"
+        pages = [
+            (OUT, project.format("") + "&metric_filter=train/loss&smoothing=0", 760),
+            (MEDIA, project.format("media"), 900),
+            (SYSTEM, project.format("system") + f"&runs={health}&smoothing=0", 1100),
+            (ALERTS, project.format("reports"), 520),
         ]
-        for picture, url, height in shots:
-            _shoot(chromium, picture, url, height)
+        for picture, url, height in pages:
+            shoot(chromium, url, picture, height)
+            print(f"saved {picture} ({picture.stat().st_size} bytes)")
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(10)
-    for picture in (OUT, MEDIA):
-        print(f"saved {picture} ({picture.stat().st_size} bytes)")
     return 0
 
 
-def _shoot(chromium: str, picture: Path, url: str, height: int) -> None:
+def shoot(chromium: str, url: str, picture: Path, height: int) -> None:
     profile = REPO / ".demo" / "chromium-profile"
     shutil.rmtree(profile, ignore_errors=True)
     subprocess.run(

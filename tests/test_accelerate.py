@@ -186,7 +186,10 @@ def test_end_training_returns_within_finish_timeout_when_the_server_is_gone(
 ) -> None:
     url = f"http://127.0.0.1:{free_port()}"
     accelerator = Accelerator(
-        cpu=True, log_with=TrackioTracker(project, server_url=url, finish_timeout=1.0)
+        cpu=True,
+        log_with=TrackioTracker(
+            project, server_url=url, finish_timeout=1.0, system_metrics=False
+        ),  # the 3 points only
     )
     with pytest.warns(UserWarning, match="not reachable"):
         accelerator.init_trackers(project)

@@ -38,7 +38,8 @@ def test_public_api_is_the_four_classes_and_the_errors() -> None:
     }
     media = ("Image", "Audio", "Video", "Table", "Histogram", "Markdown")
     functions = ("install", "uninstall")
-    assert sorted(package.__all__) == sorted([*classes, *errors, *media, *functions])
+    settings = ("HealthChecks",)
+    assert sorted(package.__all__) == sorted([*classes, *errors, *media, *functions, *settings])
     for name in (*classes, *media):
         value = getattr(package, name)
         assert isinstance(value, type) and value.__name__ == name

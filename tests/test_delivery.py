@@ -69,7 +69,7 @@ def test_a_server_down_until_after_finish_gets_everything_by_sync(
 ) -> None:
     late = TrackioServer(tmp_path / "late", port=free_port())
     with pytest.warns(UserWarning):
-        run = TrackioClient(project, server_url=late.url, write_token=TOKEN)
+        run = TrackioClient(project, server_url=late.url, write_token=TOKEN, system_metrics=False)
     for step in range(300):
         run.log({"loss": float(step)}, step=step)
     assert run.finish(timeout=1) is False
@@ -204,7 +204,7 @@ def test_a_request_stuck_in_the_network_never_holds_up_log(
 def test_a_rejected_token_stops_sending_loudly_once_and_sync_delivers_later(
     server: TrackioServer, project: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    run = TrackioClient(project, server_url=server.write_url)
+    run = TrackioClient(project, server_url=server.write_url, system_metrics=False)
     for step in range(100):
         run.log({"loss": float(step)}, step=step)
     assert run.flush(timeout=30)
@@ -347,7 +347,7 @@ def test_a_server_failing_every_write_loses_nothing_to_the_dead_letters(
         return 200, {"data": None}
 
     capture.respond = respond
-    run = TrackioClient(project, server_url=capture.url, write_token="t")
+    run = TrackioClient(project, server_url=capture.url, write_token="t", system_metrics=False)
     run.log({"loss": 0.0}, step=0)
     assert run.flush(timeout=10)  # the server has stored a point: it can be asked again
     sick["on"] = True

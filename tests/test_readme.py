@@ -41,6 +41,7 @@ EXPECTED = {
     "python examples/transformers_trainer.py": [r"Logged \d+ train/loss points to run"],
     "python examples/lightning_logger.py": [r"Logged \d+ points to run"],
     "python examples/accelerate_tracker.py": [r"Logged \d+ points to run"],
+    "python examples/health_alerts.py": [r"Logged \d+ points to run", r"\[TRACKIO ERROR\]"],
     ".venv/bin/python bench/bench.py --quick": [
         r"\| Measurement \(median of rounds\) \|",
         r"\| all points on the server: delivery run \| 1/1 rounds complete \|",

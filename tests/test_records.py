@@ -40,7 +40,8 @@ def _assert_each_kind_once(server: TrackioServer, project: str, run: TrackioClie
 def test_points_samples_and_alerts_reach_the_server_once_each(
     server: TrackioServer, project: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    run = TrackioClient(project, server_url=server.write_url)
+    # Only the samples logged here: the background sampler is tested in test_system.py.
+    run = TrackioClient(project, server_url=server.write_url, system_metrics=False)
     _log_each_kind(run)
     assert run.finish(timeout=60)
     assert "[TRACKIO WARN]\x1b[0m Loss spike: train/loss jumped (step 1)" in capsys.readouterr().out
@@ -52,7 +53,7 @@ def test_points_samples_and_alerts_reach_the_server_once_each(
 
 
 def test_points_samples_and_alerts_reach_the_embedded_default(project: str) -> None:
-    with TrackioClient(project) as run:
+    with TrackioClient(project, system_metrics=False) as run:
         _log_each_kind(run)
     viewer = TrackioServer(Path(os.environ["TRACKIO_DIR"]))
     viewer.start()

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 __all__ = [
     "Audio",
+    "HealthChecks",
     "Histogram",
     "Image",
     "Markdown",
@@ -51,6 +52,7 @@ _WHERE = {
     "Markdown": "media",
     "install": "adopt",
     "uninstall": "adopt",
+    "HealthChecks": "health",
 }
 
 if TYPE_CHECKING:
@@ -58,6 +60,7 @@ if TYPE_CHECKING:
     from .adopt import install, uninstall
     from .client import TrackioClient
     from .errors import TrackioAuthError, TrackioConfigError, TrackioError, TrackioServerError
+    from .health import HealthChecks
     from .lightning import TrackioLogger
     from .media import Audio, Histogram, Image, Markdown, Table, Video
     from .transformers import TrackioCallback

@@ -14,8 +14,11 @@ from accelerate.tracking import GeneralTracker, on_main_process
 
 from .client import DEFAULT_FINISH_TIMEOUT, TrackioClient
 from .errors import TrackioConfigError, warn_user
+from .health import HealthChecks
 from .media import Image, Table, each
+from .monitoring import Monitoring
 from .runs import Resume, check_resume, run_to_resume
+from .system import DEFAULT_INTERVAL
 
 __all__ = ["InitTrackersTracker", "TrackioTracker"]
 
@@ -64,6 +67,17 @@ class TrackioTracker(GeneralTracker):
         resume: ``"never"`` (a new run), ``"allow"`` or ``"must"`` continue the latest run called
             ``name``, as ``trackio.init(resume=...)`` does (``"must"`` raises if there is none).
         finish_timeout: how long ``accelerator.end_training()`` waits for pending points.
+        system_metrics: sample the machine in the background (as for ``TrackioClient``); in a
+            multi-node job each node's local rank 0 samples its node into the same run
+            (``node<k>/...``).
+        system_interval: seconds between two samples.
+        alert_webhook: a Slack, Discord or plain URL each alert is also posted to
+            (``TRACKIO_WEBHOOK_URL``).
+        alert_webhook_min_level: the lowest level posted there (``TRACKIO_WEBHOOK_MIN_LEVEL``).
+        health: the training-health alerts (``HealthChecks``, ``False`` for none): a NaN or
+            infinite loss or gradient norm among the logged values, a loss spike, a stall (nothing
+            logged within ``stall_after``), an exception that ends the program before
+            ``end_training()`` (via ``sys.excepthook``).
     """
 
     name = "trackio"
@@ -86,6 +100,11 @@ class TrackioTracker(GeneralTracker):
         step_ids: bool = False,
         resume: Resume = "never",
         finish_timeout: float = DEFAULT_FINISH_TIMEOUT,
+        system_metrics: bool = True,
+        system_interval: float = DEFAULT_INTERVAL,
+        alert_webhook: str | None = None,
+        alert_webhook_min_level: str | None = None,
+        health: HealthChecks | bool | Mapping[str, Any] = True,
     ) -> None:
         super().__init__()
         self.project = project
@@ -107,6 +126,13 @@ class TrackioTracker(GeneralTracker):
         self._client: TrackioClient | None = None
         self._finished = False
         self._ignored_kwargs: set[str] = set()
+        self._monitoring = Monitoring(
+            system_metrics, system_interval, alert_webhook, alert_webhook_min_level, health
+        )
+        # accelerate calls a tracker on the main process only: on another node's local rank 0
+        # (known from the launcher's variables) a thread waits for the run to be announced.
+        target = ("server_url", "space_id", "write_token", "hf_token", "spool_dir")
+        self._monitoring.follow({k: self._options[k] for k in target})
 
     @property
     def tracker(self) -> TrackioClient | None:
@@ -139,8 +165,9 @@ class TrackioTracker(GeneralTracker):
             target = ("server_url", "space_id", "write_token", "hf_token")
             where = {key: options[key] for key in target}
             options["run_id"] = run_to_resume(project, name, self._resume, **where)
-        self._client = TrackioClient(project, name, **options)
+        self._client = TrackioClient(project, name, **options, **self._monitoring.client_options())
         self._finished = False
+        self._monitoring.started(self._client)
 
     @on_main_process
     def store_init_configuration(self, values: Mapping[str, Any]) -> None:
@@ -158,6 +185,7 @@ class TrackioTracker(GeneralTracker):
             warn_user("TrackioTracker.log() before init_trackers(): the point is not recorded.")
             return
         self._client.log(values, step=step)
+        self._monitoring.observe(values, step)
 
     @on_main_process
     def log_images(self, values: Mapping[str, Any], step: int | None = None, **kwargs: Any) -> None:
@@ -182,7 +210,16 @@ class TrackioTracker(GeneralTracker):
         """Deliver what is pending within ``finish_timeout`` (``accelerator.end_training()``)."""
         if self._client is not None:
             self._finished = True  # the client stays readable; a new start() opens a new run
+            self._monitoring.ended()
             self._client.finish(timeout=self.finish_timeout)
+
+    @on_main_process
+    def alert(
+        self, title: str, text: str | None = None, level: str = "warn", step: int | None = None
+    ) -> None:
+        """Raise an alert in the run (see ``TrackioClient.alert``); main process only."""
+        if self._client is not None:
+            self._client.alert(title, text, level, step)
 
     def __repr__(self) -> str:
         return f"TrackioTracker(project={self.project!r}, run={self._client!r})"

@@ -25,9 +25,11 @@ from .media_files import FileStager
 from .records import RunFields
 from .sender import Delivery, HttpDelivery, InboxDelivery, Sender, close_quietly
 from .spool import Spool, default_root
+from .system import DEFAULT_INTERVAL, SystemSampler
 from .target import Target, resolve_target
 from .transport import Transport
 from .values import Kept, encode_metrics, json_safe
+from .webhook import WebhookPoster
 
 logger = logging.getLogger("trackio_integrations")
 
@@ -65,6 +67,13 @@ class TrackioClient:
         check: check the server version and write access now (a wrong token raises here).
         step_ids: derive each point's id from (run id, step, metric names), so that a step logged
             again after resuming from a checkpoint is stored once. Needs explicit steps.
+        system_metrics: sample CPU, memory, disk, network (psutil) and NVIDIA GPUs (nvidia-ml-py)
+            in the background into the System Metrics tab, under trackio's names.
+        system_interval: seconds between system samples.
+        alert_webhook: also post every ``alert()`` to this Slack, Discord or plain JSON webhook
+            (else ``TRACKIO_WEBHOOK_URL``), from the background, retried.
+        alert_webhook_min_level: the lowest level posted (else ``TRACKIO_WEBHOOK_MIN_LEVEL``,
+            else all).
     """
 
     def __init__(
@@ -83,6 +92,10 @@ class TrackioClient:
         step_ids: bool = False,
         flush_interval: float | None = None,
         _http_transport: httpx.BaseTransport | None = None,
+        system_metrics: bool = True,
+        system_interval: float = DEFAULT_INTERVAL,
+        alert_webhook: str | None = None,
+        alert_webhook_min_level: str | None = None,
     ) -> None:
         project = project or os.environ.get("TRACKIO_PROJECT")
         if not project:
@@ -121,6 +134,10 @@ class TrackioClient:
             self._check_target(transport)
         self._start_writer(transport)
         _live.add(self)
+        self._sampler: SystemSampler | None = None
+        self._webhook = WebhookPoster.configured(alert_webhook, alert_webhook_min_level)
+        if system_metrics:
+            self._sampler = SystemSampler(self.log_system, system_interval).start()
 
     # --- public API ----------------------------------------------------------------------------
 
@@ -219,6 +236,9 @@ class TrackioClient:
                     )
                 )
             print(format_alert(name, str(title), text, step), flush=True)
+            if self._webhook is not None:
+                text = None if text is None else str(text)
+                self._webhook.alert(name, str(title), text, self.project, self.name, step)
         except Exception:
             logger.exception("trackio-integrations: alert() failed")
 
@@ -260,6 +280,9 @@ class TrackioClient:
         True when every point logged was delivered. Points still pending stay in the spool; the
         warning says how to send them, and how many were dropped if the spool could not be written.
         """
+        deadline = time.monotonic() + timeout
+        if self._sampler is not None and not self._finished:  # its last sample goes out too
+            self._sampler.stop(min(timeout / 4, 1.0))
         with self._lock:
             if self._finished:
                 return self._finish_result
@@ -268,8 +291,9 @@ class TrackioClient:
         _live.discard(self)
         if self._spool is None or self._sender is None:
             return True
-        deadline = time.monotonic() + timeout
-        ok = self._sender.flush(timeout)
+        ok = self._sender.flush(max(deadline - time.monotonic(), 0.0))
+        if self._webhook is not None:
+            self._webhook.close(max(deadline - time.monotonic(), 0.0))
         # The thread only syncs and ends now, unless a request of its is still in flight.
         stopped = self._sender.stop(max(deadline - time.monotonic(), 0.2))
         in_memory = self._spool.pending_in_memory
@@ -498,6 +522,9 @@ class TrackioClient:
         self._spool = None  # the child opens its own spool and sender when it first logs
         self._sender = None
         self._delivery = None  # the parent's connection is not ours to use or close
+        self._sampler = None  # a child (a DataLoader worker) does not sample; its parent does
+        if self._webhook is not None:  # nor post its parent's queued alerts a second time
+            self._webhook = WebhookPoster.configured(self._webhook.url, self._webhook.min_level)
 
 
 def _as_config(value: Any) -> dict[str, Any]:

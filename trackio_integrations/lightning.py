@@ -28,8 +28,11 @@ from lightning_utilities.core.rank_zero import rank_zero_only
 
 from .client import TrackioClient, new_run_name
 from .errors import TrackioConfigError, warn_user
+from .health import HealthChecks
 from .media import Audio, Image, Table, Video, each
+from .monitoring import Monitoring
 from .runs import Resume, check_resume, run_to_resume
+from .system import DEFAULT_INTERVAL
 from .values import json_safe
 from .watch import Watcher
 
@@ -119,6 +122,16 @@ class TrackioLogger(_LightningLoggers):
             one step on purpose (e.g. ``trainer.test`` of two checkpoints).
         finish_timeout: how long ``finalize`` waits for pending points; what is left is sent by the
             next run or ``trackio-integrations sync``.
+        system_metrics: sample the machine in the background (as for ``TrackioClient``); in a
+            multi-node job each node's local rank 0 samples its node into the same run
+            (``node<k>/...``).
+        system_interval: seconds between two samples.
+        alert_webhook: a Slack, Discord or plain URL each alert is also posted to
+            (``TRACKIO_WEBHOOK_URL``).
+        alert_webhook_min_level: the lowest level posted there (``TRACKIO_WEBHOOK_MIN_LEVEL``).
+        health: the training-health alerts (``HealthChecks``, ``False`` for none): a NaN or
+            infinite loss or gradient norm among the logged metrics, a loss spike, a stall (nothing
+            logged within ``stall_after``), and a ``finalize("failed")`` (with the exception type).
         **trackio_options: other ``trackio.init`` keywords. ``config`` is the run's first
             config and ``group`` is recorded as trackio records it (config ``_Group``); the rest
             (``embed``, ``private``, ``auto_log_gpu``, ...) are ignored with one warning.
@@ -141,6 +154,11 @@ class TrackioLogger(_LightningLoggers):
         step_ids: bool = False,
         spool_dir: str | os.PathLike[str] | None = None,
         finish_timeout: float = 10.0,
+        system_metrics: bool = True,
+        system_interval: float = DEFAULT_INTERVAL,
+        alert_webhook: str | None = None,
+        alert_webhook_min_level: str | None = None,
+        health: HealthChecks | bool | Mapping[str, Any] = True,
         **trackio_options: Any,
     ) -> None:
         super().__init__()
@@ -167,6 +185,9 @@ class TrackioLogger(_LightningLoggers):
         self._config: dict[str, Any] = _trackio_config(trackio_options)
         self._client: TrackioClient | None = None
         self._watchers: dict[int, Watcher] = {}
+        self._monitoring = Monitoring(
+            system_metrics, system_interval, alert_webhook, alert_webhook_min_level, health
+        )
 
     # --- what Lightning reads --------------------------------------------------------------------
 
@@ -211,7 +232,10 @@ class TrackioLogger(_LightningLoggers):
                 run_id=self._run_id,
                 config={**self._config, "status": "running"},
                 **self._options,
+                **self._monitoring.client_options(),
             )
+            # Lightning reports a failure itself, through finalize("failed").
+            self._monitoring.started(self._client, excepthook=False)
         return self._client
 
     # --- what Lightning sends --------------------------------------------------------------------
@@ -224,6 +248,7 @@ class TrackioLogger(_LightningLoggers):
             join = f"{self._prefix}{self.LOGGER_JOIN_CHAR}"
             metrics = {f"{join}{key}": value for key, value in metrics.items()}
         self.experiment.log(metrics, step=step)
+        self._monitoring.observe(metrics, step)
 
     @rank_zero_only
     def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
@@ -253,6 +278,9 @@ class TrackioLogger(_LightningLoggers):
         client, self._client = self._client, None
         if client is None:
             return
+        if status == "failed":  # called from Lightning's `except`: the exception is at hand
+            self._monitoring.failed(*sys.exc_info()[:2])
+        self._monitoring.ended()
         client.update_config({"status": status})
         client.finish(self._finish_timeout)
         self._config = client.config
@@ -318,6 +346,25 @@ class TrackioLogger(_LightningLoggers):
             self._watchers.clear()
         else:
             self._watchers.pop(id(model), None)
+
+    @rank_zero_only
+    def alert(
+        self, title: str, text: str | None = None, level: str = "warn", step: int | None = None
+    ) -> None:
+        """Raise an alert in the run (see ``TrackioClient.alert``); global rank zero only."""
+        self.experiment.alert(title, text, level, step)
+
+    def save(self) -> None:
+        """Called on every rank as training starts and at each logging step: on another node's
+        local rank 0, start sampling that node into the run (once)."""
+        super().save()
+        rank = getattr(rank_zero_only, "rank", 0)
+        if rank:
+            target = {k: self._options[k] for k in ("server_url", "space_id", "spool_dir")}
+            target.update(
+                write_token=self._options["write_token"], hf_token=self._options["hf_token"]
+            )
+            self._monitoring.follow(target, rank=rank)
 
     def __getstate__(self) -> dict[str, Any]:
         # ddp_spawn pickles the Trainer's loggers: a live client (threads, files) stays behind.

@@ -14,6 +14,9 @@ from transformers.trainer_callback import CallbackHandler, ExportableState
 
 from .client import DEFAULT_FINISH_TIMEOUT, TrackioClient
 from .errors import TrackioConfigError, warn_user
+from .health import HealthChecks
+from .monitoring import Monitoring
+from .system import DEFAULT_INTERVAL
 from .target import resolve_target, split_write_token
 from .watch import Watcher, watch_mode
 
@@ -80,6 +83,16 @@ class TrackioCallback(TrainerCallback, ExportableState):
             ``watch_every`` optimizer steps, taken before the gradients are zeroed. Defaults to
             ``TRACKIO_WATCH``; None (or ``"false"``) is off.
         watch_every: steps between two histograms of each tensor.
+        system_metrics: sample the machine in the background (as for ``TrackioClient``); in a
+            multi-node job each node's local process zero samples its node into the same run
+            (``node<k>/...``).
+        system_interval: seconds between two samples.
+        alert_webhook: a Slack, Discord or plain URL each alert is also posted to
+            (``TRACKIO_WEBHOOK_URL``).
+        alert_webhook_min_level: the lowest level posted there (``TRACKIO_WEBHOOK_MIN_LEVEL``).
+        health: the training-health alerts (``HealthChecks``, ``False`` for none): a NaN or
+            infinite ``loss`` / ``grad_norm``, a loss spike, a stall (no step ended within
+            ``stall_after``), an exception out of ``trainer.train()`` (via ``sys.excepthook``).
 
     Attributes:
         client: the run's ``TrackioClient`` while training (world process zero), else None.
@@ -90,6 +103,7 @@ class TrackioCallback(TrainerCallback, ExportableState):
     # (``_restored=True``) from a checkpoint's token-free state() when
     # ``restore_callback_states_from_checkpoint`` is set.
     _tokens: ClassVar[dict[tuple[Any, ...], tuple[str | None, str | None]]] = {}
+    _webhooks: ClassVar[dict[tuple[Any, ...], str]] = {}
 
     def __init__(
         self,
@@ -105,6 +119,11 @@ class TrackioCallback(TrainerCallback, ExportableState):
         _restored: bool = False,
         watch: str | None = None,
         watch_every: int = 100,
+        system_metrics: bool = True,
+        system_interval: float = DEFAULT_INTERVAL,
+        alert_webhook: str | None = None,
+        alert_webhook_min_level: str | None = None,
+        health: HealthChecks | bool | Mapping[str, Any] = True,
     ) -> None:
         if server_url:
             resolve_target(server_url=server_url, env={})  # a malformed URL fails here, now
@@ -130,6 +149,13 @@ class TrackioCallback(TrainerCallback, ExportableState):
         self.watch = watch_mode(watch if watch is not None else os.environ.get("TRACKIO_WATCH"))
         self.watch_every = watch_every
         self._watcher: Watcher | None = None
+        if _restored:  # like the tokens, a webhook URL (a secret) is not saved in checkpoints
+            alert_webhook = self._webhooks.get(key)
+        elif alert_webhook:
+            self._webhooks[key] = alert_webhook
+        self.monitoring = Monitoring(
+            system_metrics, system_interval, alert_webhook, alert_webhook_min_level, health
+        )
 
     @property
     def run_name(self) -> str | None:
@@ -161,6 +187,14 @@ class TrackioCallback(TrainerCallback, ExportableState):
             return
         project, name, space_id = self._settings(args)
         if not state.is_world_process_zero:
+            if state.is_local_process_zero:  # another node: sample it into rank 0's run
+                target = {"server_url": self.server_url, "space_id": space_id}
+                target.update(write_token=self._write_token, hf_token=self._hf_token)
+                self.monitoring.follow(
+                    {**target, "spool_dir": self.spool_dir},
+                    rank=args.process_index,
+                    local_rank=args.local_process_index,
+                )
             return
         run_id = None
         saved = _saved_run(state, type(self).__name__) if state.global_step > 0 else None
@@ -185,11 +219,13 @@ class TrackioCallback(TrainerCallback, ExportableState):
             run_id=run_id,
             spool_dir=self.spool_dir,
             step_ids=True,  # a step logged again after a resume is stored once
+            **self.monitoring.client_options(),
         )
         self._run = {"project": project, "name": self.client.name, "run_id": self.client.run_id}
         self._run_trained = True
         if self.watch and model is not None:
             self._watcher = Watcher(model, self.watch, self.watch_every, state.global_step)
+        self.monitoring.started(self.client)
 
     def on_log(
         self,
@@ -206,8 +242,10 @@ class TrackioCallback(TrainerCallback, ExportableState):
         if SUMMARY_KEYS & logs.keys():
             client.update_config({"summary": dict(logs)})
             return
-        client.log(metric_names(logs), step=state.global_step)
+        named = metric_names(logs)
+        client.log(named, step=state.global_step)
         self._last_log = (state.global_step, frozenset(logs))
+        self.monitoring.observe(named, state.global_step)
 
     def on_evaluate(
         self,
@@ -249,10 +287,28 @@ class TrackioCallback(TrainerCallback, ExportableState):
             if histograms:
                 client.log(histograms, step=state.global_step + 1)
 
+    def on_step_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        self.monitoring.beat(state.global_step)  # a step ended: not stalled, between logs too
+
+    def on_prediction_step(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        self.monitoring.beat()
+
     def on_train_end(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
         self._close()
+        self.monitoring.unfollow(self.finish_timeout)
+
+    def alert(
+        self, title: str, text: str | None = None, level: str = "warn", step: int | None = None
+    ) -> None:
+        """Raise an alert in the run (see ``TrackioClient.alert``); world process zero only."""
+        if self.client is not None:
+            self.client.alert(title, text, level, step)
 
     # --- checkpoint state (``ExportableState``) ------------------------------------------------
 
@@ -272,6 +328,7 @@ class TrackioCallback(TrainerCallback, ExportableState):
                 "_restored": True,
                 "watch": self.watch,
                 "watch_every": self.watch_every,
+                **self.monitoring.settings(),
             },
             "attributes": {"_run": self._run},
         }
@@ -326,6 +383,7 @@ class TrackioCallback(TrainerCallback, ExportableState):
             run_id=run["run_id"] if run else None,
             spool_dir=self.spool_dir,
             check=run is None,
+            **self.monitoring.client_options(),
         )
         if run is None:
             self._run = {"project": project, "name": self.client.name, "run_id": self.client.run_id}
@@ -334,6 +392,7 @@ class TrackioCallback(TrainerCallback, ExportableState):
 
     def _close(self) -> None:
         self._watcher = None
+        self.monitoring.ended()
         if self.client is not None:
             self.client.finish(timeout=self.finish_timeout)
             self.client = None

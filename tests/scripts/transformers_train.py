@@ -1,6 +1,7 @@
 """A tiny Trainer run with TrackioCallback, for tests that need a process of its own.
 
-Launched plainly (resume in a new process) or with ``torchrun --nproc_per_node=2`` (CPU, gloo).
+Launched plainly (resume in a new process), with ``torchrun --nproc_per_node=2`` (CPU, gloo), or
+as two torchrun "nodes" on this machine (``--nnodes=2 --node_rank=0/1``).
 Target and project come from the environment (TRACKIO_SERVER_URL, TRACKIO_WRITE_TOKEN,
 TRACKIO_PROJECT). Each process prints one JSON line: {"rank", "run_name", "run_id"}; only world
 rank 0 has a run (the others print nulls).
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import time
 from typing import Any
 
 from transformers import Trainer, TrainerCallback, TrainingArguments
@@ -34,6 +36,19 @@ class CrashAt(TrainerCallback):
             os._exit(3)
 
 
+class Pace(TrainerCallback):
+    """Slows each step down (a real step takes time) and can fail at a step, as a bug would."""
+
+    def __init__(self, sleep: float, fail_at: int | None) -> None:
+        self.sleep = sleep
+        self.fail_at = fail_at
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        time.sleep(self.sleep)
+        if state.global_step == self.fail_at:
+            raise RuntimeError(f"a corrupt batch at step {state.global_step}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--output-dir", required=True)
@@ -41,13 +56,18 @@ def main() -> None:
     parser.add_argument("--save-steps", type=int, default=4)
     parser.add_argument("--crash-at-step", type=int)
     parser.add_argument("--resume", action="store_true", help="from the last checkpoint")
+    parser.add_argument("--step-sleep", type=float, default=0.0, help="seconds added to a step")
+    parser.add_argument("--fail-at-step", type=int, help="raise out of train() at this step")
+    parser.add_argument("--system-interval", type=float, default=10.0)
     options = parser.parse_args()
     hf_logging.set_verbosity_error()
 
-    tracker = TrackioCallback()
+    tracker = TrackioCallback(system_interval=options.system_interval)
     callbacks: list[TrainerCallback] = [tracker]
     if options.crash_at_step:
         callbacks.append(CrashAt(options.crash_at_step, tracker))
+    if options.step_sleep or options.fail_at_step:
+        callbacks.append(Pace(options.step_sleep, options.fail_at_step))
     trainer = Trainer(
         model=tiny_model(),
         args=TrainingArguments(

@@ -1,0 +1,113 @@
+"""What each integration adds to its run besides points: system metrics, alerts, health checks.
+
+One ``Monitoring`` per adapter keeps its settings and the live parts (the ``Health`` checks of the
+run, the ``NodeFollower`` of another node), so that the three adapters only say *when*: a run
+started, a point was logged, a step ended, the run ended.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .health import Health, HealthChecks
+from .nodes import NodeFollower, announce
+from .system import DEFAULT_INTERVAL
+
+
+class Monitoring:
+    """The settings every integration takes (see ``TrackioClient`` and ``HealthChecks``)."""
+
+    def __init__(
+        self,
+        system_metrics: bool = True,
+        system_interval: float = DEFAULT_INTERVAL,
+        alert_webhook: str | None = None,
+        alert_webhook_min_level: str | None = None,
+        health: HealthChecks | bool | Mapping[str, Any] | None = True,
+    ) -> None:
+        self.system_metrics = system_metrics
+        self.system_interval = system_interval
+        self.alert_webhook = alert_webhook
+        self.alert_webhook_min_level = alert_webhook_min_level
+        self.health = HealthChecks.of(health)
+        self.checks: Health | None = None
+        self.node: NodeFollower | None = None
+        self._announced = False
+        self._following = False
+
+    def client_options(self) -> dict[str, Any]:
+        """The ``TrackioClient`` keyword arguments these settings stand for."""
+        return {
+            "system_metrics": self.system_metrics,
+            "system_interval": self.system_interval,
+            "alert_webhook": self.alert_webhook,
+            "alert_webhook_min_level": self.alert_webhook_min_level,
+        }
+
+    def settings(self) -> dict[str, Any]:
+        """The settings without the webhook URL (a secret), e.g. for a checkpoint."""
+        return {
+            "system_metrics": self.system_metrics,
+            "system_interval": self.system_interval,
+            "alert_webhook_min_level": self.alert_webhook_min_level,
+            "health": self.health.as_dict() if self.health is not None else False,
+        }
+
+    # --- global rank zero ----------------------------------------------------------------------
+
+    def started(self, client: Any, excepthook: bool = True) -> None:
+        """The run ``client`` started: tell the other nodes, start the health checks."""
+        self.ended()
+        announce(client)
+        self._announced = True
+        if self.health is not None:
+            self.checks = Health(client, self.health, excepthook=excepthook)
+
+    def observe(self, metrics: Mapping[str, Any], step: int | None) -> None:
+        if self.checks is not None:
+            self.checks.observe(metrics, step)
+
+    def beat(self, step: int | None = None) -> None:
+        if self.checks is not None:
+            self.checks.beat(step)
+
+    def failed(self, exc_type: type[BaseException] | None, exc: BaseException | None) -> None:
+        if self.checks is not None:
+            self.checks.failed(exc_type, exc)
+
+    def ended(self) -> None:
+        """The run ended (or is about to be replaced): stop its checks, release the other nodes."""
+        if self.checks is not None:
+            self.checks.close()
+            self.checks = None
+        if self._announced:
+            self._announced = False
+            announce(None)
+
+    # --- the other nodes -------------------------------------------------------------------------
+
+    def follow(
+        self, target: Mapping[str, Any], rank: int | None = None, local_rank: int | None = None
+    ) -> None:
+        """On another node's local rank 0: sample this node into the run rank 0 announces.
+
+        ``target``: the ``TrackioClient`` keyword arguments naming the target (URL, tokens...).
+        """
+        if self.system_metrics and not self._following:
+            self._following = True  # asked once per run: the answer does not change
+            self.node = NodeFollower.start_if_needed(
+                target, self.system_interval, rank=rank, local_rank=local_rank
+            )
+
+    def unfollow(self, timeout: float) -> None:
+        self._following = False
+        node, self.node = self.node, None
+        if node is not None:
+            node.stop(timeout)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A pickled copy (Lightning's ddp_spawn) keeps the settings, not the live parts.
+        state = self.__dict__.copy()
+        state.update(checks=None, node=None, _announced=False, _following=False)
+        return state
