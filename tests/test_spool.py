@@ -61,7 +61,9 @@ def test_process_exit_never_hangs_on_an_unreachable_server(project: str) -> None
 import warnings
 warnings.simplefilter("ignore")
 from trackio_integrations import TrackioClient
-run = TrackioClient({project!r}, server_url="http://127.0.0.1:{free_port()}", write_token="t")
+run = TrackioClient(
+    {project!r}, server_url="http://127.0.0.1:{free_port()}", write_token="t", system_metrics=False
+)
 for step in range(100):
     run.log({{"loss": 1.0}}, step=step)
 """  # no finish(): the atexit flush has a bound (5 s); without one, this would never exit
@@ -99,7 +101,9 @@ def rss_mb():
         if line.startswith("VmRSS"):
             return int(line.split()[1]) / 1024
 
-run = TrackioClient({project!r}, server_url="http://127.0.0.1:{free_port()}", write_token="t")
+run = TrackioClient(
+    {project!r}, server_url="http://127.0.0.1:{free_port()}", write_token="t", system_metrics=False
+)
 point = {{f"metric_{{i}}": i * 0.5 for i in range(10)}}
 run.log(point, step=0)
 before = rss_mb()
