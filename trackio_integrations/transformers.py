@@ -68,6 +68,13 @@ class TrackioCallback(TrainerCallback, ExportableState):
         server_url, space_id, write_token, hf_token, spool_dir: as for ``TrackioClient``.
         finish_timeout: how long the end of training waits for points still in flight; what is
             left stays in the spool and is sent by the next run or ``trackio-integrations sync``.
+        log_checkpoints: ``"all"``: each ``checkpoint-N`` folder the Trainer saves becomes a
+            version of the artifact ``model-<run>`` (alias ``step-N``); ``"end"``: the final one
+            (the best when ``load_best_model_at_end``), alias ``final``; ``None``: none. Default:
+            ``TRACKIO_LOG_MODEL`` (``all``/``checkpoint``, ``end``/``true``). Uploaded in the
+            background, never holding up a step.
+        save_code: save the training script and the config files on its command line to the
+            project's Files, once per run.
 
     Attributes:
         client: the run's ``TrackioClient`` while training (world process zero), else None.
@@ -91,6 +98,8 @@ class TrackioCallback(TrainerCallback, ExportableState):
         spool_dir: str | os.PathLike[str] | None = None,
         finish_timeout: float = DEFAULT_FINISH_TIMEOUT,
         _restored: bool = False,
+        log_checkpoints: str | None = None,
+        save_code: bool = False,
     ) -> None:
         if server_url:
             resolve_target(server_url=server_url, env={})  # a malformed URL fails here, now
@@ -113,6 +122,10 @@ class TrackioCallback(TrainerCallback, ExportableState):
         self._run_trained = False  # a run opened by evaluate() before train() continues in it
         self._last_log: tuple[int, frozenset[str]] | None = None
         self._clash_warned = False
+        self.log_checkpoints = _log_checkpoints_setting(log_checkpoints)
+        self.save_code = save_code
+        self._last_checkpoint: str | None = None
+        self._code_saved_for: str | None = None
 
     @property
     def run_name(self) -> str | None:
@@ -169,6 +182,9 @@ class TrackioCallback(TrainerCallback, ExportableState):
         )
         self._run = {"project": project, "name": self.client.name, "run_id": self.client.run_id}
         self._run_trained = True
+        if self.save_code and self._code_saved_for != self.client.run_id:
+            self._code_saved_for = self.client.run_id
+            self.client.save_code()
 
     def on_log(
         self,
@@ -218,9 +234,30 @@ class TrackioCallback(TrainerCallback, ExportableState):
         if state.is_world_process_zero and metrics:
             self._client(args, state, model).log(metric_names(metrics), step=state.global_step)
 
+    def on_save(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        if not state.is_world_process_zero or self.client is None:
+            return
+        self._last_checkpoint = os.path.join(
+            args.output_dir or "", f"checkpoint-{state.global_step}"
+        )
+        if self.log_checkpoints == "all":
+            self._log_model(self._last_checkpoint, state, f"step-{state.global_step}")
+
     def on_train_end(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
+        if self.log_checkpoints == "end" and state.is_world_process_zero and self.client:
+            best = state.best_model_checkpoint if args.load_best_model_at_end else None
+            final = best or self._last_checkpoint
+            if final and os.path.isdir(final):
+                self._log_model(final, state, "final")
+            else:
+                warn_user(
+                    "log_checkpoints='end' found no checkpoint to log: set save_strategy so "
+                    "that the Trainer saves one (it saves the last step when it saves at all)."
+                )
         self._close()
 
     # --- checkpoint state (``ExportableState``) ------------------------------------------------
@@ -239,6 +276,8 @@ class TrackioCallback(TrainerCallback, ExportableState):
                 "spool_dir": self.spool_dir,
                 "finish_timeout": self.finish_timeout,
                 "_restored": True,
+                "log_checkpoints": self.log_checkpoints,
+                "save_code": self.save_code,
             },
             "attributes": {"_run": self._run},
         }
@@ -299,6 +338,21 @@ class TrackioCallback(TrainerCallback, ExportableState):
             self._run_trained = False
         return self.client
 
+    def _log_model(self, folder: str, state: TrainerState, alias: str) -> None:
+        assert self.client is not None
+        self.client.log_artifact(
+            folder,
+            name=f"model-{self.client.name}",
+            type="model",
+            aliases=[alias],
+            metadata={
+                "global_step": state.global_step,
+                "epoch": state.epoch,
+                "best_metric": state.best_metric,
+                "checkpoint": os.path.basename(folder),
+            },
+        )
+
     def _close(self) -> None:
         if self.client is not None:
             self.client.finish(timeout=self.finish_timeout)
@@ -328,6 +382,21 @@ class TrackioCallback(TrainerCallback, ExportableState):
         for callback in builtins:
             for event in _EVENTS:  # in case it comes after us in the event being dispatched now
                 setattr(callback, event, _ignore)
+
+
+def _log_checkpoints_setting(value: str | None) -> str | None:
+    """``log_checkpoints``, else ``TRACKIO_LOG_MODEL`` (W&B's words are understood too)."""
+    given = value if value is not None else os.environ.get("TRACKIO_LOG_MODEL", "")
+    word = str(given).strip().lower()
+    if word in ("all", "checkpoint", "checkpoints"):
+        return "all"
+    if word in ("end", "true", "1", "yes"):
+        return "end"
+    if word not in ("", "none", "false", "0", "no"):
+        raise TrackioConfigError(
+            f"log_checkpoints / TRACKIO_LOG_MODEL is {given!r}: use 'all', 'end' or none."
+        )
+    return None
 
 
 def metric_names(logs: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,498 @@
+"""The uploader: a patient background worker for artifacts, lineage and project files.
+
+Large uploads do not go through the points' spool and sender: a gigabyte must never delay the
+next batch of points. Each run (and process) that logs an artifact gets an ``Uploader``: its own
+spool (``<spool root>/artifacts/<writer>/``, the same ``Spool`` class with its own ack cursor),
+its own thread (the shared ``Worker``) and its own connection. It takes one request at a time,
+in order: hash the files (sha256, streamed), ask the target which blobs it has, send the others
+one by one (streamed, under ``TRACKIO_UPLOAD_MBPS``), record the version. A request is
+acknowledged only once the target has recorded it, so a process killed mid-upload leaves it to
+the next client of the same target or to ``trackio-integrations sync``; the blobs already on the
+target are not sent again. The digests are kept beside the spool once computed
+(``manifests/<id>.json``), so a resumed request sends the bytes that were hashed or nothing.
+
+A request whose files changed after they were logged (see ``artifacts.py``), or that the target
+refuses for its content, is set aside in ``<spool root>/artifacts/dead-letter/<writer>.jsonl``
+with the reason, and reported: never uploaded as something else, never retried forever.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import random
+import secrets
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+import orjson
+
+from .artifact_files import FileChanged, record, sha256_of, snapshot, unchanged
+from .artifact_local import LocalStore
+from .artifact_server import ServerStore, Stopped, StoreError, Throttle
+from .artifacts import ARTIFACT, FILE, USE, Artifact
+from .spool import Spool, dead_letter
+from .target import Target
+from .transport import Outcome, Reply
+from .worker import Worker
+
+logger = logging.getLogger("trackio_integrations")
+
+ARTIFACTS = "artifacts"  # the uploaders' spools, under the spool root
+IDLE = 5.0  # seconds between cycles with nothing to do (a new request wakes the thread)
+STALL = 60.0  # finish() stops waiting for an upload that made no progress for this long
+ANSWERED_FAILURES = 3  # a request the server fails this often (while answering) is set aside
+# Server answers that mean "send it again", not "this request is bad".
+_TRANSIENT = (
+    "not created by this Trackio server",
+    "blobs not on server",
+    "Uploaded file is missing",
+)
+
+
+class Store(Protocol):
+    bytes_sent: int
+    progress: Callable[[int], None] | None
+
+    def present(self, project: str, digests: list[str]) -> set[str]: ...
+    def put_blob(self, project: str, digest: str, entry: dict[str, Any]) -> None: ...
+    def commit(self, rec: dict[str, Any], manifest: list[dict[str, Any]]) -> dict[str, Any]: ...
+    def resolve(self, project: str, name: str, spec: str | None) -> dict[str, Any] | None: ...
+    def log_use(self, project: str, version_id: int, run: str, run_id: str) -> None: ...
+    def save_file(self, project: str, entry: dict[str, Any]) -> None: ...
+    def fetch(self, project: str, entry: dict[str, Any], target: Path) -> None: ...
+    def close(self) -> None: ...
+
+
+def upload_mbps(env: dict[str, str] | None = None) -> float | None:
+    """``TRACKIO_UPLOAD_MBPS``: megabytes (10^6 bytes) a second for uploads; unset: no limit."""
+    value = (os.environ if env is None else env).get("TRACKIO_UPLOAD_MBPS", "")
+    try:
+        return float(value) if value.strip() and float(value) > 0 else None
+    except ValueError:
+        logger.warning("trackio-integrations: TRACKIO_UPLOAD_MBPS=%r is not a number", value)
+        return None
+
+
+def make_store(
+    target: Target,
+    throttle: Throttle,
+    stop: threading.Event | None = None,
+    transport: httpx.BaseTransport | None = None,
+) -> Store:
+    if target.url:
+        return ServerStore(target, throttle, stop, transport=transport)
+    assert target.trackio_dir is not None
+    return LocalStore(target.trackio_dir, throttle, stop)
+
+
+class Queue:
+    """Works through the requests of artifact spools, one at a time (the uploader's, or ``sync``'s)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.handles: dict[str, Artifact] = {}  # this process's own requests, to report back
+        self.blocked: str | None = None
+        self.last_error: str | None = None
+        self.done = 0
+        self.set_aside = 0
+        self.progress_at = time.monotonic()
+        self._answered: dict[str, int] = {}
+        self.stopping: Callable[[], bool] = lambda: False
+
+    def drain(self, spool: Spool, store: Store) -> bool:
+        """Send every request of ``spool``, in order; False to try again later."""
+        while not self.stopping() and (batch := spool.next_batch(1)) is not None:
+            try:
+                rec = orjson.loads(batch.lines[0])
+            except orjson.JSONDecodeError:
+                rec = {"id": "?", "kind": "?"}
+            if not self._process(spool, store, rec, batch.lines[0]):
+                return False
+            spool.ack(batch)
+            _forget(spool, str(rec.get("id")))
+            self.progress_at = time.monotonic()
+        return not self.stopping()
+
+    def _process(self, spool: Spool, store: Store, rec: dict[str, Any], line: bytes) -> bool:
+        """One request; True when it is finished with (recorded or set aside)."""
+        try:
+            if rec.get("kind") == ARTIFACT:
+                result = self._artifact(spool, store, rec)
+                handle = self.handles.pop(rec["id"], None)
+                if handle is not None:
+                    handle._finish(result)
+            elif rec.get("kind") == USE:
+                self._use(store, rec)
+            elif rec.get("kind") == FILE:
+                for entry in rec["files"]:
+                    unchanged(entry)
+                    store.save_file(rec["project"], entry)
+            else:
+                self._put_aside(spool, rec, line, "not a request this version knows")
+                return True
+        except FileChanged as exc:
+            self._put_aside(spool, rec, line, f"{exc}; the version was not recorded")
+            return True
+        except Stopped:
+            return False
+        except StoreError as exc:
+            return self._failed(spool, rec, line, exc)
+        self.done += 1
+        self.last_error = None
+        return True
+
+    def _artifact(self, spool: Spool, store: Store, rec: dict[str, Any]) -> dict[str, Any]:
+        manifest = self._manifest(spool, rec)
+        present = store.present(rec["project"], sorted({e["digest"] for e in manifest}))
+        for entry, item in zip(rec["files"], manifest, strict=True):
+            if item["digest"] not in present:
+                unchanged(entry)
+                store.put_blob(rec["project"], item["digest"], entry)
+                present.add(item["digest"])  # the same content twice in one version: sent once
+        return store.commit(rec, manifest)
+
+    def _manifest(self, spool: Spool, rec: dict[str, Any]) -> list[dict[str, Any]]:
+        """The version's manifest, hashed once (kept beside the spool for a resumed request)."""
+        saved = spool.path / "manifests" / f"{rec['id']}.json" if spool.path else None
+        if saved is not None and saved.is_file():
+            return list(orjson.loads(saved.read_bytes()))
+        manifest = []
+        for entry in rec["files"]:
+            digest = sha256_of(entry, self._hashing)
+            if digest is None:
+                raise Stopped
+            manifest.append({"path": entry["path"], "digest": digest, "size": entry["size"]})
+        if saved is not None:
+            with contextlib.suppress(OSError):
+                saved.parent.mkdir(exist_ok=True, mode=0o700)
+                saved.with_suffix(".tmp").write_bytes(orjson.dumps(manifest))
+                os.replace(saved.with_suffix(".tmp"), saved)
+        return manifest
+
+    def _hashing(self) -> bool:
+        """Called for each chunk hashed: progress for ``flush``; True to stop."""
+        self.progress_at = time.monotonic()
+        return self.stopping()
+
+    def _use(self, store: Store, rec: dict[str, Any]) -> None:
+        version_id = rec.get("version_id")
+        if version_id is None:
+            found = store.resolve(rec["project"], rec["name"], rec.get("spec"))
+            if found is None:
+                raise StoreError(_rejected(f"artifact {rec['name']!r} not found"))
+            version_id = found["version_id"]
+        store.log_use(rec["project"], int(version_id), rec["run"], rec["run_id"])
+
+    def _failed(self, spool: Spool, rec: dict[str, Any], line: bytes, exc: StoreError) -> bool:
+        reply = exc.reply
+        self.last_error = str(exc)
+        if reply.outcome is Outcome.AUTH:
+            if self.blocked is None:
+                self.blocked = str(exc)
+                logger.error(
+                    "trackio-integrations: uploads stopped (%s). %d request(s) are kept in %s.",
+                    exc,
+                    spool.pending,
+                    spool.path or "memory",
+                )
+            return False
+        if "Digest mismatch" in reply.message:
+            self._put_aside(
+                spool,
+                rec,
+                line,
+                "a file changed after it was logged (its sha256 "
+                "differs from the one hashed); the version was not recorded",
+            )
+            return True
+        transient = any(hint in reply.message for hint in _TRANSIENT)
+        if reply.outcome is Outcome.REJECTED and not transient:
+            self._put_aside(spool, rec, line, f"the target refused it: {exc}")
+            return True
+        if reply.status is not None and not transient:  # the server answers, but fails it
+            count = self._answered[rec["id"]] = self._answered.get(rec["id"], 0) + 1
+            if count >= ANSWERED_FAILURES:
+                self._put_aside(spool, rec, line, f"the target failed it {count} times: {exc}")
+                return True
+        logger.debug("trackio-integrations: upload failed, will retry: %s", exc)
+        return False
+
+    def _put_aside(self, spool: Spool, rec: dict[str, Any], line: bytes, reason: str) -> None:
+        path = dead_letter(self.root, spool, [line], reason)
+        self.set_aside += 1
+        what = {ARTIFACT: f"artifact {rec.get('name')!r}", USE: f"use of {rec.get('name')!r}"}
+        logger.error(
+            "trackio-integrations: %s was not recorded: %s. The request is set aside in %s.",
+            what.get(str(rec.get("kind")), f"project file {_first_path(rec)!r}"),
+            reason,
+            path,
+        )
+        handle = self.handles.pop(str(rec.get("id")), None)
+        if handle is not None:
+            handle._finish(None, reason)
+
+
+class Uploader:
+    """One run's artifact spool and background worker (one upload at a time)."""
+
+    def __init__(
+        self,
+        spool_root: Path,
+        target: Target,
+        ids: dict[str, str],
+        *,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.root = spool_root / ARTIFACTS
+        self.target = target
+        self.ids = ids
+        self.throttle = Throttle(upload_mbps())
+        self._stop = threading.Event()
+        self._transport = transport
+        self.store: Store | None = None  # made by the worker: a connection costs ~0.1 s to set up
+        self.writer_id = secrets.token_hex(8)
+        meta = {"writer": self.writer_id, "target": target.public(), **ids, "pid": os.getpid()}
+        try:
+            self.spool = Spool.create(self.root, self.writer_id, meta)
+        except OSError as exc:
+            logger.warning(
+                "trackio-integrations: cannot write the artifact spool in %s (%s); uploads are "
+                "queued in memory and lost if this process dies.",
+                self.root,
+                exc,
+            )
+            self.spool = Spool.in_memory(meta)
+        self.queue = Queue(self.root)
+        self._seq = 0
+        self._lock = threading.Lock()
+        self._done = threading.Condition()
+        self._failures = 0
+        self._cycles = 0
+        self._reader: Store | None = None
+        self._orphans_done = False
+        self._worker = Worker("trackio-integrations-uploader", self._cycle, first=0.0)
+        self.queue.stopping = lambda: self._stop.is_set() or self._worker.stopping
+        self._worker.ensure_started()
+
+    @property
+    def pending(self) -> int:
+        return self.spool.pending
+
+    def submit(
+        self, kind: str, files: list[dict[str, Any]] | None, handle: Artifact | None, **fields: Any
+    ) -> None:
+        """Append one request (durable before this returns) and wake the worker."""
+        with self._lock:
+            record_id = f"{self.writer_id}-{self._seq:08d}"
+            self._seq += 1
+            if files is not None:
+                folder = self.spool.path / "snapshots" / record_id if self.spool.path else None
+                snapshot(files, folder)
+                fields["files"] = files
+            if handle is not None:
+                self.queue.handles[record_id] = handle
+            self.spool.append(record(kind, record_id, self.ids, **fields))
+        self._worker.wake()
+
+    def flush(self, timeout: float, stall: float = STALL) -> bool:
+        """Wait while requests are pending and uploads progress (at most ``timeout``); a target
+        that does not answer is not waited for. True when nothing is pending."""
+        started = time.monotonic()
+        deadline = started + timeout
+        cycles = self._cycles
+        self._worker.wake()  # a target that failed before gets one more attempt now
+        with self._done:
+            while self.spool.pending and self.queue.blocked is None:
+                now = time.monotonic()
+                failed = self._failures and self._cycles > cycles
+                stalled = now - max(self.queue.progress_at, started) > stall
+                if now >= deadline or stalled or failed:
+                    break
+                self._done.wait(min(deadline - now, 0.5))
+        return self.spool.pending == 0
+
+    def finish(self, timeout: float, stall: float = STALL) -> bool:
+        """Wait as ``flush`` does, then stop; what is left stays queued for ``sync``."""
+        if self.spool.pending:
+            logger.info("trackio-integrations: waiting for %d upload(s) to finish", self.pending)
+        ok = self.flush(timeout, stall)
+        self._stop.set()  # an upload in flight ends at its next chunk and stays queued
+        stopped = self._worker.stop(5.0)
+        if not ok:
+            reason = self.queue.blocked or self.queue.last_error or "still uploading"
+            logger.warning(
+                "trackio-integrations: %d artifact/file request(s) not yet delivered to %s "
+                "(%s). They are kept in %s: `trackio-integrations sync` (or the next run to the "
+                "same target) resumes them; blobs already sent are not sent again.",
+                self.pending,
+                self.target,
+                reason,
+                self.spool.path or "memory",
+            )
+        if stopped:
+            self.spool.close()
+            if self.store is not None:
+                self.store.close()
+        return ok
+
+    def close_reader(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+
+    def reader(self) -> Store:
+        """A connection of its own for reads on the caller's thread (``use_artifact``,
+        ``download``), so they never queue behind an upload."""
+        if self._reader is None:
+            self._reader = make_store(self.target, Throttle(None), None, self._transport)
+        return self._reader
+
+    def abandon_after_fork(self) -> None:
+        self.spool.abandon_after_fork()
+
+    def _moved(self, n: int) -> None:
+        self.queue.progress_at = time.monotonic()
+
+    def _cycle(self, final: bool) -> float:
+        if not final:
+            try:
+                self.spool.sync()
+                if self.store is None:
+                    self.store = make_store(self.target, self.throttle, self._stop, self._transport)
+                    self.store.progress = self._moved
+                ok = self.queue.blocked is None and self.queue.drain(self.spool, self.store)
+                if ok and not self._orphans_done:
+                    self._orphans_done = self._replay_orphans()
+            except Exception as exc:
+                logger.exception("trackio-integrations: unexpected uploader error")
+                self.queue.last_error = repr(exc)
+                ok = False
+            self._failures = 0 if ok or self.queue.blocked else min(self._failures + 1, 16)
+        with self._done:
+            self._cycles += 1
+            self._done.notify_all()
+        if final or not self._failures:
+            return IDLE
+        ceiling = min(30.0, 2.0**self._failures)
+        return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+    def _replay_orphans(self) -> bool:
+        """Requests left by dead writers, for this target or local storage."""
+        complete = True
+        for folder in Spool.folders(self.root):
+            if folder == self.spool.path or (spool := Spool.adopt(folder)) is None:
+                continue
+            target = spool.meta.get("target") or {}
+            store: Store | None = None
+            if target.get("kind") == "local" and target.get("trackio_dir"):
+                store = LocalStore(target["trackio_dir"], self.throttle, self._stop)
+                store.progress = self._moved
+            elif self.target.url and target.get("url") == self.target.url:
+                store = self.store
+            try:
+                if store is not None and spool.pending:
+                    logger.info(
+                        "trackio-integrations: resuming %d upload(s) left in %s",
+                        spool.pending,
+                        folder,
+                    )
+                    complete = self.queue.drain(spool, store) and complete
+            finally:
+                spool.close()
+                if store is not None and store is not self.store:
+                    store.close()
+        return complete
+
+
+def pending_requests(spool: Spool) -> tuple[int, int]:
+    """(requests, bytes in their files) waiting in an artifact spool."""
+    batch = spool.next_batch(1_000_000, 64 << 20)
+    total = 0
+    for line in batch.lines if batch else []:
+        with contextlib.suppress(orjson.JSONDecodeError, KeyError, TypeError):
+            total += sum(int(f["size"]) for f in orjson.loads(line).get("files") or [])
+    return spool.pending, total
+
+
+def _forget(spool: Spool, record_id: str) -> None:
+    """A finished request's hard links and saved manifest."""
+    if spool.path is None:
+        return
+    shutil.rmtree(spool.path / "snapshots" / record_id, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        (spool.path / "manifests" / f"{record_id}.json").unlink()
+
+
+def _first_path(rec: dict[str, Any]) -> str:
+    files = rec.get("files") or [{}]
+    return str(files[0].get("path", "?"))
+
+
+def _rejected(message: str) -> Reply:
+    return Reply(Outcome.REJECTED, None, message)
+
+
+def queued(root: Path) -> list[dict[str, Any]]:
+    """The artifact spools under a spool root, for ``status``: target, project, run, requests."""
+    rows = []
+    for folder in Spool.folders(root / ARTIFACTS):
+        found = Spool.inspect(folder)
+        if found is None:
+            continue
+        spool, live = found
+        requests, size = pending_requests(spool)
+        target = spool.meta.get("target") or {}
+        rows.append(
+            {
+                "target": target.get("url") or f"local:{target.get('trackio_dir')}",
+                "project": spool.meta.get("project"),
+                "run": spool.meta.get("run"),
+                "requests": requests,
+                "bytes": size,
+                "state": f"live (pid {spool.meta.get('pid')})" if live else "waiting",
+            }
+        )
+        spool.close()
+    return rows
+
+
+def sync(
+    root: Path,
+    target_for: Callable[[dict[str, Any]], Target],
+    project: str | None,
+    retries: int,
+) -> tuple[int, dict[str, int], int, int]:
+    """Send the requests left in the artifact spools under ``root`` (``trackio-integrations
+    sync``): (requests sent, requests left per target, set aside, spools in use by live runs)."""
+    queue = Queue(root / ARTIFACTS)
+    left: dict[str, int] = {}
+    busy = 0
+    for folder in Spool.folders(root / ARTIFACTS):
+        spool = Spool.adopt(folder)
+        if spool is None:
+            busy += 1
+            continue
+        if not spool.pending or (project and spool.meta.get("project") != project):
+            spool.close()
+            continue
+        target = target_for(spool.meta)
+        store = make_store(target, Throttle(upload_mbps()))
+        queue.blocked = None
+        try:
+            for attempt in range(max(retries, 1)):
+                if queue.drain(spool, store) or queue.blocked:
+                    break
+                time.sleep(min(2.0**attempt, 10.0))
+            if spool.pending:
+                reason = queue.blocked or queue.last_error or "not delivered"
+                left[f"{target} ({reason})"] = left.get(f"{target} ({reason})", 0) + spool.pending
+        finally:
+            spool.close()
+            store.close()
+    return queue.done, left, queue.set_aside, busy
