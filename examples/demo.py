@@ -111,12 +111,31 @@ def _report(base: str, summaries: list[dict[str, Any]]) -> int:
         mark = "" if ok else "  <-- INCOMPLETE"
         print(row.format(framework, project, run, points, f"{first:.4f}", f"{last:.4f}") + mark)
     print()
+    for s in summaries:
+        if "artifact" in s:
+            found = _artifact(call, s["project"], s["artifact"])
+            whole &= found is not None
+            print(f"artifact {s['artifact']}: {found or 'MISSING'}")
+    print()
     if os.environ.get("TRACKIO_SERVER_URL"):
         print(f"Open the dashboard: {base}")
     else:
         print("Open the dashboard: make dashboard   (serves .demo/trackio until Ctrl+C)")
     print("Every run arrived whole." if whole else "Some runs are INCOMPLETE.")
     return 0 if whole else 1
+
+
+def _artifact(call: Any, project: str, name: str) -> str | None:
+    """The artifact as the Artifacts tab lists it, or None (waiting a little for the server)."""
+    for _ in range(20):
+        for artifact in call("get_artifacts", project) or []:
+            if artifact["name"] == name:
+                return (
+                    f"{artifact['num_versions']} version(s), aliases "
+                    f"{', '.join(artifact['aliases'])}, {artifact['size_bytes']} bytes"
+                )
+        time.sleep(0.5)
+    return None
 
 
 def _free_port() -> int:

@@ -1,4 +1,5 @@
-"""`make screenshot`: run the demo, open its runs in headless Chromium, save docs/dashboard.png.
+"""`make screenshot`: run the demo, open its runs in headless Chromium, save docs/dashboard.png
+and docs/artifacts.png (the Artifacts tab, on the demo's checkpoint artifact).
 
 Needs Debian's `chromium` package (`apt-get install chromium`).
 """
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -21,6 +23,7 @@ sys.path.insert(0, str(REPO))
 from examples.demo import DEMO_PROJECT, _free_port  # noqa: E402
 
 OUT = REPO / "docs" / "dashboard.png"
+ARTIFACTS_OUT = REPO / "docs" / "artifacts.png"
 
 
 def main() -> int:
@@ -50,36 +53,55 @@ def main() -> int:
             except httpx.HTTPError:
                 time.sleep(0.1)
         OUT.parent.mkdir(exist_ok=True)
-        profile = REPO / ".demo" / "chromium-profile"
-        shutil.rmtree(profile, ignore_errors=True)
-        subprocess.run(
-            [
-                chromium,
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--hide-scrollbars",
-                f"--user-data-dir={profile}",
-                "--window-size=1400,760",
-                "--virtual-time-budget=15000",
-                f"--screenshot={OUT}",
-                f"{base}/?project={DEMO_PROJECT}&metric_filter=train/loss&smoothing=0",
-            ],
-            check=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            timeout=120,
+        shoot(chromium, f"{base}/?project={DEMO_PROJECT}&metric_filter=train/loss&smoothing=0", OUT)
+        model = _checkpoint_artifact(base)
+        shoot(
+            chromium,
+            f"{base}/artifacts?project={DEMO_PROJECT}&selected_artifact={model['name']}"
+            f"&selected_version=v{model['latest_version']}",
+            ARTIFACTS_OUT,
         )
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(10)
-    print(f"saved {OUT} ({OUT.stat().st_size} bytes)")
+    for out in (OUT, ARTIFACTS_OUT):
+        print(f"saved {out} ({out.stat().st_size} bytes)")
     return 0
+
+
+def _checkpoint_artifact(base: str) -> dict[str, Any]:
+    response = httpx.post(f"{base}/api/get_artifacts", json={"args": [DEMO_PROJECT]}, timeout=30)
+    response.raise_for_status()
+    return next(a for a in response.json()["data"] if a["type"] == "model")
+
+
+def shoot(chromium: str, url: str, out: Path) -> None:
+    """One page, after its scripts have settled, as a PNG."""
+    profile = REPO / ".demo" / "chromium-profile"
+    shutil.rmtree(profile, ignore_errors=True)
+    subprocess.run(
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            f"--user-data-dir={profile}",
+            "--window-size=1400,760",
+            "--virtual-time-budget=15000",
+            f"--screenshot={out}",
+            url,
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=120,
+    )
 
 
 if __name__ == "__main__":

@@ -288,3 +288,22 @@ def test_the_embedded_default_stores_what_trackio_show_lists(project: str, tmp_p
         assert tabs["artifacts"] and tabs["files"]
     finally:
         server.stop()
+
+
+def test_the_next_run_to_the_same_server_resumes_what_an_outage_left(
+    server: TrackioServer, project: str, tmp_path: Path
+) -> None:
+    ckpt = checkpoint(tmp_path / "ckpt", size=500_000)
+    server.stop()
+    with pytest.warns(UserWarning, match="not reachable"):
+        run = TrackioClient(project, "during-outage", server_url=server.write_url)
+    art = run.log_artifact(ckpt, name="model")
+    assert not run.finish(timeout=1, artifact_timeout=5)  # kept, not waited for
+    assert art is not None and not art.done
+
+    server.start()
+    with TrackioClient(project, "after-outage", server_url=server.write_url) as later:
+        wait_until(lambda: server.api("get_artifacts", project), 60, 0.2)
+        assert later.uploads_pending == 0
+    record = server.api("get_artifact_manifest", project, "model", None)
+    assert record["producer_run_name"] == "during-outage"  # recorded for the run that logged it

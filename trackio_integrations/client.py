@@ -124,7 +124,7 @@ class TrackioClient:
         self._start_writer(transport)
         self._uploader: Uploader | None = None
         self._code_saved = False
-        if _has_queued_uploads(self._spool_root):  # a dead run's uploads: resume them
+        if _has_queued_uploads(self._spool_root, self.target):  # a dead run's: resume them
             self._uploads()
         _live.add(self)
 
@@ -606,12 +606,13 @@ _NOUNS = (
 ).split()
 
 
-def _has_queued_uploads(root: Path) -> bool:
-    """Whether an earlier process left artifact requests in this spool root (a cheap look)."""
-    try:
-        return any((root / "artifacts").glob("*/meta.json"))
-    except OSError:
+def _has_queued_uploads(root: Path, target: Target) -> bool:
+    """Whether a dead process left artifact requests here that this client can send."""
+    if not (root / "artifacts").is_dir():  # the common case: one stat, no import
         return False
+    from .uploader import orphans_waiting
+
+    return orphans_waiting(root, target)
 
 
 def format_alert(level: str, title: str, text: str | None, step: int | None) -> str:

@@ -24,6 +24,7 @@ import os
 import random
 import secrets
 import shutil
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -360,6 +361,8 @@ class Uploader:
         self.queue.progress_at = time.monotonic()
 
     def _cycle(self, final: bool) -> float:
+        if self._cycles == 0:
+            _lower_priority()
         if not final:
             try:
                 self.spool.sync()
@@ -410,6 +413,15 @@ class Uploader:
         return complete
 
 
+def _lower_priority() -> None:
+    """Make this thread patient: on a busy machine, the training loop's threads go first.
+    Linux sets the nice value of one thread (by its id); elsewhere it would be the process's."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            tid = threading.get_native_id()
+            os.setpriority(os.PRIO_PROCESS, tid, max(os.getpriority(os.PRIO_PROCESS, tid), 10))
+
+
 def pending_requests(spool: Spool) -> tuple[int, int]:
     """(requests, bytes in their files) waiting in an artifact spool."""
     batch = spool.next_batch(1_000_000, 64 << 20)
@@ -436,6 +448,21 @@ def _first_path(rec: dict[str, Any]) -> str:
 
 def _rejected(message: str) -> Reply:
     return Reply(Outcome.REJECTED, None, message)
+
+
+def orphans_waiting(root: Path, target: Target) -> bool:
+    """Whether an artifact spool nobody holds waits for ``target`` or for local storage."""
+    for folder in Spool.folders(root / ARTIFACTS):
+        found = Spool.inspect(folder)
+        if found is None:
+            continue
+        spool, live = found
+        kept = (spool.meta.get("target") or {}).copy()
+        spool.close()
+        ours = kept.get("kind") == "local" or (target.url and kept.get("url") == target.url)
+        if not live and ours:
+            return True
+    return False
 
 
 def queued(root: Path) -> list[dict[str, Any]]:
