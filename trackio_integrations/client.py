@@ -275,6 +275,8 @@ class TrackioClient:
         >>> art.wait(60), art.version  # doctest: +SKIP
         (True, 'v2')
         """
+        if self._ended("log_artifact"):
+            return None
         try:
             from .artifacts import log_artifact
 
@@ -299,6 +301,8 @@ class TrackioClient:
 
         >>> data = run.use_artifact("corpus:latest").download("data/")  # doctest: +SKIP
         """
+        if self._ended("use_artifact"):
+            return None
         try:
             from .artifacts import use_artifact
 
@@ -313,6 +317,8 @@ class TrackioClient:
         """Save files matching ``glob`` to the project's Files, named by their path relative to
         ``base_path`` (default: the working directory), as ``trackio.save`` does. Uploaded in
         the background; returns the number of files. Never raises."""
+        if self._ended("save"):
+            return 0
         try:
             from .artifacts import save_files
 
@@ -324,7 +330,7 @@ class TrackioClient:
     def save_code(self) -> int:
         """Save the training script and the config files on its command line to the project's
         Files under ``code/<run>/``, once per run (later calls do nothing)."""
-        if self._code_saved:
+        if self._code_saved or self._ended("save_code"):
             return 0
         self._code_saved = True
         try:
@@ -358,6 +364,11 @@ class TrackioClient:
         ok = uploader.finish(DEFAULT_ARTIFACT_TIMEOUT if timeout is None else timeout)
         uploader.close_reader()
         return ok
+
+    def _ended(self, call: str) -> bool:
+        if self._finished:
+            self._warn("finished", f"{call}() after finish() is ignored: start a new client.")
+        return self._finished
 
     def _warn_each(self, message: str) -> None:
         warn_user(message)
