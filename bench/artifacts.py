@@ -1,6 +1,6 @@
 """What logging checkpoints costs a training loop, and what a 1 GB upload costs in memory.
 
-    python bench/artifacts.py            # 2 x 8 checkpoints of 200 MB and a 1 GB upload, ~2 min
+    python bench/artifacts.py            # 2 x 8 checkpoints of 200 MB and a 1 GB upload, ~3 min
     python bench/artifacts.py --quick    # small and short: a smoke test
 
 Step time: a loop of cheap training steps (a few small matmuls on one thread and one ``log()``
