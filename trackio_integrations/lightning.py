@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 # is the one their strategies set, whichever package launched the processes.
 from lightning_utilities.core.rank_zero import rank_zero_only
 
+from .artifacts import safe_name
 from .client import TrackioClient, new_run_name
 from .errors import TrackioConfigError
 
@@ -248,7 +249,7 @@ class TrackioLogger(_LightningLoggers):
         for path, score, aliases in _checkpoints(callback, every, self._logged_checkpoints):
             self.experiment.log_artifact(
                 path,
-                name=f"model-{self._name}",
+                name=safe_name(f"model-{self._name}"),
                 type="model",
                 aliases=aliases,
                 metadata=_checkpoint_metadata(callback, path, score),

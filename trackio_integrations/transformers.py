@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 from transformers.trainer_callback import CallbackHandler, ExportableState
 
+from .artifacts import safe_name
 from .client import DEFAULT_FINISH_TIMEOUT, TrackioClient
 from .errors import TrackioConfigError, warn_user
 from .target import resolve_target, split_write_token
@@ -342,7 +343,7 @@ class TrackioCallback(TrainerCallback, ExportableState):
         assert self.client is not None
         self.client.log_artifact(
             folder,
-            name=f"model-{self.client.name}",
+            name=safe_name(f"model-{self.client.name}"),
             type="model",
             aliases=[alias],
             metadata={
