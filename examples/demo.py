@@ -114,6 +114,12 @@ def _report(base: str, summaries: list[dict[str, Any]]) -> int:
         print(row.format(framework, project, run, points, f"{first:.4f}", f"{last:.4f}") + mark)
     whole &= _report_system_and_alerts(call, summaries)
     print()
+    for s in summaries:
+        if "artifact" in s:
+            found = _artifact(call, s["project"], s["artifact"])
+            whole &= found is not None
+            print(f"artifact {s['artifact']}: {found or 'MISSING'}")
+    print()
     if os.environ.get("TRACKIO_SERVER_URL"):
         print(f"Open the dashboard: {base}")
     else:
@@ -148,6 +154,19 @@ def _report_system_and_alerts(call: Any, summaries: list[dict[str, Any]]) -> boo
         shown = ", ".join(f"{a['level']}: {a['title']} (step {a['step']})" for a in alerts)
         print(row.format(s["framework"], s["run"], samples, shown or "-") + ("" if ok else "  <--"))
     return whole
+
+
+def _artifact(call: Any, project: str, name: str) -> str | None:
+    """The artifact as the Artifacts tab lists it, or None (waiting a little for the server)."""
+    for _ in range(20):
+        for artifact in call("get_artifacts", project) or []:
+            if artifact["name"] == name:
+                return (
+                    f"{artifact['num_versions']} version(s), aliases "
+                    f"{', '.join(artifact['aliases'])}, {artifact['size_bytes']} bytes"
+                )
+        time.sleep(0.5)
+    return None
 
 
 def _free_port() -> int:

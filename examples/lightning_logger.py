@@ -62,13 +62,15 @@ def main(
         logging.getLogger(source).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     model = Regressor()
-    logger = TrackioLogger(project, name)
+    # log_model=True: the best and the last checkpoint become versions of the artifact
+    # model-<run> at the end (uploaded in the background); save_code: this script in Files.
+    logger = TrackioLogger(project, name, log_model=True, save_code=True)
     logger.watch(model, log="all", log_freq=20)  # histograms of gradients and weights
     with tempfile.TemporaryDirectory() as checkpoints:
         trainer = L.Trainer(
             max_epochs=epochs,
             logger=logger,
-            callbacks=[ModelCheckpoint(monitor="val/loss", save_top_k=2)],
+            callbacks=[ModelCheckpoint(monitor="val/loss", save_top_k=2, save_last=True)],
             log_every_n_steps=1,
             default_root_dir=checkpoints,
             enable_progress_bar=False,
@@ -82,6 +84,7 @@ def main(
         "run": logger.version,
         "metric": "train/loss",
         "values": model.losses,
+        "artifact": f"model-{logger.version}",
     }
 
 

@@ -1,7 +1,8 @@
 """`make screenshot`: run the demo, open its runs in headless Chromium, save the docs' pictures.
 
 docs/dashboard.png (the loss curves), docs/media.png (the Media & Tables tab),
-docs/system-metrics.png (the System Metrics tab) and docs/alerts.png (the Alerts & Reports tab).
+docs/system-metrics.png (the System Metrics tab), docs/alerts.png (the Alerts & Reports tab) and
+docs/artifacts.png (the Artifacts tab, on the demo's checkpoint artifact).
 
 Needs Debian's `chromium` package (`apt-get install chromium`).
 """
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -26,6 +28,7 @@ from examples.demo import DEMO_PROJECT, _free_port  # noqa: E402
 OUT = REPO / "docs" / "dashboard.png"
 MEDIA = REPO / "docs" / "media.png"
 SYSTEM, ALERTS = REPO / "docs" / "system-metrics.png", REPO / "docs" / "alerts.png"
+ARTIFACTS_OUT = REPO / "docs" / "artifacts.png"
 
 
 def main() -> int:
@@ -68,6 +71,15 @@ def main() -> int:
             (SYSTEM, project.format("system") + f"&runs={health}&smoothing=0", 1100),
             (ALERTS, project.format("reports"), 520),
         ]
+        model = _checkpoint_artifact(base)
+        pages.append(
+            (
+                ARTIFACTS_OUT,
+                project.format("artifacts")
+                + f"&selected_artifact={model['name']}&selected_version=v{model['latest_version']}",
+                760,
+            )
+        )
         for picture, url, height in pages:
             shoot(chromium, url, picture, height)
             print(f"saved {picture} ({picture.stat().st_size} bytes)")
@@ -77,7 +89,14 @@ def main() -> int:
     return 0
 
 
+def _checkpoint_artifact(base: str) -> dict[str, Any]:
+    response = httpx.post(f"{base}/api/get_artifacts", json={"args": [DEMO_PROJECT]}, timeout=30)
+    response.raise_for_status()
+    return next(a for a in response.json()["data"] if a["type"] == "model")
+
+
 def shoot(chromium: str, url: str, picture: Path, height: int) -> None:
+    """One page, after its scripts have settled, as a PNG."""
     profile = REPO / ".demo" / "chromium-profile"
     shutil.rmtree(profile, ignore_errors=True)
     subprocess.run(

@@ -296,6 +296,29 @@ class DelayProxy:
         self._sock.close()
 
 
+class CountingProxy(DelayProxy):
+    """A loopback TCP proxy that counts the bytes clients send through it (requests, bodies)."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.sent = 0
+        self._count = threading.Lock()
+        super().__init__(upstream_port, 0.0)
+
+    def _pipe(self, src: socket.socket, dst: socket.socket, slow: bool) -> None:
+        try:
+            while chunk := src.recv(65536):
+                if slow:
+                    with self._count:
+                        self.sent += len(chunk)
+                dst.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+
 def run_python(
     code: str, env: dict[str, str] | None = None, timeout: float = 120.0
 ) -> subprocess.CompletedProcess[str]:

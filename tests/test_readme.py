@@ -47,7 +47,7 @@ EXPECTED = {
         r"\| all points on the server: delivery run \| 1/1 rounds complete \|",
     ],
     "trackio-integrations status": [r"No points waiting\."],
-    "trackio-integrations sync": [r"Nothing to send\."],
+    "trackio-integrations sync": [r"No points to send\."],
 }
 LOGGED = re.compile(r"Logged (\d+) (?:train/loss )?points to run (\S+) of (\S+)")
 

@@ -12,6 +12,7 @@ from typing import Any
 from accelerate import Accelerator
 from accelerate.tracking import GeneralTracker, on_main_process
 
+from .artifacts import Artifact, UsedArtifact
 from .client import DEFAULT_FINISH_TIMEOUT, TrackioClient
 from .errors import TrackioConfigError, warn_user
 from .health import HealthChecks
@@ -78,6 +79,12 @@ class TrackioTracker(GeneralTracker):
             infinite loss or gradient norm among the logged values, a loss spike, a stall (nothing
             logged within ``stall_after``), an exception that ends the program before
             ``end_training()`` (via ``sys.excepthook``).
+        save_code: save the training script and the config files on its command line to the
+            project's Files, once per run.
+
+    Artifacts: ``tracker.log_artifact(dir, name="state", type="checkpoint")`` after
+    ``accelerator.save_state(dir)`` logs a version in the background (see
+    ``TrackioClient.log_artifact``); ``use_artifact`` and ``save`` are the client's too.
     """
 
     name = "trackio"
@@ -105,8 +112,10 @@ class TrackioTracker(GeneralTracker):
         alert_webhook: str | None = None,
         alert_webhook_min_level: str | None = None,
         health: HealthChecks | bool | Mapping[str, Any] = True,
+        save_code: bool = False,
     ) -> None:
         super().__init__()
+        self.save_code = save_code
         self.project = project
         self._name = name
         self._resume = resume
@@ -168,6 +177,8 @@ class TrackioTracker(GeneralTracker):
         self._client = TrackioClient(project, name, **options, **self._monitoring.client_options())
         self._finished = False
         self._monitoring.started(self._client)
+        if self.save_code:
+            self._client.save_code()
 
     @on_main_process
     def store_init_configuration(self, values: Mapping[str, Any]) -> None:
@@ -204,6 +215,32 @@ class TrackioTracker(GeneralTracker):
     ) -> None:
         """A table, from ``columns`` and ``data`` or from a pandas ``dataframe``."""
         self.log({table_name: Table(columns=columns, data=data, dataframe=dataframe)}, step)
+
+    @on_main_process
+    def log_artifact(
+        self,
+        path: str | os.PathLike[str],
+        name: str | None = None,
+        type: str | None = None,
+        aliases: list[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Artifact | None:
+        """Log a file or folder (e.g. what ``accelerator.save_state(dir)`` wrote) as a new
+        version of ``name``; returns at once, uploads in the background. Main process only."""
+        if self._client is None:
+            warn_user("TrackioTracker.log_artifact() before init_trackers(): nothing is logged.")
+            return None
+        return self._client.log_artifact(path, name, type, aliases, metadata)
+
+    @on_main_process
+    def use_artifact(self, name_or_ref: Any) -> UsedArtifact | None:
+        """Record that this run consumed an artifact; ``.download(dest)`` fetches it."""
+        return self._client.use_artifact(name_or_ref) if self._client is not None else None
+
+    @on_main_process
+    def save(self, glob: str | os.PathLike[str]) -> int:
+        """Save files matching ``glob`` to the project's Files (as ``trackio.save``)."""
+        return self._client.save(glob) if self._client is not None else 0
 
     @on_main_process
     def finish(self) -> None:

@@ -179,7 +179,24 @@ def status_command(root: Path) -> int:
     dead = list(iter_dead_letters(root))
     for path, count in dead:
         print(f"Dead-lettered: {count} point(s) refused by the server, in {path}")
+    _status_uploads(root)
     return 0
+
+
+def _status_uploads(root: Path) -> None:
+    """Artifact, lineage and file requests waiting in the uploaders' spools."""
+    from .uploader import ARTIFACTS, queued
+
+    rows = [row for row in queued(root) if row["requests"]]
+    for row in rows:
+        print(
+            f"Uploads: {row['requests']} request(s), {row['bytes'] / 1e6:.1f} MB, for "
+            f"{row['target']} (project {row['project']}, run {row['run']}), {row['state']}"
+        )
+    if rows:
+        print("Send them with `trackio-integrations sync`.")
+    for path, count in iter_dead_letters(root / ARTIFACTS):
+        print(f"Set aside: {count} upload request(s) not recorded, reasons in {path}")
 
 
 # --- sync ----------------------------------------------------------------------------------------
@@ -194,6 +211,7 @@ def sync_command(args: argparse.Namespace, root: Path) -> int:
             write_token=args.write_token,
             hf_token=args.hf_token,
         )
+    uploads = _sync_uploads(args, root, override)
     spools = []
     busy = 0
     for folder in Spool.folders(root):
@@ -208,8 +226,8 @@ def sync_command(args: argparse.Namespace, root: Path) -> int:
     total = sum(s.pending for s in spools)
     files = sum(s.blobs.count for s in spools)
     if not spools:
-        print("Nothing to send." + (f" ({busy} spool(s) in use by live runs.)" if busy else ""))
-        return 0
+        print("No points to send." + (f" ({busy} spool(s) in use by live runs.)" if busy else ""))
+        return uploads
     progress = _Progress(total)
     left: dict[str, int] = defaultdict(int)
     dead = 0
@@ -239,6 +257,26 @@ def sync_command(args: argparse.Namespace, root: Path) -> int:
         print(f"Left {count} point(s) for {where}.")
     if busy:
         print(f"{busy} spool(s) in use by live runs were left to them.")
+    return 1 if left or uploads else 0
+
+
+def _sync_uploads(args: argparse.Namespace, root: Path, override: Target | None) -> int:
+    """Resume the artifact, lineage and file requests; 1 if some are left."""
+    from .uploader import sync
+
+    sent, left, set_aside, busy = sync(
+        root, lambda meta: override or _target_from_meta(meta, args), args.project, args.retries
+    )
+    if sent or left or set_aside:
+        print(f"Uploads: {sent} request(s) delivered (blobs the target had were not sent again).")
+    if set_aside:
+        print(
+            f"{set_aside} upload request(s) could not be recorded and were set aside: see `status`."
+        )
+    for where, count in left.items():
+        print(f"Left {count} upload request(s) for {where}.")
+    if busy:
+        print(f"{busy} upload spool(s) in use by live runs were left to them.")
     return 1 if left else 0
 
 

@@ -15,7 +15,7 @@ import zlib
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import httpx
 
@@ -31,9 +31,14 @@ from .transport import Transport
 from .values import Kept, encode_metrics, json_safe
 from .webhook import WebhookPoster
 
+if TYPE_CHECKING:
+    from .artifacts import Artifact, UsedArtifact
+    from .uploader import Uploader
+
 logger = logging.getLogger("trackio_integrations")
 
 DEFAULT_FINISH_TIMEOUT = 10.0
+DEFAULT_ARTIFACT_TIMEOUT = 600.0  # finish() waits this long at most for uploads that progress
 EXIT_FLUSH_TIMEOUT = 5.0
 SERVER_INTERVAL = 1.0  # seconds between the sender's cycles (see __init__)
 INBOX_INTERVAL = 5.0
@@ -133,6 +138,10 @@ class TrackioClient:
         if transport is not None and check:
             self._check_target(transport)
         self._start_writer(transport)
+        self._uploader: Uploader | None = None
+        self._code_saved = False
+        if _has_queued_uploads(self._spool_root, self.target):  # a dead run's: resume them
+            self._uploads()
         _live.add(self)
         self._sampler: SystemSampler | None = None
         self._webhook = WebhookPoster.configured(alert_webhook, alert_webhook_min_level)
@@ -274,11 +283,137 @@ class TrackioClient:
         self._write_pending_config(stale_after=0.0)
         return self._sender.flush(timeout)
 
-    def finish(self, timeout: float = DEFAULT_FINISH_TIMEOUT) -> bool:
+    # --- artifacts and project files (hashed and uploaded in the background: uploader.py) -------
+
+    def log_artifact(
+        self,
+        path: str | os.PathLike[str],
+        name: str | None = None,
+        type: str | None = None,
+        aliases: list[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        description: str | None = None,
+        file_name: str | None = None,
+    ) -> Artifact | None:
+        """Log a file or a folder as a new version of the artifact ``name`` (default: its own
+        name), with trackio's ``latest`` plus ``aliases``. Returns at once: the files are only
+        listed here; hashing and uploading happen in the background, one upload at a time, and
+        a blob the target already has is not sent again. Never raises. ``file_name`` names a
+        lone file inside the artifact (default: its own name); the same content under the same
+        names is the same version.
+
+        >>> art = run.log_artifact("out/checkpoint-500", name="model", type="model")  # doctest: +SKIP
+        >>> art.wait(60), art.version  # doctest: +SKIP
+        (True, 'v2')
+        """
+        if self._ended("log_artifact"):
+            return None
+        try:
+            from .artifacts import log_artifact
+
+            return log_artifact(
+                self._uploads(),
+                path,
+                name,
+                type,
+                aliases,
+                metadata,
+                description,
+                self._warn_each,
+                file_name,
+            )
+        except Exception:
+            logger.exception("trackio-integrations: log_artifact() failed")
+            return None
+
+    def use_artifact(self, name_or_ref: Any) -> UsedArtifact | None:
+        """Record that this run consumed ``name``, ``name:v<N>`` or ``name:<alias>`` (lineage in
+        the dashboard); ``.download(dest)`` on the result fetches its files. Never raises.
+
+        >>> data = run.use_artifact("corpus:latest").download("data/")  # doctest: +SKIP
+        """
+        if self._ended("use_artifact"):
+            return None
+        try:
+            from .artifacts import use_artifact
+
+            return use_artifact(self._uploads(), name_or_ref, self._warn_each)
+        except Exception:
+            logger.exception("trackio-integrations: use_artifact() failed")
+            return None
+
+    def save(
+        self, glob: str | os.PathLike[str], base_path: str | os.PathLike[str] | None = None
+    ) -> int:
+        """Save files matching ``glob`` to the project's Files, named by their path relative to
+        ``base_path`` (default: the working directory), as ``trackio.save`` does. Uploaded in
+        the background; returns the number of files. Never raises."""
+        if self._ended("save"):
+            return 0
+        try:
+            from .artifacts import save_files
+
+            return save_files(self._uploads(), glob, base_path, "", self._warn_each)
+        except Exception:
+            logger.exception("trackio-integrations: save() failed")
+            return 0
+
+    def save_code(self) -> int:
+        """Save the training script and the config files on its command line to the project's
+        Files under ``code/<run>/``, once per run (later calls do nothing)."""
+        if self._code_saved or self._ended("save_code"):
+            return 0
+        self._code_saved = True
+        try:
+            from .artifacts import save_code
+
+            return save_code(self._uploads(), self._warn_each)
+        except Exception:
+            logger.exception("trackio-integrations: save_code() failed")
+            return 0
+
+    @property
+    def uploads_pending(self) -> int:
+        """Artifact, lineage and file requests not yet delivered."""
+        return self._uploader.pending if self._uploader is not None else 0
+
+    def _uploads(self) -> Uploader:
+        with self._lock:
+            if self._uploader is None:
+                from .uploader import Uploader
+
+                ids = {"project": self.project, "run": self.name, "run_id": self.run_id}
+                self._uploader = Uploader(
+                    self._spool_root, self.target, ids, transport=self._http_transport
+                )
+            return self._uploader
+
+    def _finish_uploads(self, timeout: float | None) -> bool:
+        uploader, self._uploader = self._uploader, None
+        if uploader is None:
+            return True
+        ok = uploader.finish(DEFAULT_ARTIFACT_TIMEOUT if timeout is None else timeout)
+        uploader.close_reader()
+        return ok
+
+    def _ended(self, call: str) -> bool:
+        if self._finished:
+            self._warn("finished", f"{call}() after finish() is ignored: start a new client.")
+        return self._finished
+
+    def _warn_each(self, message: str) -> None:
+        warn_user(message)
+
+    def finish(
+        self, timeout: float = DEFAULT_FINISH_TIMEOUT, artifact_timeout: float | None = None
+    ) -> bool:
         """Deliver what is pending within ``timeout`` and close the run. Idempotent.
 
         True when every point logged was delivered. Points still pending stay in the spool; the
         warning says how to send them, and how many were dropped if the spool could not be written.
+        Then uploads in progress are waited for while they progress, at most ``artifact_timeout``
+        (600 s); a target that fails them is not waited for: they resume with ``sync`` or the next
+        run.
         """
         deadline = time.monotonic() + timeout
         if self._sampler is not None and not self._finished:  # its last sample goes out too
@@ -290,7 +425,7 @@ class TrackioClient:
         self._write_pending_config(stale_after=0.0)
         _live.discard(self)
         if self._spool is None or self._sender is None:
-            return True
+            return self._finish_uploads(artifact_timeout)
         ok = self._sender.flush(max(deadline - time.monotonic(), 0.0))
         if self._webhook is not None:
             self._webhook.close(max(deadline - time.monotonic(), 0.0))
@@ -332,7 +467,9 @@ class TrackioClient:
             self._spool.close()
             if self._delivery is not None:
                 close_quietly(self._delivery)
-        self._finish_result = ok = ok and not dropped
+        ok = ok and not dropped
+        ok = self._finish_uploads(artifact_timeout) and ok
+        self._finish_result = ok
         return ok
 
     def __enter__(self) -> TrackioClient:
@@ -525,6 +662,10 @@ class TrackioClient:
         self._sampler = None  # a child (a DataLoader worker) does not sample; its parent does
         if self._webhook is not None:  # nor post its parent's queued alerts a second time
             self._webhook = WebhookPoster.configured(self._webhook.url, self._webhook.min_level)
+        uploader = getattr(self, "_uploader", None)
+        if uploader is not None:
+            uploader.abandon_after_fork()  # the parent's uploads and lock stay the parent's
+        self._uploader = None
 
 
 def _as_config(value: Any) -> dict[str, Any]:
@@ -550,6 +691,15 @@ _NOUNS = (
 ).split()
 
 
+def _has_queued_uploads(root: Path, target: Target) -> bool:
+    """Whether a dead process left artifact requests here that this client can send."""
+    if not (root / "artifacts").is_dir():  # the common case: one stat, no import
+        return False
+    from .uploader import orphans_waiting
+
+    return orphans_waiting(root, target)
+
+
 def format_alert(level: str, title: str, text: str | None, step: int | None) -> str:
     """The console line for an alert, as trackio prints it."""
     where = f" (step {step})" if step is not None else ""
@@ -573,7 +723,8 @@ def _finish_all_at_exit() -> None:
     deadline = time.monotonic() + EXIT_FLUSH_TIMEOUT
     for client in list(_live):
         if client._sender is not None and client._sender.owned_here:
-            client.finish(timeout=max(deadline - time.monotonic(), 0.0))
+            left = max(deadline - time.monotonic(), 0.0)
+            client.finish(timeout=left, artifact_timeout=left)
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)

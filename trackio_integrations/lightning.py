@@ -13,6 +13,7 @@ kind.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
 import os
@@ -20,12 +21,13 @@ import sys
 import uuid
 from argparse import Namespace
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 # The same function object that lightning and pytorch_lightning re-export: its ``rank`` attribute
 # is the one their strategies set, whichever package launched the processes.
 from lightning_utilities.core.rank_zero import rank_zero_only
 
+from .artifacts import safe_name
 from .client import TrackioClient, new_run_name
 from .errors import TrackioConfigError, warn_user
 from .health import HealthChecks
@@ -132,6 +134,13 @@ class TrackioLogger(_LightningLoggers):
         health: the training-health alerts (``HealthChecks``, ``False`` for none): a NaN or
             infinite loss or gradient norm among the logged metrics, a loss spike, a stall (nothing
             logged within ``stall_after``), and a ``finalize("failed")`` (with the exception type).
+        log_model: upload ``ModelCheckpoint``'s checkpoints as versions of the artifact
+            ``model-<run>``, with ``WandbLogger``'s meaning: ``True``, the best and the last at
+            the end of a successful fit; ``"all"``, each one as it is saved; ``False``, none.
+            Aliases ``best`` (and trackio's ``latest``); the score in the version's metadata.
+            Uploads run in the background and never hold up a step.
+        save_code: save the training script and the config files on its command line to the
+            project's Files, once per run.
         **trackio_options: other ``trackio.init`` keywords. ``config`` is the run's first
             config and ``group`` is recorded as trackio records it (config ``_Group``); the rest
             (``embed``, ``private``, ``auto_log_gpu``, ...) are ignored with one warning.
@@ -159,9 +168,15 @@ class TrackioLogger(_LightningLoggers):
         alert_webhook: str | None = None,
         alert_webhook_min_level: str | None = None,
         health: HealthChecks | bool | Mapping[str, Any] = True,
+        log_model: bool | Literal["all"] = False,
+        save_code: bool = False,
         **trackio_options: Any,
     ) -> None:
         super().__init__()
+        self._log_model = log_model
+        self._save_code = save_code
+        self._checkpoint_callbacks: dict[int, Any] = {}  # log_model=True: logged at the end
+        self._logged_checkpoints: dict[str, float] = {}  # path -> mtime when logged
         project = project or os.environ.get("TRACKIO_PROJECT")
         if not project:
             raise TrackioConfigError("No Trackio project: pass project=... or set TRACKIO_PROJECT.")
@@ -236,6 +251,8 @@ class TrackioLogger(_LightningLoggers):
             )
             # Lightning reports a failure itself, through finalize("failed").
             self._monitoring.started(self._client, excepthook=False)
+            if self._save_code:
+                self._client.save_code()
         return self._client
 
     # --- what Lightning sends --------------------------------------------------------------------
@@ -267,6 +284,12 @@ class TrackioLogger(_LightningLoggers):
         key = getattr(checkpoint_callback, "monitor", None) or "latest"
         checkpoints = {**self.experiment.config.get("checkpoints", {}), key: record}
         self.experiment.update_config({"checkpoints": checkpoints})
+        if self._log_model == "all" or (
+            self._log_model is True and getattr(checkpoint_callback, "save_top_k", None) == -1
+        ):
+            self._log_checkpoints(checkpoint_callback, every=True)
+        elif self._log_model is True:
+            self._checkpoint_callbacks[id(checkpoint_callback)] = checkpoint_callback
 
     @rank_zero_only
     def finalize(self, status: str) -> None:
@@ -275,6 +298,9 @@ class TrackioLogger(_LightningLoggers):
         Lightning calls this at the end of every ``fit``/``validate``/``test``, with "failed" when
         one raises; a later call reopens the same run.
         """
+        if status == "success" and self._client is not None:  # as WandbLogger: success only
+            for callback in self._checkpoint_callbacks.values():
+                self._log_checkpoints(callback, every=False)
         client, self._client = self._client, None
         if client is None:
             return
@@ -366,6 +392,18 @@ class TrackioLogger(_LightningLoggers):
             )
             self._monitoring.follow(target, rank=rank)
 
+    def _log_checkpoints(self, callback: Any, every: bool) -> None:
+        """Each checkpoint file not logged since it was last written, oldest first."""
+        for path, score, aliases in _checkpoints(callback, every, self._logged_checkpoints):
+            self.experiment.log_artifact(
+                path,
+                name=safe_name(f"model-{self._name}"),
+                type="model",
+                aliases=aliases,
+                metadata=_checkpoint_metadata(callback, path, score),
+                file_name="model.ckpt",  # as WandbLogger: the same weights are the same version
+            )
+
     def __getstate__(self) -> dict[str, Any]:
         # ddp_spawn pickles the Trainer's loggers: a live client (threads, files) stays behind.
         state = self.__dict__.copy()
@@ -415,4 +453,42 @@ def _checkpoint_record(callback: Any) -> dict[str, Any]:
         "last_model_path": getattr(callback, "last_model_path", "") or None,
         "mode": mode,
         "top_k": [{"path": path, "score": score} for path, score in top_k],
+    }
+
+
+def _checkpoints(
+    callback: Any, every: bool, logged: dict[str, float]
+) -> list[tuple[str, Any, list[str]]]:
+    """(path, score, aliases) of the checkpoints to log: the last and the best, and with
+    ``every`` the other top-k ones too; only files new or rewritten since ``logged`` saw them."""
+    best = getattr(callback, "best_model_path", "") or ""
+    scores: dict[str, Any] = {}
+    if every:
+        scores.update(getattr(callback, "best_k_models", None) or {})
+    last = getattr(callback, "last_model_path", "") or ""
+    if last:
+        scores[last] = getattr(callback, "current_score", None)
+    if best:
+        scores[best] = getattr(callback, "best_model_score", None)
+    found = []
+    for path, score in scores.items():
+        with contextlib.suppress(OSError):
+            mtime = os.stat(path).st_mtime
+            if logged.get(path) != mtime:
+                found.append((mtime, path, score))
+    found.sort()
+    for mtime, path, _ in found:
+        logged[path] = mtime
+    return [(path, score, ["best"] if path == best else []) for _, path, score in found]
+
+
+def _checkpoint_metadata(callback: Any, path: str, score: Any) -> dict[str, Any]:
+    settings = ("monitor", "mode", "save_last", "save_top_k", "save_weights_only")
+    return {
+        "score": score.item() if hasattr(score, "item") else score,
+        "original_filename": os.path.basename(path),
+        # a weakref proxy from Lightning: __class__ is the callback's own class
+        callback.__class__.__name__: {
+            k: getattr(callback, k) for k in settings if hasattr(callback, k)
+        },
     }

@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 from transformers.trainer_callback import CallbackHandler, ExportableState
 
+from .artifacts import safe_name
 from .client import DEFAULT_FINISH_TIMEOUT, TrackioClient
 from .errors import TrackioConfigError, warn_user
 from .health import HealthChecks
@@ -93,6 +94,13 @@ class TrackioCallback(TrainerCallback, ExportableState):
         health: the training-health alerts (``HealthChecks``, ``False`` for none): a NaN or
             infinite ``loss`` / ``grad_norm``, a loss spike, a stall (no step ended within
             ``stall_after``), an exception out of ``trainer.train()`` (via ``sys.excepthook``).
+        log_checkpoints: ``"all"``: each ``checkpoint-N`` folder the Trainer saves becomes a
+            version of the artifact ``model-<run>`` (alias ``step-N``); ``"end"``: the final one
+            (the best when ``load_best_model_at_end``), alias ``final``; ``None``: none. Default:
+            ``TRACKIO_LOG_MODEL`` (``all``/``checkpoint``, ``end``/``true``). Uploaded in the
+            background, never holding up a step.
+        save_code: save the training script and the config files on its command line to the
+            project's Files, once per run.
 
     Attributes:
         client: the run's ``TrackioClient`` while training (world process zero), else None.
@@ -124,6 +132,8 @@ class TrackioCallback(TrainerCallback, ExportableState):
         alert_webhook: str | None = None,
         alert_webhook_min_level: str | None = None,
         health: HealthChecks | bool | Mapping[str, Any] = True,
+        log_checkpoints: str | None = None,
+        save_code: bool = False,
     ) -> None:
         if server_url:
             resolve_target(server_url=server_url, env={})  # a malformed URL fails here, now
@@ -156,6 +166,10 @@ class TrackioCallback(TrainerCallback, ExportableState):
         self.monitoring = Monitoring(
             system_metrics, system_interval, alert_webhook, alert_webhook_min_level, health
         )
+        self.log_checkpoints = _log_checkpoints_setting(log_checkpoints)
+        self.save_code = save_code
+        self._last_checkpoint: str | None = None
+        self._code_saved_for: str | None = None
 
     @property
     def run_name(self) -> str | None:
@@ -226,6 +240,9 @@ class TrackioCallback(TrainerCallback, ExportableState):
         if self.watch and model is not None:
             self._watcher = Watcher(model, self.watch, self.watch_every, state.global_step)
         self.monitoring.started(self.client)
+        if self.save_code and self._code_saved_for != self.client.run_id:
+            self._code_saved_for = self.client.run_id
+            self.client.save_code()
 
     def on_log(
         self,
@@ -297,9 +314,30 @@ class TrackioCallback(TrainerCallback, ExportableState):
     ) -> None:
         self.monitoring.beat()
 
+    def on_save(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        if not state.is_world_process_zero or self.client is None:
+            return
+        self._last_checkpoint = os.path.join(
+            args.output_dir or "", f"checkpoint-{state.global_step}"
+        )
+        if self.log_checkpoints == "all":
+            self._log_model(self._last_checkpoint, state, f"step-{state.global_step}")
+
     def on_train_end(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
+        if self.log_checkpoints == "end" and state.is_world_process_zero and self.client:
+            best = state.best_model_checkpoint if args.load_best_model_at_end else None
+            final = best or self._last_checkpoint
+            if final and os.path.isdir(final):
+                self._log_model(final, state, "final")
+            else:
+                warn_user(
+                    "log_checkpoints='end' found no checkpoint to log: set save_strategy so "
+                    "that the Trainer saves one (it saves the last step when it saves at all)."
+                )
         self._close()
         self.monitoring.unfollow(self.finish_timeout)
 
@@ -329,6 +367,8 @@ class TrackioCallback(TrainerCallback, ExportableState):
                 "watch": self.watch,
                 "watch_every": self.watch_every,
                 **self.monitoring.settings(),
+                "log_checkpoints": self.log_checkpoints,
+                "save_code": self.save_code,
             },
             "attributes": {"_run": self._run},
         }
@@ -390,6 +430,21 @@ class TrackioCallback(TrainerCallback, ExportableState):
             self._run_trained = False
         return self.client
 
+    def _log_model(self, folder: str, state: TrainerState, alias: str) -> None:
+        assert self.client is not None
+        self.client.log_artifact(
+            folder,
+            name=safe_name(f"model-{self.client.name}"),
+            type="model",
+            aliases=[alias],
+            metadata={
+                "global_step": state.global_step,
+                "epoch": state.epoch,
+                "best_metric": state.best_metric,
+                "checkpoint": os.path.basename(folder),
+            },
+        )
+
     def _close(self) -> None:
         self._watcher = None
         self.monitoring.ended()
@@ -441,6 +496,21 @@ class ReportToTrackioCallback(TrackioCallback):
     ``trackio_integrations.install()``): a ``TrackioCallback()`` configured from
     ``TrainingArguments`` and the environment, which steps aside for a ``TrackioCallback`` given
     in ``callbacks``."""
+
+
+def _log_checkpoints_setting(value: str | None) -> str | None:
+    """``log_checkpoints``, else ``TRACKIO_LOG_MODEL`` (W&B's words are understood too)."""
+    given = value if value is not None else os.environ.get("TRACKIO_LOG_MODEL", "")
+    word = str(given).strip().lower()
+    if word in ("all", "checkpoint", "checkpoints"):
+        return "all"
+    if word in ("end", "true", "1", "yes"):
+        return "end"
+    if word not in ("", "none", "false", "0", "no"):
+        raise TrackioConfigError(
+            f"log_checkpoints / TRACKIO_LOG_MODEL is {given!r}: use 'all', 'end' or none."
+        )
+    return None
 
 
 def metric_names(logs: Mapping[str, Any]) -> dict[str, Any]:
