@@ -171,7 +171,7 @@ def test_an_image_logged_before_a_sigkill_is_stored_once_by_sync(
     result = cli_process(["sync"], env={"TRACKIO_WRITE_TOKEN": TOKEN})
     assert "Sent 1 of 1 point(s) and 1 of 1 file(s)" in result.stdout, result.stdout + result.stderr
     again = cli_process(["sync"], env={"TRACKIO_WRITE_TOKEN": TOKEN})
-    assert again.returncode == 0 and "Nothing to send." in again.stdout
+    assert again.returncode == 0 and "No points to send." in again.stdout
     (row,) = media_rows(server, project, "killed-run", "samples")
     assert decoded(fetch(server, row["samples"]["file_path"])) == _pixels(1).tolist()
     assert not list(spool_dir.glob("*/blobs/*"))  # delivered files leave the spool
