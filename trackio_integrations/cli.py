@@ -10,9 +10,10 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from .dead_letter import iter_dead_letters
 from .errors import TrackioError
 from .sender import Delivery, HttpDelivery, InboxDelivery, Sender
-from .spool import Spool, default_root, iter_dead_letters
+from .spool import Spool, default_root
 from .target import Target, resolve_target, split_write_token, validate_url
 from .transport import Transport
 

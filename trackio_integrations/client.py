@@ -6,11 +6,9 @@ import atexit
 import logging
 import os
 import secrets
-import socket
 import threading
 import time
 import uuid
-import weakref
 import zlib
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,6 +17,15 @@ from typing import TYPE_CHECKING, Any, cast
 
 import httpx
 
+from .alerts import ALERT_LEVELS as ALERT_LEVELS
+from .alerts import AlertMethods
+from .alerts import format_alert as format_alert
+from .client_artifacts import DEFAULT_ARTIFACT_TIMEOUT as DEFAULT_ARTIFACT_TIMEOUT
+from .client_artifacts import ArtifactMethods, _has_queued_uploads
+from .client_process import EXIT_FLUSH_TIMEOUT as EXIT_FLUSH_TIMEOUT
+from .client_process import after_fork_in_child, finish_all_at_exit, new_run_name
+from .client_process import live as _live
+from .client_writer import adopt_orphans, open_spool, report_undelivered
 from .errors import TrackioAuthError, TrackioConfigError, TrackioServerError, warn_user
 from .media import is_media
 from .media_files import FileStager
@@ -32,23 +39,17 @@ from .values import Kept, encode_metrics, json_safe
 from .webhook import WebhookPoster
 
 if TYPE_CHECKING:
-    from .artifacts import Artifact, UsedArtifact
     from .uploader import Uploader
 
 logger = logging.getLogger("trackio_integrations")
 
 DEFAULT_FINISH_TIMEOUT = 10.0
-DEFAULT_ARTIFACT_TIMEOUT = 600.0  # finish() waits this long at most for uploads that progress
-EXIT_FLUSH_TIMEOUT = 5.0
 SERVER_INTERVAL = 1.0  # seconds between the sender's cycles (see __init__)
 INBOX_INTERVAL = 5.0
 CONFIG_WAIT = 10.0  # seconds a config update waits for a point to ride on
-ALERT_LEVELS = ("info", "warn", "error")
-_ALERT_COLOURS = {"info": "\033[94m", "warn": "\033[93m", "error": "\033[91m"}
-_live: weakref.WeakSet[TrackioClient] = weakref.WeakSet()
 
 
-class TrackioClient:
+class TrackioClient(AlertMethods, ArtifactMethods):
     """A run on a Trackio target. ``log()`` costs microseconds and never touches the network.
 
     Every point is appended to a local spool before ``log()`` returns, then sent in the background
@@ -205,52 +206,6 @@ class TrackioClient:
         except Exception:
             logger.exception("trackio-integrations: log_system() failed; the sample was dropped")
 
-    def alert(
-        self,
-        title: str,
-        text: str | None = None,
-        level: str = "warn",
-        step: int | None = None,
-    ) -> None:
-        """Raise an alert: printed here, shown in the dashboard's Alerts tab, stored once.
-
-        ``level`` is ``"info"``, ``"warn"`` or ``"error"`` (or trackio's ``AlertLevel``); ``step``
-        defaults to the run's last step. Never raises, never waits.
-
-        Examples:
-            >>> run.alert("Loss spike", "train/loss jumped 10x", level="warn")  # doctest: +SKIP
-        """
-        try:
-            if self._finished:
-                self._warn("finished", "alert() after finish() is ignored: start a new client.")
-                return
-            name = str(getattr(level, "value", level)).lower()
-            if name not in ALERT_LEVELS:
-                self._warn("level", f"Alert level {level!r} is not one of {ALERT_LEVELS}: 'warn'.")
-                name = "warn"
-            with self._lock:
-                if self._spool is None:
-                    self._start_writer()
-                assert self._spool is not None
-                step = step if step is not None else self._last_step
-                alert_id = self._next_id()
-                self._spool.append(
-                    self._fields.alert(
-                        str(title),
-                        None if text is None else str(text),
-                        name,
-                        step,
-                        alert_id.decode(),
-                        time.time(),
-                    )
-                )
-            print(format_alert(name, str(title), text, step), flush=True)
-            if self._webhook is not None:
-                text = None if text is None else str(text)
-                self._webhook.alert(name, str(title), text, self.project, self.name, step)
-        except Exception:
-            logger.exception("trackio-integrations: alert() failed")
-
     def update_config(self, mapping: Mapping[str, Any] | Any) -> None:
         """Merge ``mapping`` into the run's config, which the server replaces as a whole."""
         try:
@@ -283,127 +238,6 @@ class TrackioClient:
         self._write_pending_config(stale_after=0.0)
         return self._sender.flush(timeout)
 
-    # --- artifacts and project files (hashed and uploaded in the background: uploader.py) -------
-
-    def log_artifact(
-        self,
-        path: str | os.PathLike[str],
-        name: str | None = None,
-        type: str | None = None,
-        aliases: list[str] | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        description: str | None = None,
-        file_name: str | None = None,
-    ) -> Artifact | None:
-        """Log a file or a folder as a new version of the artifact ``name`` (default: its own
-        name), with trackio's ``latest`` plus ``aliases``. Returns at once: the files are only
-        listed here; hashing and uploading happen in the background, one upload at a time, and
-        a blob the target already has is not sent again. Never raises. ``file_name`` names a
-        lone file inside the artifact (default: its own name); the same content under the same
-        names is the same version.
-
-        >>> art = run.log_artifact("out/checkpoint-500", name="model", type="model")  # doctest: +SKIP
-        >>> art.wait(60), art.version  # doctest: +SKIP
-        (True, 'v2')
-        """
-        if self._ended("log_artifact"):
-            return None
-        try:
-            from .artifacts import log_artifact
-
-            return log_artifact(
-                self._uploads(),
-                path,
-                name,
-                type,
-                aliases,
-                metadata,
-                description,
-                self._warn_each,
-                file_name,
-            )
-        except Exception:
-            logger.exception("trackio-integrations: log_artifact() failed")
-            return None
-
-    def use_artifact(self, name_or_ref: Any) -> UsedArtifact | None:
-        """Record that this run consumed ``name``, ``name:v<N>`` or ``name:<alias>`` (lineage in
-        the dashboard); ``.download(dest)`` on the result fetches its files. Never raises.
-
-        >>> data = run.use_artifact("corpus:latest").download("data/")  # doctest: +SKIP
-        """
-        if self._ended("use_artifact"):
-            return None
-        try:
-            from .artifacts import use_artifact
-
-            return use_artifact(self._uploads(), name_or_ref, self._warn_each)
-        except Exception:
-            logger.exception("trackio-integrations: use_artifact() failed")
-            return None
-
-    def save(
-        self, glob: str | os.PathLike[str], base_path: str | os.PathLike[str] | None = None
-    ) -> int:
-        """Save files matching ``glob`` to the project's Files, named by their path relative to
-        ``base_path`` (default: the working directory), as ``trackio.save`` does. Uploaded in
-        the background; returns the number of files. Never raises."""
-        if self._ended("save"):
-            return 0
-        try:
-            from .artifacts import save_files
-
-            return save_files(self._uploads(), glob, base_path, "", self._warn_each)
-        except Exception:
-            logger.exception("trackio-integrations: save() failed")
-            return 0
-
-    def save_code(self) -> int:
-        """Save the training script and the config files on its command line to the project's
-        Files under ``code/<run>/``, once per run (later calls do nothing)."""
-        if self._code_saved or self._ended("save_code"):
-            return 0
-        self._code_saved = True
-        try:
-            from .artifacts import save_code
-
-            return save_code(self._uploads(), self._warn_each)
-        except Exception:
-            logger.exception("trackio-integrations: save_code() failed")
-            return 0
-
-    @property
-    def uploads_pending(self) -> int:
-        """Artifact, lineage and file requests not yet delivered."""
-        return self._uploader.pending if self._uploader is not None else 0
-
-    def _uploads(self) -> Uploader:
-        with self._lock:
-            if self._uploader is None:
-                from .uploader import Uploader
-
-                ids = {"project": self.project, "run": self.name, "run_id": self.run_id}
-                self._uploader = Uploader(
-                    self._spool_root, self.target, ids, transport=self._http_transport
-                )
-            return self._uploader
-
-    def _finish_uploads(self, timeout: float | None) -> bool:
-        uploader, self._uploader = self._uploader, None
-        if uploader is None:
-            return True
-        ok = uploader.finish(DEFAULT_ARTIFACT_TIMEOUT if timeout is None else timeout)
-        uploader.close_reader()
-        return ok
-
-    def _ended(self, call: str) -> bool:
-        if self._finished:
-            self._warn("finished", f"{call}() after finish() is ignored: start a new client.")
-        return self._finished
-
-    def _warn_each(self, message: str) -> None:
-        warn_user(message)
-
     def finish(
         self, timeout: float = DEFAULT_FINISH_TIMEOUT, artifact_timeout: float | None = None
     ) -> bool:
@@ -431,38 +265,7 @@ class TrackioClient:
             self._webhook.close(max(deadline - time.monotonic(), 0.0))
         # The thread only syncs and ends now, unless a request of its is still in flight.
         stopped = self._sender.stop(max(deadline - time.monotonic(), 0.2))
-        in_memory = self._spool.pending_in_memory
-        on_disk = self._spool.pending - in_memory
-        dropped = self._spool.dropped
-        if dropped:
-            logger.error(
-                "trackio-integrations: %d point(s) for %s were dropped, the oldest first: the "
-                "spool could not be written and the points waiting in memory reached their limit. "
-                "Set TRACKIO_SPOOL_DIR to a writable folder with room (or raise "
-                "TRACKIO_SPOOL_MAX_MB).",
-                dropped,
-                self.target,
-            )
-        if not ok:
-            reason = self._sender.blocked or self._sender.last_error or "the target is slow"
-            if in_memory:
-                logger.error(
-                    "trackio-integrations: %d point(s) for %s were not delivered (%s) and, with "
-                    "no writable spool, are lost.",
-                    in_memory,
-                    self.target,
-                    reason,
-                )
-            if on_disk:
-                logger.warning(
-                    "trackio-integrations: %d point(s) not yet delivered to %s (%s). They are "
-                    "kept in %s: run `trackio-integrations sync` (or start the next run) to send "
-                    "them.",
-                    on_disk,
-                    self.target,
-                    reason,
-                    self._spool.path,
-                )
+        dropped = report_undelivered(self._spool, self._sender, self.target, ok)
         if stopped:  # else a request is still in flight: the daemon thread keeps its files
             self._spool.close()
             if self._delivery is not None:
@@ -586,25 +389,9 @@ class TrackioClient:
         """Open a spool folder and a sender for this process (again in a forked child)."""
         writer_id = secrets.token_hex(8)
         self._writer_id = writer_id.encode()
-        meta = {
-            "writer": writer_id,
-            "target": self.target.public(),
-            "project": self.project,
-            "run": self.name,
-            "run_id": self.run_id,
-            "pid": os.getpid(),
-            "host": socket.gethostname(),
-            "created": time.time(),
-        }
-        try:
-            self._spool = Spool.create(self._spool_root, writer_id, meta)
-        except OSError as exc:
-            warn_user(
-                f"Cannot write the trackio-integrations spool in {self._spool_root} ({exc}). "
-                "Points are kept in memory only and are lost if this process dies: set "
-                "TRACKIO_SPOOL_DIR (or spool_dir=) to a writable folder."
-            )
-            self._spool = Spool.in_memory(meta)
+        self._spool = open_spool(
+            self._spool_root, writer_id, self.target, self.project, self.name, self.run_id
+        )
         if self.target.url:
             # A forked child comes here with no transport: its parent's connection is not its own.
             self._delivery = HttpDelivery(
@@ -626,31 +413,8 @@ class TrackioClient:
 
     def _adopt_orphans(self) -> list[tuple[Spool, Delivery]]:
         """Spools left by dead writers that this client can deliver: its own target, or local."""
-        found: list[tuple[Spool, Delivery]] = []
         own = self._spool.path if self._spool is not None else None
-        for folder in Spool.folders(self._spool_root):
-            if folder == own:
-                continue
-            spool = Spool.adopt(folder)
-            if spool is None:
-                continue
-            target = spool.meta.get("target") or {}
-            if target.get("kind") == "local" and target.get("trackio_dir"):
-                found.append((spool, InboxDelivery(Path(target["trackio_dir"]), spool.writer_id)))
-            elif self.target.url and target.get("url") == self.target.url:
-                assert self._delivery is not None
-                found.append((spool, self._delivery))
-            else:
-                if spool.pending:
-                    logger.warning(
-                        "trackio-integrations: %d point(s) for %s wait in %s; send them with "
-                        "`trackio-integrations sync`.",
-                        spool.pending,
-                        target.get("url"),
-                        folder,
-                    )
-                spool.close()
-        return found
+        return adopt_orphans(self._spool_root, own, self.target, self._delivery)
 
     def _reset_after_fork(self) -> None:
         self._lock = threading.Lock()
@@ -681,51 +445,5 @@ def _as_config(value: Any) -> dict[str, Any]:
     return {"value": safe}
 
 
-_ADJECTIVES = (
-    "amber bold brisk calm clever crisp dapper eager fair gentle glad keen lively lucid merry "
-    "nimble noble quiet rapid sharp silent steady sunny swift tidy vivid warm witty"
-).split()
-_NOUNS = (
-    "badger comet delta falcon fjord glacier harbor heron lagoon lynx maple meadow nebula otter "
-    "pine quasar raven river sparrow summit tundra valley willow zephyr"
-).split()
-
-
-def _has_queued_uploads(root: Path, target: Target) -> bool:
-    """Whether a dead process left artifact requests here that this client can send."""
-    if not (root / "artifacts").is_dir():  # the common case: one stat, no import
-        return False
-    from .uploader import orphans_waiting
-
-    return orphans_waiting(root, target)
-
-
-def format_alert(level: str, title: str, text: str | None, step: int | None) -> str:
-    """The console line for an alert, as trackio prints it."""
-    where = f" (step {step})" if step is not None else ""
-    tag = f"{_ALERT_COLOURS.get(level, '')}[TRACKIO {level.upper()}]\033[0m"
-    return f"{tag} {title}: {text}{where}" if text else f"{tag} {title}{where}"
-
-
-def new_run_name() -> str:
-    """Readable and unique enough: ``swift-otter-3f9a``."""
-    pick = secrets.choice
-    return f"{pick(_ADJECTIVES)}-{pick(_NOUNS)}-{secrets.token_hex(2)}"
-
-
-def _after_fork_in_child() -> None:
-    for client in list(_live):
-        client._reset_after_fork()
-
-
-def _finish_all_at_exit() -> None:
-    """Process exit never hangs on the client: all runs share one short, bounded flush."""
-    deadline = time.monotonic() + EXIT_FLUSH_TIMEOUT
-    for client in list(_live):
-        if client._sender is not None and client._sender.owned_here:
-            left = max(deadline - time.monotonic(), 0.0)
-            client.finish(timeout=left, artifact_timeout=left)
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
-atexit.register(_finish_all_at_exit)
+os.register_at_fork(after_in_child=after_fork_in_child)
+atexit.register(finish_all_at_exit)

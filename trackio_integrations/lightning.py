@@ -13,7 +13,6 @@ kind.
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import inspect
 import os
@@ -31,6 +30,7 @@ from .artifacts import safe_name
 from .client import TrackioClient, new_run_name
 from .errors import TrackioConfigError, warn_user
 from .health import HealthChecks
+from .lightning_checkpoints import checkpoint_metadata, checkpoint_record, checkpoints_to_log
 from .media import Audio, Image, Table, Video, each
 from .monitoring import Monitoring
 from .runs import Resume, check_resume, run_to_resume
@@ -280,7 +280,7 @@ class TrackioLogger(_LightningLoggers):
     @rank_zero_only
     def after_save_checkpoint(self, checkpoint_callback: ModelCheckpoint) -> None:
         """Record where the checkpoints are and their scores (no upload) under ``checkpoints``."""
-        record = _checkpoint_record(checkpoint_callback)
+        record = checkpoint_record(checkpoint_callback)
         key = getattr(checkpoint_callback, "monitor", None) or "latest"
         checkpoints = {**self.experiment.config.get("checkpoints", {}), key: record}
         self.experiment.update_config({"checkpoints": checkpoints})
@@ -394,13 +394,13 @@ class TrackioLogger(_LightningLoggers):
 
     def _log_checkpoints(self, callback: Any, every: bool) -> None:
         """Each checkpoint file not logged since it was last written, oldest first."""
-        for path, score, aliases in _checkpoints(callback, every, self._logged_checkpoints):
+        for path, score, aliases in checkpoints_to_log(callback, every, self._logged_checkpoints):
             self.experiment.log_artifact(
                 path,
                 name=safe_name(f"model-{self._name}"),
                 type="model",
                 aliases=aliases,
-                metadata=_checkpoint_metadata(callback, path, score),
+                metadata=checkpoint_metadata(callback, path, score),
                 file_name="model.ckpt",  # as WandbLogger: the same weights are the same version
             )
 
@@ -437,58 +437,3 @@ def _plain(value: Any) -> Any:
         name = getattr(value, "__qualname__", None) or getattr(value, "__name__", repr(value))
         return f"{module}.{name}" if module and module != "builtins" else name
     return value  # the client's json_safe does the rest (OmegaConf, dataclasses, tensors, ...)
-
-
-def _checkpoint_record(callback: Any) -> dict[str, Any]:
-    """What ``ModelCheckpoint`` knows, under its own attribute names; the top k best first."""
-    mode = getattr(callback, "mode", "min")
-    top_k = sorted(
-        (getattr(callback, "best_k_models", None) or {}).items(),
-        key=lambda item: float(item[1]),
-        reverse=mode == "max",
-    )
-    return {
-        "best_model_path": getattr(callback, "best_model_path", "") or None,
-        "best_model_score": getattr(callback, "best_model_score", None),
-        "last_model_path": getattr(callback, "last_model_path", "") or None,
-        "mode": mode,
-        "top_k": [{"path": path, "score": score} for path, score in top_k],
-    }
-
-
-def _checkpoints(
-    callback: Any, every: bool, logged: dict[str, float]
-) -> list[tuple[str, Any, list[str]]]:
-    """(path, score, aliases) of the checkpoints to log: the last and the best, and with
-    ``every`` the other top-k ones too; only files new or rewritten since ``logged`` saw them."""
-    best = getattr(callback, "best_model_path", "") or ""
-    scores: dict[str, Any] = {}
-    if every:
-        scores.update(getattr(callback, "best_k_models", None) or {})
-    last = getattr(callback, "last_model_path", "") or ""
-    if last:
-        scores[last] = getattr(callback, "current_score", None)
-    if best:
-        scores[best] = getattr(callback, "best_model_score", None)
-    found = []
-    for path, score in scores.items():
-        with contextlib.suppress(OSError):
-            mtime = os.stat(path).st_mtime
-            if logged.get(path) != mtime:
-                found.append((mtime, path, score))
-    found.sort()
-    for mtime, path, _ in found:
-        logged[path] = mtime
-    return [(path, score, ["best"] if path == best else []) for _, path, score in found]
-
-
-def _checkpoint_metadata(callback: Any, path: str, score: Any) -> dict[str, Any]:
-    settings = ("monitor", "mode", "save_last", "save_top_k", "save_weights_only")
-    return {
-        "score": score.item() if hasattr(score, "item") else score,
-        "original_filename": os.path.basename(path),
-        # a weakref proxy from Lightning: __class__ is the callback's own class
-        callback.__class__.__name__: {
-            k: getattr(callback, k) for k in settings if hasattr(callback, k)
-        },
-    }

@@ -30,9 +30,10 @@ from typing import Any, Protocol
 
 import orjson
 
+from .dead_letter import dead_letter
 from .media_files import ReadBlob, copy_files, upload_files
 from .records import CONFIG_PREFIX, MEDIA, kind_of
-from .spool import Batch, Spool, dead_letter
+from .spool import Batch, Spool
 from .transport import Outcome, Reply, Transport
 from .worker import Worker
 

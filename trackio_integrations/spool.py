@@ -15,7 +15,7 @@ Layout of ``<root>/<writer id>/``:
 When the disk refuses a point (an error, or ``TRACKIO_SPOOL_MAX_MB``), points wait in a bounded
 queue in memory instead, the oldest dropped first; see ``append``.
 
-Points rejected by the server for their content are appended to ``<root>/dead-letter/<writer>.jsonl``.
+Points rejected by the server for their content are set aside by ``dead_letter``.
 """
 
 from __future__ import annotations
@@ -26,9 +26,7 @@ import fcntl
 import os
 import shutil
 import threading
-import time
 from collections import deque
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,12 +34,10 @@ from typing import Any
 import orjson
 
 from .blobs import Blobs
-from .records import files_of
 
 SEGMENT_BYTES = 8 * 1024 * 1024
 MEMORY_LIMIT = 200_000  # points kept in memory when the disk refuses them
 META, LOCK, ACK, BLOBS = "meta.json", "lock", "ack", "blobs"
-DEAD_LETTER = "dead-letter"
 
 
 def max_bytes(env: dict[str, str] | None = None) -> int:
@@ -113,7 +109,7 @@ class Spool:
         """A new writer folder under ``root``; raises ``OSError`` if the disk refuses."""
         path = root / writer_id
         path.mkdir(parents=True, mode=0o700)
-        _write_private(path / META, orjson.dumps(meta))
+        write_private(path / META, orjson.dumps(meta))
         lock_fd = os.open(path / LOCK, os.O_RDWR | os.O_CREAT, 0o600)
         fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         spool = cls(path, meta, lock_fd)
@@ -428,55 +424,10 @@ class Spool:
         self._lock_fd = None
 
 
-def dead_letter(root: Path, spool: Spool, lines: list[bytes], reason: str) -> Path:
-    """Set rejected points aside, with the reason, where ``status`` and a human can find them.
-
-    The files a rejected point references are copied beside it, into ``<writer>.files/``.
-    """
-    folder = root / DEAD_LETTER
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    for line in lines:
-        for file in files_of(line):
-            data = spool.read_blob(str(file.get("blob")))
-            if data is not None:
-                files = folder / f"{spool.writer_id}.files"
-                files.mkdir(exist_ok=True, mode=0o700)
-                _write_private(files / str(file.get("blob")), data)
-    path = folder / f"{spool.writer_id}.jsonl"
-    target = spool.meta.get("target", {})
-    stamp = time.time()
-    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as out:
-        for line in lines:
-            try:
-                entry: Any = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                entry = line.decode("utf-8", errors="replace")
-            out.write(
-                orjson.dumps(
-                    {
-                        "target": target.get("url") or target.get("trackio_dir"),
-                        "reason": reason,
-                        "rejected_at": stamp,
-                        "entry": entry,
-                    }
-                )
-                + b"\n"
-            )
-    return path
-
-
-def _write_private(path: Path, data: bytes) -> None:
+def write_private(path: Path, data: bytes) -> None:
     """Spool files hold the user's metrics: readable by the user only."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         os.write(fd, data)
     finally:
         os.close(fd)
-
-
-def iter_dead_letters(root: Path) -> Iterator[tuple[Path, int]]:
-    folder = root / DEAD_LETTER
-    if folder.is_dir():
-        for path in sorted(folder.glob("*.jsonl")):
-            with path.open("rb") as f:
-                yield path, sum(1 for _ in f)

@@ -2,37 +2,35 @@
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import os
-import sys
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 from transformers.trainer_callback import CallbackHandler, ExportableState
 
 from .artifacts import safe_name
 from .client import DEFAULT_FINISH_TIMEOUT, TrackioClient
-from .errors import TrackioConfigError, warn_user
+from .errors import warn_user
 from .health import HealthChecks
 from .monitoring import Monitoring
 from .system import DEFAULT_INTERVAL
 from .target import resolve_target, split_write_token
+from .transformers_args import SUMMARY_KEYS as SUMMARY_KEYS
+from .transformers_args import (
+    checkpoint_metadata,
+    final_checkpoint,
+    kept_secrets,
+    log_checkpoints_setting,
+    metric_names,
+    resolve_settings,
+    run_config,
+    saved_run,
+)
+from .transformers_handler import calling_handler, is_builtin_trackio, retire
 from .watch import Watcher, watch_mode
 
 __all__ = ["ReportToTrackioCallback", "TrackioCallback"]
-
-# What ``Trainer`` logs once, at the end of ``train()``: a run summary, not a time series.
-SUMMARY_KEYS = frozenset(
-    {
-        "train_runtime",
-        "train_samples_per_second",
-        "train_steps_per_second",
-        "train_loss",
-        "total_flos",
-    }
-)
 
 
 class TrackioCallback(TrainerCallback, ExportableState):
@@ -107,12 +105,6 @@ class TrackioCallback(TrainerCallback, ExportableState):
         run_name, run_id: the run, once one started on this process.
     """
 
-    # Tokens given to a callback, in memory only, for the copy that transformers rebuilds
-    # (``_restored=True``) from a checkpoint's token-free state() when
-    # ``restore_callback_states_from_checkpoint`` is set.
-    _tokens: ClassVar[dict[tuple[Any, ...], tuple[str | None, str | None]]] = {}
-    _webhooks: ClassVar[dict[tuple[Any, ...], str]] = {}
-
     def __init__(
         self,
         project: str | None = None,
@@ -146,10 +138,9 @@ class TrackioCallback(TrainerCallback, ExportableState):
         self.spool_dir = os.fspath(spool_dir) if spool_dir is not None else None
         self.finish_timeout = finish_timeout
         key = (project, name, server_url, space_id)
-        if _restored:
-            write_token, hf_token = self._tokens.get(key, (None, None))
-        elif write_token or hf_token:
-            self._tokens[key] = (write_token, hf_token)
+        write_token, hf_token, alert_webhook = kept_secrets(
+            key, _restored, write_token, hf_token, alert_webhook
+        )
         self._write_token, self._hf_token = write_token, hf_token
         self.client: TrackioClient | None = None
         self._run: dict[str, str] | None = None  # project, name, run_id: saved in checkpoints
@@ -159,14 +150,10 @@ class TrackioCallback(TrainerCallback, ExportableState):
         self.watch = watch_mode(watch if watch is not None else os.environ.get("TRACKIO_WATCH"))
         self.watch_every = watch_every
         self._watcher: Watcher | None = None
-        if _restored:  # like the tokens, a webhook URL (a secret) is not saved in checkpoints
-            alert_webhook = self._webhooks.get(key)
-        elif alert_webhook:
-            self._webhooks[key] = alert_webhook
         self.monitoring = Monitoring(
             system_metrics, system_interval, alert_webhook, alert_webhook_min_level, health
         )
-        self.log_checkpoints = _log_checkpoints_setting(log_checkpoints)
+        self.log_checkpoints = log_checkpoints_setting(log_checkpoints)
         self.save_code = save_code
         self._last_checkpoint: str | None = None
         self._code_saved_for: str | None = None
@@ -211,7 +198,7 @@ class TrackioCallback(TrainerCallback, ExportableState):
                 )
             return
         run_id = None
-        saved = _saved_run(state, type(self).__name__) if state.global_step > 0 else None
+        saved = saved_run(state, type(self).__name__) if state.global_step > 0 else None
         if saved is not None and saved.get("project") == project:
             name, run_id = saved.get("name") or name, saved.get("run_id")
         elif (
@@ -329,9 +316,8 @@ class TrackioCallback(TrainerCallback, ExportableState):
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
         if self.log_checkpoints == "end" and state.is_world_process_zero and self.client:
-            best = state.best_model_checkpoint if args.load_best_model_at_end else None
-            final = best or self._last_checkpoint
-            if final and os.path.isdir(final):
+            final = final_checkpoint(args, state, self._last_checkpoint)
+            if final is not None:
                 self._log_model(final, state, "final")
             else:
                 warn_user(
@@ -376,33 +362,8 @@ class TrackioCallback(TrainerCallback, ExportableState):
     # --- internals -----------------------------------------------------------------------------
 
     def _settings(self, args: TrainingArguments) -> tuple[str, str | None, str | None]:
-        """(project, run name, space id) from this callback, then ``TrainingArguments``, then env.
-
-        Raises ``TrackioConfigError`` for what cannot work, without touching the network.
-        """
-        project = (
-            self.project
-            or _non_default(args, "project")
-            or os.environ.get("TRACKIO_PROJECT")
-            or getattr(args, "project", None)
-        )
-        if not project:
-            raise TrackioConfigError(
-                "No Trackio project: pass TrackioCallback(project=...), set "
-                "TrainingArguments(project=...) or set TRACKIO_PROJECT."
-            )
-        name = self.name or getattr(args, "run_name", None) or None
-        if name is not None and name == getattr(args, "output_dir", None):
-            name = None  # transformers 4.x defaults run_name to output_dir: not a run name
-        space_id = self.space_id or _non_default(args, "trackio_space_id") or None
-        if space_id and "/" not in space_id:
-            raise TrackioConfigError(
-                f"Trackio Space id {space_id!r} has no owner: use 'owner/name' "
-                "(TrackioCallback(space_id=...), TrainingArguments.trackio_space_id or "
-                "TRACKIO_SPACE_ID)."
-            )
-        resolve_target(server_url=self.server_url, space_id=space_id)
-        return project, name, space_id
+        """(project, run name, space id): see ``transformers_args.resolve_settings``."""
+        return resolve_settings(args, self.project, self.name, self.space_id, self.server_url)
 
     def _client(self, args: TrainingArguments, state: TrainerState, model: Any) -> TrackioClient:
         """The training run's client. Outside ``train()`` (evaluate, predict), reopen the last
@@ -437,12 +398,7 @@ class TrackioCallback(TrainerCallback, ExportableState):
             name=safe_name(f"model-{self.client.name}"),
             type="model",
             aliases=[alias],
-            metadata={
-                "global_step": state.global_step,
-                "epoch": state.epoch,
-                "best_metric": state.best_metric,
-                "checkpoint": os.path.basename(folder),
-            },
+            metadata=checkpoint_metadata(state, folder),
         )
 
     def _close(self) -> None:
@@ -458,7 +414,7 @@ class TrackioCallback(TrainerCallback, ExportableState):
         With ``report_to`` naming trackio, transformers' own TrackioCallback would log every point
         a second time (to local trackio storage or a Space), and the one ``report_to`` adds after
         ``install()`` would open a second run: a TrackioCallback given in ``callbacks`` wins."""
-        handler = _calling_handler()
+        handler = calling_handler()
         if handler is None:
             return False
         ours = [cb for cb in handler.callbacks if isinstance(cb, TrackioCallback)]
@@ -467,12 +423,9 @@ class TrackioCallback(TrainerCallback, ExportableState):
         spare = added if given else added[1:]
         builtins = []
         if "trackio" in (getattr(args, "report_to", None) or ()):
-            builtins = [cb for cb in handler.callbacks if _is_builtin_trackio(cb)]
+            builtins = [cb for cb in handler.callbacks if is_builtin_trackio(cb)]
         if spare:
-            # A new list, not remove(): the handler may be iterating over the current one now.
-            handler.callbacks = [cb for cb in handler.callbacks if cb not in spare]
-            for callback in spare:
-                _switch_off(callback)
+            retire(handler, spare)
         if builtins:
             self._retire_builtin(handler, builtins)
         return self in spare
@@ -486,9 +439,7 @@ class TrackioCallback(TrainerCallback, ExportableState):
                 "trackio_integrations.TrackioCallback logs them. Remove 'trackio' from report_to "
                 "(e.g. report_to='none') to silence this warning."
             )
-        handler.callbacks = [cb for cb in handler.callbacks if cb not in builtins]
-        for callback in builtins:
-            _switch_off(callback)
+        retire(handler, builtins)
 
 
 class ReportToTrackioCallback(TrackioCallback):
@@ -496,108 +447,3 @@ class ReportToTrackioCallback(TrackioCallback):
     ``trackio_integrations.install()``): a ``TrackioCallback()`` configured from
     ``TrainingArguments`` and the environment, which steps aside for a ``TrackioCallback`` given
     in ``callbacks``."""
-
-
-def _log_checkpoints_setting(value: str | None) -> str | None:
-    """``log_checkpoints``, else ``TRACKIO_LOG_MODEL`` (W&B's words are understood too)."""
-    given = value if value is not None else os.environ.get("TRACKIO_LOG_MODEL", "")
-    word = str(given).strip().lower()
-    if word in ("all", "checkpoint", "checkpoints"):
-        return "all"
-    if word in ("end", "true", "1", "yes"):
-        return "end"
-    if word not in ("", "none", "false", "0", "no"):
-        raise TrackioConfigError(
-            f"log_checkpoints / TRACKIO_LOG_MODEL is {given!r}: use 'all', 'end' or none."
-        )
-    return None
-
-
-def metric_names(logs: Mapping[str, Any]) -> dict[str, Any]:
-    """Name metrics as transformers' integrations do: ``eval_x`` -> ``eval/x``,
-    ``test_x`` -> ``test/x``, anything else ``x`` -> ``train/x``."""
-    named = {}
-    for key, value in logs.items():
-        if key.startswith("eval_"):
-            named["eval/" + key[5:]] = value
-        elif key.startswith("test_"):
-            named["test/" + key[5:]] = value
-        else:
-            named["train/" + key] = value
-    return named
-
-
-def run_config(args: TrainingArguments, state: TrainerState, model: Any) -> dict[str, Any]:
-    """The run's config as the built-in callback records it: model config, then the
-    ``TrainingArguments`` (tokens masked by ``to_dict``), the PEFT config and the parameter count;
-    plus the hyperparameter-search trial, when there is one."""
-    config: dict[str, Any] = {}
-    model_config: Any = getattr(model, "config", None)
-    if isinstance(model_config, dict):
-        config.update(model_config)
-    elif hasattr(model_config, "to_dict"):
-        config.update(model_config.to_dict())
-    config.update(args.to_dict())
-    peft_config = getattr(model, "peft_config", None)
-    if peft_config is not None:
-        config["peft_config"] = peft_config
-    with contextlib.suppress(AttributeError, TypeError):
-        config["model/num_parameters"] = model.num_parameters()
-    if getattr(state, "trial_params", None):
-        config["trial_params"] = state.trial_params
-        config["trial_name"] = state.trial_name
-    return config
-
-
-def _non_default(args: Any, field_name: str) -> Any:
-    """``args.<field_name>`` if the user changed it from its dataclass default, else None."""
-    value = getattr(args, field_name, None)
-    if dataclasses.is_dataclass(args):
-        for field in dataclasses.fields(args):
-            if field.name == field_name and field.default == value:
-                return None
-    return value
-
-
-def _saved_run(state: TrainerState, class_name: str) -> dict[str, str] | None:
-    """The run saved by ``state()`` in the checkpoint that ``state`` was loaded from, by this
-    class or the other (a script may move between ``report_to`` and ``callbacks``)."""
-    stateful = getattr(state, "stateful_callbacks", None) or {}
-    for name in (class_name, "TrackioCallback", "ReportToTrackioCallback"):
-        saved = stateful.get(name)
-        for entry in saved if isinstance(saved, list) else [saved]:
-            run = entry.get("attributes", {}).get("_run") if isinstance(entry, dict) else None
-            if isinstance(run, dict) and run.get("run_id"):
-                return run
-    return None
-
-
-def _calling_handler() -> CallbackHandler | None:
-    """The ``CallbackHandler`` dispatching the current event: events are not given the Trainer
-    or its handler, so look for it a few frames up (``call_event``'s ``self``)."""
-    frame = sys._getframe(1)
-    for _ in range(8):
-        if frame is None:
-            return None
-        owner = frame.f_locals.get("self")
-        if isinstance(owner, CallbackHandler):
-            return owner
-        frame = frame.f_back  # type: ignore[assignment]
-    return None
-
-
-def _is_builtin_trackio(callback: Any) -> bool:
-    cls = type(callback)
-    return cls.__name__ == "TrackioCallback" and cls.__module__.startswith("transformers.")
-
-
-def _ignore(*args: Any, **kwargs: Any) -> None:
-    return None
-
-
-def _switch_off(callback: Any) -> None:
-    for event in _EVENTS:  # in case it comes after us in the event being dispatched now
-        setattr(callback, event, _ignore)
-
-
-_EVENTS = tuple(name for name in vars(TrainerCallback) if name.startswith("on_"))

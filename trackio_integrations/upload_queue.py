@@ -27,7 +27,8 @@ from .artifact_files import FileChanged, sha256_of, unchanged
 from .artifact_local import LocalStore
 from .artifact_server import ServerStore, Stopped, StoreError, Throttle
 from .artifacts import ARTIFACT, FILE, USE, Artifact
-from .spool import Spool, dead_letter
+from .dead_letter import dead_letter
+from .spool import Spool
 from .target import Target
 from .transport import Outcome, Reply
 

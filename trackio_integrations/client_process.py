@@ -1,0 +1,48 @@
+"""What the clients of one process share: their run names, the live set, fork and exit hooks.
+
+Split out of ``client.py``: none of this is one run's business. ``client.py`` registers the two
+hooks when it is imported, as before: a forked child (a DataLoader worker) resets every live
+client, and process exit gives all of them one short, bounded flush.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+import weakref
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .client import TrackioClient
+
+EXIT_FLUSH_TIMEOUT = 5.0
+live: weakref.WeakSet[TrackioClient] = weakref.WeakSet()  # the clients not yet finished
+
+_ADJECTIVES = (
+    "amber bold brisk calm clever crisp dapper eager fair gentle glad keen lively lucid merry "
+    "nimble noble quiet rapid sharp silent steady sunny swift tidy vivid warm witty"
+).split()
+_NOUNS = (
+    "badger comet delta falcon fjord glacier harbor heron lagoon lynx maple meadow nebula otter "
+    "pine quasar raven river sparrow summit tundra valley willow zephyr"
+).split()
+
+
+def new_run_name() -> str:
+    """Readable and unique enough: ``swift-otter-3f9a``."""
+    pick = secrets.choice
+    return f"{pick(_ADJECTIVES)}-{pick(_NOUNS)}-{secrets.token_hex(2)}"
+
+
+def after_fork_in_child() -> None:
+    for client in list(live):
+        client._reset_after_fork()
+
+
+def finish_all_at_exit() -> None:
+    """Process exit never hangs on the client: all runs share one short, bounded flush."""
+    deadline = time.monotonic() + EXIT_FLUSH_TIMEOUT
+    for client in list(live):
+        if client._sender is not None and client._sender.owned_here:
+            left = max(deadline - time.monotonic(), 0.0)
+            client.finish(timeout=left, artifact_timeout=left)

@@ -1,0 +1,114 @@
+"""A client's spool in this process: opening it, adopting dead writers' spools, the last report.
+
+Split out of ``client.py``, which keeps the order of things (points appended under its lock, the
+sender started and stopped); here is what it asks of the disk and says about it: a spool folder
+(or memory, with a warning, where none can be written), the spools of dead writers that its
+sender can deliver too, and at ``finish()`` what was dropped or not yet delivered, and where.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from pathlib import Path
+
+from .errors import warn_user
+from .sender import Delivery, InboxDelivery, Sender
+from .spool import Spool
+from .target import Target
+
+logger = logging.getLogger("trackio_integrations")
+
+
+def open_spool(
+    root: Path, writer_id: str, target: Target, project: str, run: str, run_id: str
+) -> Spool:
+    """A new spool folder for one writer under ``root``; in memory if none can be written."""
+    meta = {
+        "writer": writer_id,
+        "target": target.public(),
+        "project": project,
+        "run": run,
+        "run_id": run_id,
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "created": time.time(),
+    }
+    try:
+        return Spool.create(root, writer_id, meta)
+    except OSError as exc:
+        warn_user(
+            f"Cannot write the trackio-integrations spool in {root} ({exc}). "
+            "Points are kept in memory only and are lost if this process dies: set "
+            "TRACKIO_SPOOL_DIR (or spool_dir=) to a writable folder."
+        )
+        return Spool.in_memory(meta)
+
+
+def adopt_orphans(
+    root: Path, own: Path | None, target: Target, delivery: Delivery | None
+) -> list[tuple[Spool, Delivery]]:
+    """Spools left by dead writers that a client can deliver: its own target, or local."""
+    found: list[tuple[Spool, Delivery]] = []
+    for folder in Spool.folders(root):
+        if folder == own:
+            continue
+        spool = Spool.adopt(folder)
+        if spool is None:
+            continue
+        theirs = spool.meta.get("target") or {}
+        if theirs.get("kind") == "local" and theirs.get("trackio_dir"):
+            found.append((spool, InboxDelivery(Path(theirs["trackio_dir"]), spool.writer_id)))
+        elif target.url and theirs.get("url") == target.url:
+            assert delivery is not None
+            found.append((spool, delivery))
+        else:
+            if spool.pending:
+                logger.warning(
+                    "trackio-integrations: %d point(s) for %s wait in %s; send them with "
+                    "`trackio-integrations sync`.",
+                    spool.pending,
+                    theirs.get("url"),
+                    folder,
+                )
+            spool.close()
+    return found
+
+
+def report_undelivered(spool: Spool, sender: Sender, target: Target, delivered: bool) -> int:
+    """Log what a finishing client dropped or leaves undelivered, and where; the dropped count."""
+    in_memory = spool.pending_in_memory
+    on_disk = spool.pending - in_memory
+    dropped = spool.dropped
+    if dropped:
+        logger.error(
+            "trackio-integrations: %d point(s) for %s were dropped, the oldest first: the "
+            "spool could not be written and the points waiting in memory reached their limit. "
+            "Set TRACKIO_SPOOL_DIR to a writable folder with room (or raise "
+            "TRACKIO_SPOOL_MAX_MB).",
+            dropped,
+            target,
+        )
+    if not delivered:
+        reason = sender.blocked or sender.last_error or "the target is slow"
+        if in_memory:
+            logger.error(
+                "trackio-integrations: %d point(s) for %s were not delivered (%s) and, with "
+                "no writable spool, are lost.",
+                in_memory,
+                target,
+                reason,
+            )
+        if on_disk:
+            logger.warning(
+                "trackio-integrations: %d point(s) not yet delivered to %s (%s). They are "
+                "kept in %s: run `trackio-integrations sync` (or start the next run) to send "
+                "them.",
+                on_disk,
+                target,
+                reason,
+                spool.path,
+            )
+    return dropped
