@@ -221,11 +221,15 @@ class CaptureServer:
 
 
 class DelayProxy:
-    """A loopback TCP proxy that holds every client->server chunk for ``delay`` seconds."""
+    """A loopback TCP proxy that holds every client->server chunk for ``delay`` seconds.
 
-    def __init__(self, upstream_port: int, delay: float) -> None:
+    ``sent`` keeps every byte a client sent through it, to check what went on the wire.
+    """
+
+    def __init__(self, upstream_port: int, delay: float = 0.0) -> None:
         self.upstream_port = upstream_port
         self.delay = delay
+        self.sent = bytearray()
         self.port = free_port()
         self._sock = socket.create_server(("127.0.0.1", self.port))
         self._stop = threading.Event()
@@ -250,6 +254,7 @@ class DelayProxy:
         try:
             while chunk := src.recv(65536):
                 if slow:
+                    self.sent += chunk
                     time.sleep(self.delay)
                 dst.sendall(chunk)
         except OSError:
@@ -278,13 +283,15 @@ def run_python(
     )
 
 
-def orphan_spool(root: Path, url: str, project: str, lines: list[bytes]) -> Path:
-    meta = {"writer": "orphan0001", "target": {"kind": "server", "url": url}, "project": project}
-    spool = Spool.create(root, "orphan0001", meta)
+def orphan_spool(
+    root: Path, url: str, project: str, lines: list[bytes], writer: str = "orphan0001"
+) -> Path:
+    meta = {"writer": writer, "target": {"kind": "server", "url": url}, "project": project}
+    spool = Spool.create(root, writer, meta)
     for line in lines:
         spool.append(line + b"\n")
     spool.close()  # like a process that died: the folder stays, unlocked
-    return root / "orphan0001"
+    return root / writer
 
 
 def spool_point(project: str, step: int, **extra: object) -> bytes:
