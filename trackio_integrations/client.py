@@ -15,9 +15,8 @@ import zlib
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import orjson
 
 from .errors import TrackioAuthError, TrackioConfigError, TrackioServerError, warn_user
@@ -26,6 +25,9 @@ from .spool import Spool, default_root
 from .target import Target, resolve_target
 from .transport import Transport
 from .values import encode_metrics, json_safe
+
+if TYPE_CHECKING:
+    import httpx  # loaded only for a server or a Space (in transport.py)
 
 logger = logging.getLogger("trackio_integrations")
 
@@ -294,6 +296,8 @@ class TrackioClient:
             warn_user(message)
 
     def _check_target(self, transport: Transport) -> None:
+        import httpx  # already loaded by the transport
+
         try:
             self.server_info = transport.check(timeout=5.0)
         except (TrackioAuthError, TrackioServerError):

@@ -10,12 +10,13 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from .errors import TrackioAuthError, TrackioServerError
 from .target import Target
+
+if TYPE_CHECKING:
+    import httpx
 
 SUPPORTED_API_VERSION = 1
 _AUTH_HINTS = ("write_token", "write access", "hf_token", "write-access")
@@ -47,6 +48,8 @@ class Transport:
     ) -> None:
         if not target.url:
             raise ValueError("Transport needs a server or Space target")
+        import httpx  # here, not at the top: a run on local storage never loads it
+
         self.target = target
         self._http = httpx.Client(
             base_url=target.url,
@@ -100,6 +103,8 @@ class Transport:
 
     def send(self, lines: Sequence[bytes], timeout: float | None = None) -> Reply:
         """``bulk_log`` the given spool lines (each one JSON object) as they are."""
+        import httpx
+
         body = b'{"kwargs":{"hf_token":null,"logs":[' + b",".join(lines) + b"]}}"
         try:
             response = self._http.post(
