@@ -13,6 +13,7 @@ import json
 import os
 from typing import Any
 
+from teardown import leave_process_group
 from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.utils import logging as hf_logging
 
@@ -69,6 +70,7 @@ def main() -> None:
     trainer.train(resume_from_checkpoint=True if options.resume else None)
     rank = trainer.args.process_index
     print(json.dumps({"rank": rank, "run_name": tracker.run_name, "run_id": tracker.run_id}))
+    leave_process_group()  # under torchrun: every rank, once rank 0's run has finished
 
 
 if __name__ == "__main__":

@@ -1,0 +1,20 @@
+"""The end of a multi-process test script: every rank leaves the process group in order.
+
+A rank that simply returns while another still works in the group, or a bare
+``destroy_process_group()`` on one rank while the other is still busy, ends by chance: a gloo
+worker thread that still holds the last collective needs the GIL to free it, and gets it too
+late. The process then aborts at interpreter exit ("terminate called without an active
+exception") or hangs in the group's destructor. A barrier first means every rank is done with
+every collective, and only then is the group destroyed, on every rank.
+"""
+
+from __future__ import annotations
+
+import torch.distributed as dist
+
+
+def leave_process_group() -> None:
+    """Barrier, then destroy the default process group, on every rank; no-op in one process."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
