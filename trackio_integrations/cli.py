@@ -126,11 +126,12 @@ def _token_origin(target: Target) -> str:
     return _FLAG_NAMES.get(source, source)
 
 
-def _refused(target: Target, named: Target, args: argparse.Namespace, exc: Exception) -> str:
+def _refused(target: Target, named: Target, args: argparse.Namespace) -> str:
     """Why a target refused our token, and the command that fixes it."""
     if target.kind == "space":
+        missing = "no Hugging Face token is set" if not target.hf_token else ""
         return (
-            f"the Space refused the Hugging Face token ({exc}). Set HF_TOKEN, or pass "
+            f"{missing or 'the Space refused the Hugging Face token'}; set HF_TOKEN, or pass "
             f"--hf-token, to a token with write access to {target.space_id}."
         )
     fix = (
@@ -145,7 +146,7 @@ def _refused(target: Target, named: Target, args: argparse.Namespace, exc: Excep
             if named.kind == "space"
             else ("--server-url" if args.server_url else "TRACKIO_SERVER_URL")
         )
-        why = f"no write token for it here ({where} names {named}, and its token goes only there)"
+        why = f"no write token for it here ({where} names {named}; its token goes only there)"
     elif args.write_token or os.environ.get("TRACKIO_WRITE_TOKEN"):
         why = (
             "no write token for it here (a token given without a server URL is used only "
@@ -349,8 +350,8 @@ def _check(transport: Transport, named: Target, args: argparse.Namespace) -> str
     """Why this target cannot take points now (a refused token, another API), or None."""
     try:
         transport.check()
-    except TrackioAuthError as exc:
-        return _refused(transport.target, named, args, exc)
+    except TrackioAuthError:
+        return _refused(transport.target, named, args)
     except TrackioError as exc:
         return str(exc)
     except Exception:

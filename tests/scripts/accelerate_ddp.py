@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from teardown import leave_process_group
+from teardown import leave_process_group, watchdog
 from torch.utils.data import DataLoader, TensorDataset
 
 from trackio_integrations import TrackioClient, TrackioTracker
@@ -56,4 +56,5 @@ def main(project: str, out: Path, batches: int) -> None:
 
 
 if __name__ == "__main__":
+    watchdog()
     main(sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else 10)

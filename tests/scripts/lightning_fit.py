@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from teardown import leave_process_group
+from teardown import leave_process_group, watchdog
 from torch.utils.data import DataLoader, TensorDataset
 
 from trackio_integrations import TrackioClient
@@ -88,4 +88,5 @@ def main(package: str, devices: int, out: Path) -> None:
 
 
 if __name__ == "__main__":
+    watchdog()
     main(sys.argv[1], int(sys.argv[2]), Path(sys.argv[3]))
