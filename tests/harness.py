@@ -47,12 +47,27 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, every: float
 
 
 class TrackioServer:
-    """``trackio show`` from PyPI on a free loopback port, with a known write token."""
+    """``trackio show`` from PyPI on a free loopback port, with a known write token.
 
-    def __init__(self, data_dir: Path, token: str = TOKEN, port: int | None = None) -> None:
+    With ``space="owner/name"`` it runs as that Hugging Face Space would run it (``SYSTEM=spaces``,
+    the Space's ``HF_TOKEN`` and name): writes then need a Hugging Face token, which the server
+    accepts when it equals its own ``HF_TOKEN`` and else asks the Hub at ``hub_url`` about.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        token: str = TOKEN,
+        port: int | None = None,
+        *,
+        space: str | None = None,
+        hf_token: str | None = None,
+        hub_url: str | None = None,
+    ) -> None:
         self.data_dir = data_dir
         self.token = token
         self.port = port or free_port()
+        self.space, self.hf_token, self.hub_url = space, hf_token, hub_url
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir.parent / f"trackio-show-{self.port}.log"
 
@@ -79,9 +94,16 @@ class TrackioServer:
         }
         env.pop("TRACKIO_SERVER_URL", None)
         env.pop("TRACKIO_SPACE_ID", None)
+        env.pop("HF_TOKEN", None)
+        if self.space:
+            owner, name = self.space.split("/")
+            env.update(SYSTEM="spaces", SPACE_ID=self.space, SPACE_AUTHOR_NAME=owner)
+            env.update(SPACE_REPO_NAME=name, HF_TOKEN=self.hf_token or "")
+            env.update(HF_ENDPOINT=self.hub_url or "http://127.0.0.1:9", HF_HUB_OFFLINE="0")
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [TRACKIO_SHOW, "show"],
+            # On a Space it listens on 0.0.0.0; here on the loopback only.
+            [TRACKIO_SHOW, "show", "--host", "127.0.0.1"],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -237,13 +259,52 @@ class CaptureServer:
         return out
 
 
+class SpaceRouter(httpx.BaseTransport):
+    """An httpx transport that takes a Space's host to a loopback server, as DNS takes it to HF.
+
+    Requests for ``*.hf.space`` go to ``127.0.0.1:<space_port>`` over plain HTTP, with their
+    headers (``Host`` included) and body as the client made them; requests for ``127.0.0.1`` go
+    where they are addressed; any other host is refused, so nothing leaves this machine.
+    ``requests`` records each one as the client sent it.
+    """
+
+    def __init__(self, space_port: int) -> None:
+        self.space_port = space_port
+        self.requests: list[Captured] = []  # path: the whole URL the client asked for
+        self._http = httpx.HTTPTransport()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        body = request.read()
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        self.requests.append(Captured(request.method, str(request.url), headers, body))
+        host = request.url.host
+        if host.endswith(".hf.space"):
+            request.url = request.url.copy_with(
+                scheme="http", host="127.0.0.1", port=self.space_port
+            )
+        elif host != "127.0.0.1":
+            raise httpx.ConnectError(f"{host} is not reachable from the tests", request=request)
+        return self._http.handle_request(request)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def sent(self) -> str:
+        """Everything the client sent (URLs, headers, bodies), to look for a secret in."""
+        return "\n".join(f"{r.path}\n{r.headers}\n{r.body.decode()}" for r in self.requests)
+
+
 class DelayProxy:
     """A loopback TCP proxy that holds every client->server chunk for ``delay`` seconds, and
-    between ``hold()`` and ``release()`` until released: a request that hangs as long as we like."""
+    between ``hold()`` and ``release()`` until released: a request that hangs as long as we like.
+
+    ``sent`` keeps every byte a client sent through it, to check what went on the wire.
+    """
 
     def __init__(self, upstream_port: int, delay: float = 0.0) -> None:
         self.upstream_port = upstream_port
         self.delay = delay
+        self.sent = bytearray()
         self.port = free_port()
         self._sock = socket.create_server(("127.0.0.1", self.port))
         self._stop = threading.Event()
@@ -278,6 +339,7 @@ class DelayProxy:
         try:
             while chunk := src.recv(65536):
                 if slow:
+                    self.sent += chunk
                     time.sleep(self.delay)
                     if not self._open.is_set():
                         self.holding.set()
@@ -297,10 +359,11 @@ class DelayProxy:
 
 
 class CountingProxy(DelayProxy):
-    """A loopback TCP proxy that counts the bytes clients send through it (requests, bodies)."""
+    """A loopback TCP proxy that counts the bytes clients send through it (requests, bodies),
+    without keeping them (``sent_bytes``; a gigabyte goes through it)."""
 
     def __init__(self, upstream_port: int) -> None:
-        self.sent = 0
+        self.sent_bytes = 0
         self._count = threading.Lock()
         super().__init__(upstream_port, 0.0)
 
@@ -309,7 +372,7 @@ class CountingProxy(DelayProxy):
             while chunk := src.recv(65536):
                 if slow:
                     with self._count:
-                        self.sent += len(chunk)
+                        self.sent_bytes += len(chunk)
                 dst.sendall(chunk)
         except OSError:
             pass
@@ -333,13 +396,15 @@ def run_python(
     )
 
 
-def orphan_spool(root: Path, url: str, project: str, lines: list[bytes]) -> Path:
-    meta = {"writer": "orphan0001", "target": {"kind": "server", "url": url}, "project": project}
-    spool = Spool.create(root, "orphan0001", meta)
+def orphan_spool(
+    root: Path, url: str, project: str, lines: list[bytes], writer: str = "orphan0001"
+) -> Path:
+    meta = {"writer": writer, "target": {"kind": "server", "url": url}, "project": project}
+    spool = Spool.create(root, writer, meta)
     for line in lines:
         spool.append(line + b"\n")
     spool.close()  # like a process that died: the folder stays, unlocked
-    return root / "orphan0001"
+    return root / writer
 
 
 def spool_point(project: str, step: int, **extra: object) -> bytes:

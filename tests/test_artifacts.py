@@ -93,13 +93,13 @@ def test_a_second_identical_checkpoint_sends_no_blob_bytes(
     first, second = checkpoint(tmp_path / "a"), checkpoint(tmp_path / "b")  # same content
     try:
         with TrackioClient(project, "dedup", server_url=url, flush_interval=30) as run:
-            start = proxy.sent
+            start = proxy.sent_bytes
             assert run.log_artifact(first, name="model").wait(60)  # type: ignore[union-attr]
-            sent_first = proxy.sent - start
-            start = proxy.sent
+            sent_first = proxy.sent_bytes - start
+            start = proxy.sent_bytes
             again = run.log_artifact(second, name="model-copy")
             assert again is not None and again.wait(60), again.error
-            sent_second = proxy.sent - start
+            sent_second = proxy.sent_bytes - start
     finally:
         proxy.close()
     size = 2_000_000 + len('{"hidden": 8}')
@@ -137,16 +137,16 @@ def test_a_killed_upload_is_resumed_by_sync_without_resending_blobs(
         assert child.stdout is not None and child.stdout.readline().strip() == "logged"
         a_digest = sha256(folder / "a.bin")
         wait_until(lambda: digests_present(shared_server, project, [a_digest]), 60, 0.2)
-        wait_until(lambda: proxy.sent > 4_000_000, 60, 0.05)  # well into b.bin
+        wait_until(lambda: proxy.sent_bytes > 4_000_000, 60, 0.05)  # well into b.bin
         child.send_signal(signal.SIGKILL)
         child.wait(10)
         assert shared_server.api("get_artifacts", project) == []
         status = cli_process(["status"])
         assert "Uploads: 1 request(s), 25.0 MB" in status.stdout
 
-        before = proxy.sent
+        before = proxy.sent_bytes
         done = cli_process(["sync"], env={"TRACKIO_WRITE_TOKEN": shared_server.token})
-        resent = proxy.sent - before
+        resent = proxy.sent_bytes - before
     finally:
         if child.poll() is None:
             child.kill()

@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.harness import REPO, TOKEN, TrackioServer, free_port
+from tests.harness import REPO, TOKEN, TrackioServer, free_port, orphan_spool, spool_point
 from trackio_integrations import cli
 
 
@@ -32,6 +33,35 @@ def test_doctor_passes_against_a_working_server(shared_server: TrackioServer) ->
     assert "Write access: OK" in result.stdout
     assert "set (from the URL)" in result.stdout
     assert TOKEN not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("flags", "env", "source"),
+    [
+        ([], {"TRACKIO_WRITE_TOKEN": TOKEN}, "TRACKIO_WRITE_TOKEN"),
+        (["--write-token", TOKEN], {}, "--write-token"),
+        (["--server-url", "URL"], {"TRACKIO_WRITE_TOKEN": TOKEN}, "TRACKIO_WRITE_TOKEN"),
+    ],
+)
+def test_doctor_takes_the_token_from_where_the_client_would(
+    shared_server: TrackioServer, flags: list[str], env: dict[str, str], source: str
+) -> None:
+    flags = [shared_server.url if flag == "URL" else flag for flag in flags]
+    if "--server-url" not in flags:
+        env = {**env, "TRACKIO_SERVER_URL": shared_server.url}
+    result = doctor(*flags, **env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"Write token:  set (from {source})" in result.stdout
+    assert "Write access: OK" in result.stdout
+
+
+def test_doctor_counts_the_points_waiting_for_its_target(
+    shared_server: TrackioServer, project: str, spool_dir: Path
+) -> None:
+    orphan_spool(spool_dir, shared_server.url, project, [spool_point(project, 0)])
+    orphan_spool(spool_dir, "http://127.0.0.1:9", project, [spool_point(project, 1)], "other")
+    result = doctor(TRACKIO_SERVER_URL=shared_server.write_url)
+    assert "2 pending, 1 for this target" in result.stdout, result.stdout
 
 
 def test_doctor_explains_a_wrong_token_without_printing_it(shared_server: TrackioServer) -> None:

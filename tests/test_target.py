@@ -8,7 +8,13 @@ import warnings
 import pytest
 
 from trackio_integrations import TrackioConfigError
-from trackio_integrations.target import redact_url, resolve_target, space_url_for
+from trackio_integrations.target import (
+    redact_url,
+    resolve_target,
+    same_server,
+    saved_target,
+    space_url_for,
+)
 
 SPACE_ARG, SPACE_ENV = "alice/arg-space", "bob/env-space"
 URL_ARG, URL_ENV = "http://arg.example:7860", "http://env.example:7860"
@@ -145,3 +151,50 @@ def test_redact_url_hides_every_secret_looking_value() -> None:
     shown = redact_url("https://user:pw@h/p?write_token=a&api_key=b&x=1")
     assert "pw" not in shown and "=a" not in shown and "=b" not in shown
     assert "x=1" in shown
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "same"),
+    [
+        ("http://Host:80/trackio/", "http://host/trackio?write_token=x", True),
+        ("https://h", "https://h:443/", True),
+        ("http://h:7860", "https://h:7860", False),  # scheme
+        ("http://h:7860", "http://h:7861", False),  # port
+        ("http://h:7860", "http://h2:7860", False),  # host
+        ("http://h:7860/a", "http://h:7860/b", False),  # path
+        ("http://h:bad", "http://h", False),
+    ],
+)
+def test_same_server_compares_scheme_host_port_and_path(a: str, b: str, same: bool) -> None:
+    assert same_server(a, b) is same
+
+
+@pytest.mark.parametrize(
+    ("url_env", "saved", "expected"),
+    [
+        ("http://a:7860?write_token=TA", "http://a:7860/", ("TA", "TRACKIO_SERVER_URL")),
+        ("http://b:7860?write_token=TB", "http://a:7860", (None, None)),
+    ],
+)
+def test_a_spool_gets_the_write_token_of_its_own_server_only(
+    url_env: str, saved: str, expected: tuple[str | None, str | None]
+) -> None:
+    env = {"TRACKIO_SERVER_URL": url_env, "HF_TOKEN": "hf_x"}
+    named = resolve_target(env=env)
+    target = saved_target({"kind": "server", "url": saved}, named, env=env)
+    assert (target.url, target.write_token, target.token_from) == (saved, *expected)
+    assert target.hf_token is None  # not a Hugging Face host
+    loose = saved_target({"kind": "server", "url": saved}, named, loose_write_token=("T", "x"))
+    assert loose.write_token == (expected[0] or "T")
+
+
+def test_a_spool_for_a_space_gets_the_hf_token_and_never_a_write_token() -> None:
+    env = {"TRACKIO_SERVER_URL": "http://a:7860?write_token=TA", "HF_TOKEN": "hf_x"}
+    saved = {"kind": "space", "space_id": "alice/demo"}
+    target = saved_target(saved, resolve_target(env=env), env=env)
+    assert (target.url, target.hf_token, target.write_token) == (
+        "https://alice-demo.hf.space",
+        "hf_x",
+        None,
+    )
+    assert target.headers()["Authorization"] == "Bearer hf_x"

@@ -185,10 +185,11 @@ def train_in_a_new_process(
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=180)
 
 
-def printed_runs(stdout: str) -> dict[int, dict[str, Any]]:
-    """The run each process of the script had, by rank."""
-    lines = [json.loads(line) for line in stdout.splitlines() if line.startswith('{"rank"')]
-    return {line["rank"]: line for line in lines}
+def reported_runs(output_dir: Path) -> dict[int, dict[str, Any]]:
+    """The run each process of the script had, by rank (each writes its own file: two processes
+    printing to one pipe can interleave their lines)."""
+    reports = [json.loads(path.read_text()) for path in output_dir.glob("rank*.json")]
+    return {report["rank"]: report for report in reports}
 
 
 @pytest.mark.timeout(420)  # two training processes of up to 180 s each
@@ -211,7 +212,7 @@ def test_resuming_from_a_checkpoint_in_a_new_process_continues_the_same_run(
 
     second = train_in_a_new_process(out, project, shared_server, "--resume")
     assert second.returncode == 0, second.stderr[-3000:]
-    resumed = printed_runs(second.stdout)[0]
+    resumed = reported_runs(out)[0]
 
     assert resumed["run_name"] == before["name"]
     assert [r["name"] for r in shared_server.runs(project)] == [before["name"]]
@@ -249,7 +250,7 @@ def test_torchrun_with_two_processes_makes_one_run_with_each_point_once(
     ]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-3000:]
-    runs = printed_runs(done.stdout)
+    runs = reported_runs(tmp_path / "out")
     assert runs[1]["run_name"] is None  # rank 1 never opened a run, so never waits on one
     run = runs[0]
 

@@ -1,4 +1,9 @@
-"""``trackio-integrations``: ``doctor`` (will logging work?), ``status`` and ``sync`` (the spool)."""
+"""``trackio-integrations``: ``doctor`` (will logging work?), ``status`` and ``sync`` (the spool).
+
+Every command resolves the target from its flags, then the environment, as ``TrackioClient``
+does. A spool goes to the target it was written for; the write token that the flags or the
+environment name goes only to that same server (see ``target.saved_target``).
+"""
 
 from __future__ import annotations
 
@@ -7,15 +12,20 @@ import os
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .cli_uploads import status_uploads, sync_uploads
 from .dead_letter import iter_dead_letters
-from .errors import TrackioError
+from .errors import TrackioAuthError, TrackioError
 from .sender import Delivery, HttpDelivery, InboxDelivery, Sender
 from .spool import Spool, default_root
-from .target import Target, resolve_target, split_write_token, validate_url
+from .target import Target, resolve_target, same_server, saved_target
 from .transport import Transport
+
+# Where a token came from, in the words of this command line.
+_FLAG_NAMES = {"write_token": "--write-token", "server_url": "--server-url"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,7 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     sync.add_argument("--project", help="only this project")
     sync.add_argument("--retries", type=int, default=3, help="attempts per spool (default 3)")
 
-    commands.add_parser("status", help="points waiting in the spool, per target, project and run")
+    status = commands.add_parser(
+        "status", help="points waiting in the spool, per target, project and run"
+    )
+    _target_flags(status)
 
     args = parser.parse_args(argv)
     root = Path(args.spool_dir) if args.spool_dir else default_root()
@@ -43,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
             return doctor_command(args, root)
         if args.command == "sync":
             return sync_command(args, root)
-        return status_command(root)
+        return status_command(args, root)
     except TrackioError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -56,16 +69,101 @@ def _target_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hf-token", help="Hugging Face token for a Space (else HF_TOKEN)")
 
 
-# --- doctor --------------------------------------------------------------------------------------
+# --- which target, which token -------------------------------------------------------------------
 
 
-def doctor_command(args: argparse.Namespace, root: Path) -> int:
-    target = resolve_target(
+def named_target(args: argparse.Namespace) -> Target:
+    """The target the flags, then the environment, name: exactly what ``TrackioClient`` uses."""
+    return resolve_target(
         server_url=args.server_url,
         space_id=args.space_id,
         write_token=args.write_token,
         hf_token=args.hf_token,
     )
+
+
+def spool_targets(
+    args: argparse.Namespace, named: Target, metas: Sequence[dict[str, Any]]
+) -> list[Target]:
+    """The target of each spool (by its metadata), with the tokens that belong to it here.
+
+    The named target's write token goes only to spools of that same server. A write token that
+    names no server (``--write-token`` or ``TRACKIO_WRITE_TOKEN`` with no server or Space set) is
+    used when the spools wait for one server only: with several, it could reach the wrong one.
+    """
+    saved = [meta.get("target") or {} for meta in metas]
+    loose = None
+    token = args.write_token or os.environ.get("TRACKIO_WRITE_TOKEN")
+    if named.kind == "local" and token and len(_distinct_servers(saved)) == 1:
+        loose = (token, "--write-token" if args.write_token else "TRACKIO_WRITE_TOKEN")
+    return [
+        saved_target(target, named, hf_token=args.hf_token, loose_write_token=loose)
+        for target in saved
+    ]
+
+
+def _distinct_servers(saved: Sequence[dict[str, Any]]) -> list[str]:
+    servers: list[str] = []
+    for target in saved:
+        url = target.get("url") if target.get("kind") == "server" else None
+        if url and not any(same_server(url, known) for known in servers):
+            servers.append(url)
+    return servers
+
+
+def _credential(target: Target) -> str:
+    """What ``sync`` here would send this target with (never the token itself)."""
+    if target.kind == "local":
+        return "no token needed"
+    if target.kind == "space":
+        return "HF token" if target.hf_token else "no HF token"
+    if target.write_token:
+        return f"write token from {_token_origin(target)}"
+    return "no write token"
+
+
+def _token_origin(target: Target) -> str:
+    """The flag or variable the write token came from, e.g. ``--write-token``."""
+    source = target.token_from or "?"
+    return _FLAG_NAMES.get(source, source)
+
+
+def _refused(target: Target, named: Target, args: argparse.Namespace) -> str:
+    """Why a target refused our token, and the command that fixes it."""
+    if target.kind == "space":
+        missing = "no Hugging Face token is set" if not target.hf_token else ""
+        return (
+            f"{missing or 'the Space refused the Hugging Face token'}; set HF_TOKEN, or pass "
+            f"--hf-token, to a token with write access to {target.space_id}."
+        )
+    fix = (
+        f"send them with `trackio-integrations sync --server-url {target.url} --write-token "
+        f"<its token>` (or with TRACKIO_SERVER_URL={target.url}?write_token=<its token>)"
+    )
+    if target.write_token:
+        return f"it rejected the write token from {_token_origin(target)}; {fix}."
+    if named.kind in ("server", "space"):
+        where = (
+            ("--space-id" if args.space_id else "TRACKIO_SPACE_ID")
+            if named.kind == "space"
+            else ("--server-url" if args.server_url else "TRACKIO_SERVER_URL")
+        )
+        why = f"no write token for it here ({where} names {named}; its token goes only there)"
+    elif args.write_token or os.environ.get("TRACKIO_WRITE_TOKEN"):
+        why = (
+            "no write token for it here (a token given without a server URL is used only "
+            "when the spools wait for one server)"
+        )
+    else:
+        why = "no write token for it here"
+    return f"{why}; {fix}."
+
+
+# --- doctor --------------------------------------------------------------------------------------
+
+
+def doctor_command(args: argparse.Namespace, root: Path) -> int:
+    target = named_target(args)
     print(f"Target:       {target.kind}: {target}")
     ok = True
     if target.kind == "local":
@@ -77,7 +175,7 @@ def doctor_command(args: argparse.Namespace, root: Path) -> int:
         if not writable:
             print("Fix:          set TRACKIO_DIR to a folder you can write, or set a server URL.")
     else:
-        print(f"Write token:  {_token_source(args, target)}")
+        print(f"Write token:  {_token_source(target)}")
         if target.kind == "space" or target.hf_token:
             print(
                 f"HF token:     {'set' if target.hf_token else 'missing'} (sent to this host only)"
@@ -99,25 +197,37 @@ def doctor_command(args: argparse.Namespace, root: Path) -> int:
         finally:
             transport.close()
     spool_ok = _writable(root)
-    pending = sum(s["points"] for s in _spool_rows(root))
-    print(f"Spool:        {root} ({'writable' if spool_ok else 'NOT writable'}), {pending} pending")
+    rows = _spool_rows(root)
+    pending = sum(row["points"] for row in rows)
+    mine = sum(row["points"] for row in rows if _is_target(row["saved"], target))
+    print(
+        f"Spool:        {root} ({'writable' if spool_ok else 'NOT writable'}), {pending} pending"
+        + (f", {mine} for this target" if pending else "")
+    )
     if not spool_ok:
         print("Fix:          set TRACKIO_SPOOL_DIR to a writable folder (node-local disk).")
     print("Logging would work." if ok else "Logging would NOT work; see above.")
     return 0 if ok and spool_ok else 1
 
 
-def _token_source(args: argparse.Namespace, target: Target) -> str:
+def _token_source(target: Target) -> str:
     if target.kind == "space":
         return "not used (a Space checks the Hugging Face token)"
-    if args.write_token:
-        return "set (from --write-token)"
-    url = args.server_url or os.environ.get("TRACKIO_SERVER_URL") or ""
-    if split_write_token(url)[1]:
-        return "set (from the URL)"
-    if os.environ.get("TRACKIO_WRITE_TOKEN"):
-        return "set (from TRACKIO_WRITE_TOKEN)"
+    if target.write_token:
+        url = target.token_from in ("server_url", "TRACKIO_SERVER_URL")
+        return f"set (from {'the URL' if url else _token_origin(target)})"
     return "none (writes will be refused unless the server needs none)"
+
+
+def _is_target(saved: dict[str, Any], target: Target) -> bool:
+    """Whether a spool's saved target is ``target``."""
+    if saved.get("kind") != target.kind:
+        return False
+    if target.kind == "server":
+        return bool(target.url) and same_server(str(saved.get("url") or ""), target.url or "")
+    if target.kind == "space":
+        return str(saved.get("space_id") or "").lower() == (target.space_id or "").lower()
+    return saved.get("trackio_dir") == target.trackio_dir
 
 
 def _writable(folder: Path) -> bool:
@@ -141,10 +251,12 @@ def _spool_rows(root: Path) -> list[dict[str, Any]]:
         if found is None:
             continue
         spool, live = found
-        target = spool.meta.get("target") or {}
+        saved = spool.meta.get("target") or {}
         rows.append(
             {
-                "target": target.get("url") or f"local:{target.get('trackio_dir')}",
+                "meta": spool.meta,
+                "saved": saved,
+                "where": saved.get("url") or f"local:{saved.get('trackio_dir')}",
                 "project": spool.meta.get("project"),
                 "run": spool.meta.get("run"),
                 "points": spool.pending,
@@ -158,18 +270,23 @@ def _spool_rows(root: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def status_command(root: Path) -> int:
+def status_command(args: argparse.Namespace, root: Path) -> int:
     rows = [row for row in _spool_rows(root) if row["points"]]
     print(f"Spool: {root}")
     if not rows:
         print("No points waiting.")
     else:
-        width = max(len(r["target"]) for r in rows)
-        print(f"{'target':<{width}}  {'project':<16} {'run':<24} {'points':>8} {'files':>6}  state")
-        for row in rows:
+        named = named_target(args)
+        targets = spool_targets(args, named, [row["meta"] for row in rows])
+        width = max(len(r["where"]) for r in rows)
+        print(
+            f"{'target':<{width}}  {'project':<16} {'run':<24} {'points':>8} {'files':>6}  "
+            "state, sync here"
+        )
+        for row, target in zip(rows, targets, strict=True):
             print(
-                f"{row['target']:<{width}}  {row['project']!s:<16} {row['run']!s:<24} "
-                f"{row['points']:>8} {row['files']:>6}  {row['state']}"
+                f"{row['where']:<{width}}  {row['project']!s:<16} {row['run']!s:<24} "
+                f"{row['points']:>8} {row['files']:>6}  {row['state']}, {_credential(target)}"
             )
         files = sum(r["files"] for r in rows)
         media = f", with {files} file(s) ({sum(r['mb'] for r in rows):.1f} MB)" if files else ""
@@ -180,39 +297,16 @@ def status_command(root: Path) -> int:
     dead = list(iter_dead_letters(root))
     for path, count in dead:
         print(f"Dead-lettered: {count} point(s) refused by the server, in {path}")
-    _status_uploads(root)
+    status_uploads(root)
     return 0
-
-
-def _status_uploads(root: Path) -> None:
-    """Artifact, lineage and file requests waiting in the uploaders' spools."""
-    from .uploader import ARTIFACTS, queued
-
-    rows = [row for row in queued(root) if row["requests"]]
-    for row in rows:
-        print(
-            f"Uploads: {row['requests']} request(s), {row['bytes'] / 1e6:.1f} MB, for "
-            f"{row['target']} (project {row['project']}, run {row['run']}), {row['state']}"
-        )
-    if rows:
-        print("Send them with `trackio-integrations sync`.")
-    for path, count in iter_dead_letters(root / ARTIFACTS):
-        print(f"Set aside: {count} upload request(s) not recorded, reasons in {path}")
 
 
 # --- sync ----------------------------------------------------------------------------------------
 
 
 def sync_command(args: argparse.Namespace, root: Path) -> int:
-    override: Target | None = None
-    if args.server_url or args.space_id:
-        override = resolve_target(
-            server_url=args.server_url,
-            space_id=args.space_id,
-            write_token=args.write_token,
-            hf_token=args.hf_token,
-        )
-    uploads = _sync_uploads(args, root, override)
+    named = named_target(args)
+    uploads = sync_uploads(root, lambda meta: spool_targets(args, named, [meta])[0], args)
     spools = []
     busy = 0
     for folder in Spool.folders(root):
@@ -229,24 +323,32 @@ def sync_command(args: argparse.Namespace, root: Path) -> int:
     if not spools:
         print("No points to send." + (f" ({busy} spool(s) in use by live runs.)" if busy else ""))
         return uploads
+    # One connection and one write-access check per target, however many spools wait for it.
+    groups: dict[Target, list[Spool]] = defaultdict(list)
+    targets = spool_targets(args, named, [s.meta for s in spools])
+    for spool, target in zip(spools, targets, strict=True):
+        groups[target].append(spool)
     progress = _Progress(total)
     left: dict[str, int] = defaultdict(int)
     dead = 0
-    for spool in spools:
-        target = override or _target_from_meta(spool.meta, args)
-        delivery = _delivery_for(target, spool)
-        sender = Sender(spool, delivery, root=root)
-        sender.on_progress = progress.advance
-        for attempt in range(max(args.retries, 1)):
-            if sender.drain(spool, delivery) or sender.blocked:
-                break
-            time.sleep(min(2.0**attempt, 10.0))
-        dead += sender.dead_lettered
-        if spool.pending:
-            reason = sender.blocked or sender.last_error or "not delivered"
-            left[f"{target} ({reason})"] += spool.pending
-        spool.close()
-        delivery.close()
+    for target, members in groups.items():
+        transport = Transport(target) if target.url else None
+        refused = _check(transport, named, args) if transport is not None else None
+        for spool in members:
+            if refused:
+                left[f"{target}: {refused}"] += spool.pending
+            else:
+                delivery: Delivery = (
+                    HttpDelivery(transport)
+                    if transport is not None
+                    else InboxDelivery(Path(target.trackio_dir or "."), spool.writer_id)
+                )
+                dead += _drain(spool, delivery, root, progress, args.retries, target, left)
+                if transport is None:
+                    delivery.close()
+            spool.close()
+        if transport is not None:
+            transport.close()
     progress.done()
     sent = total - sum(left.values()) - dead
     files_left = sum(s.blobs.count for s in spools)
@@ -255,52 +357,45 @@ def sync_command(args: argparse.Namespace, root: Path) -> int:
     if dead:
         print(f"{dead} point(s) were refused by the server and set aside: see `status`.")
     for where, count in left.items():
-        print(f"Left {count} point(s) for {where}.")
+        print(f"Left {count} point(s) for {where}")
     if busy:
         print(f"{busy} spool(s) in use by live runs were left to them.")
     return 1 if left or uploads else 0
 
 
-def _sync_uploads(args: argparse.Namespace, root: Path, override: Target | None) -> int:
-    """Resume the artifact, lineage and file requests; 1 if some are left."""
-    from .uploader import sync
-
-    sent, left, set_aside, busy = sync(
-        root, lambda meta: override or _target_from_meta(meta, args), args.project, args.retries
-    )
-    if sent or left or set_aside:
-        print(f"Uploads: {sent} request(s) delivered (blobs the target had were not sent again).")
-    if set_aside:
-        print(
-            f"{set_aside} upload request(s) could not be recorded and were set aside: see `status`."
-        )
-    for where, count in left.items():
-        print(f"Left {count} upload request(s) for {where}.")
-    if busy:
-        print(f"{busy} upload spool(s) in use by live runs were left to them.")
-    return 1 if left else 0
+def _check(transport: Transport, named: Target, args: argparse.Namespace) -> str | None:
+    """Why this target cannot take points now (a refused token, another API), or None."""
+    try:
+        transport.check()
+    except TrackioAuthError:
+        return _refused(transport.target, named, args)
+    except TrackioError as exc:
+        return str(exc)
+    except Exception:
+        return None  # not reachable now: the sender retries and says so
+    return None
 
 
-def _target_from_meta(meta: dict[str, Any], args: argparse.Namespace) -> Target:
-    saved = meta.get("target") or {}
-    kind = saved.get("kind")
-    if kind == "local":
-        return Target("local", None, None, saved.get("trackio_dir"))
-    if kind == "space":
-        return resolve_target(
-            space_id=saved.get("space_id"),
-            hf_token=args.hf_token,
-            env={k: v for k, v in os.environ.items() if k == "HF_TOKEN"},
-        )
-    url = validate_url(saved.get("url") or "")
-    token = args.write_token or os.environ.get("TRACKIO_WRITE_TOKEN")
-    return resolve_target(server_url=url, write_token=token, hf_token=args.hf_token, env={})
-
-
-def _delivery_for(target: Target, spool: Spool) -> Delivery:
-    if target.kind == "local":
-        return InboxDelivery(Path(target.trackio_dir or "."), spool.writer_id)
-    return HttpDelivery(Transport(target))
+def _drain(
+    spool: Spool,
+    delivery: Delivery,
+    root: Path,
+    progress: _Progress,
+    retries: int,
+    target: Target,
+    left: dict[str, int],
+) -> int:
+    """Send one spool's points, ``retries`` attempts; count what is left; return dead letters."""
+    sender = Sender(spool, delivery, root=root)
+    sender.on_progress = progress.advance
+    for attempt in range(max(retries, 1)):
+        if sender.drain(spool, delivery) or sender.blocked:
+            break
+        time.sleep(min(2.0**attempt, 10.0))
+    if spool.pending:
+        reason = sender.blocked or sender.last_error or "not delivered"
+        left[f"{target} ({reason})."] += spool.pending
+    return sender.dead_lettered
 
 
 class _Progress:

@@ -15,8 +15,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, cast
 
-import httpx
-
 from .alerts import ALERT_LEVELS as ALERT_LEVELS
 from .alerts import AlertMethods
 from .alerts import format_alert as format_alert
@@ -40,6 +38,9 @@ from .webhook import WebhookPoster
 
 if TYPE_CHECKING:
     from .uploader import Uploader
+
+if TYPE_CHECKING:
+    import httpx  # loaded only for a server or a Space (in transport.py)
 
 logger = logging.getLogger("trackio_integrations")
 
@@ -374,6 +375,8 @@ class TrackioClient(AlertMethods, ArtifactMethods):
             warn_user(message)
 
     def _check_target(self, transport: Transport) -> None:
+        import httpx  # already loaded by the transport
+
         try:
             self.server_info = transport.check(timeout=5.0)
         except (TrackioAuthError, TrackioServerError):

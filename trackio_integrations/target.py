@@ -16,7 +16,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .errors import TrackioConfigError, warn_user
@@ -38,6 +38,8 @@ class Target:
     trackio_dir: str | None = None
     write_token: str | None = field(default=None, repr=False, compare=False)
     hf_token: str | None = field(default=None, repr=False, compare=False)
+    # Where the write token came from (a setting's name, never the token), for messages.
+    token_from: str | None = field(default=None, repr=False, compare=False)
 
     def __str__(self) -> str:
         if self.kind == "space":
@@ -93,11 +95,67 @@ def resolve_target(
 
     if url:
         clean, url_token = split_write_token(validate_url(url))
-        token = write_token or url_token or env.get("TRACKIO_WRITE_TOKEN") or None
+        sources = (
+            ("write_token", write_token),
+            ("server_url" if server_url else "TRACKIO_SERVER_URL", url_token),
+            ("TRACKIO_WRITE_TOKEN", env.get("TRACKIO_WRITE_TOKEN")),
+        )
+        source, token = next(((name, t) for name, t in sources if t), (None, None))
         hf = (hf_token or _hf_token(env)) if is_hf_host(clean) else None
-        return Target("server", clean, None, None, token, hf)
+        return Target("server", clean, None, None, token, hf, source)
 
     return Target("local", None, None, str(trackio_dir(env)))
+
+
+def saved_target(
+    saved: Mapping[str, Any],
+    named: Target,
+    *,
+    hf_token: str | None = None,
+    loose_write_token: tuple[str, str] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Target:
+    """The target a spool was written for (its ``Target.public()``), with the tokens it gets here.
+
+    ``named`` is what the settings here resolve to (``resolve_target``): its write token goes to
+    the spool's server only when that is the same server (``same_server``), never to another one.
+    ``loose_write_token`` is ``(token, where from)`` for a token no server URL came with; the
+    caller passes it only where it cannot reach a server it was not meant for. The Hugging Face
+    token follows the client's rule: ``hf_token``, else ``HF_TOKEN`` or the stored login, and
+    only to Hugging Face hosts.
+    """
+    env = os.environ if env is None else env
+    kind = saved.get("kind")
+    if kind == "local":
+        return Target("local", None, None, saved.get("trackio_dir") or str(trackio_dir(env)))
+    if kind == "space":
+        space = str(saved.get("space_id") or "")
+        return Target("space", space_url_for(space), space, None, None, hf_token or _hf_token(env))
+    url = validate_url(str(saved.get("url") or ""))
+    hf = (hf_token or _hf_token(env)) if is_hf_host(url) else None
+    if named.kind == "server" and named.url and same_server(named.url, url):
+        return Target("server", url, None, None, named.write_token, hf, named.token_from)
+    token, source = loose_write_token or (None, None)
+    return Target("server", url, None, None, token, hf, source)
+
+
+def same_server(a: str, b: str) -> bool:
+    """Whether two URLs name one server: same scheme, host, port and path (the query aside).
+
+    >>> same_server("http://Host:80/trackio/", "http://host/trackio?write_token=x")
+    True
+    """
+    try:
+        return _server_key(a) == _server_key(b)
+    except ValueError:
+        return False
+
+
+def _server_key(url: str) -> tuple[str, str, int | None, str]:
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    port = parts.port or {"http": 80, "https": 443}.get(scheme)
+    return scheme, (parts.hostname or "").lower(), port, parts.path.rstrip("/")
 
 
 def validate_url(url: str) -> str:

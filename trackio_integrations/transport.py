@@ -11,13 +11,14 @@ import enum
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from .errors import TrackioAuthError, TrackioServerError
 from .records import ALERT, MEDIA, METRIC, SYSTEM, by_kind
 from .target import Target
+
+if TYPE_CHECKING:
+    import httpx
 
 SUPPORTED_API_VERSION = 1
 # Each record kind's call, as "<list argument>:<path>".
@@ -56,6 +57,8 @@ class Transport:
     ) -> None:
         if not target.url:
             raise ValueError("Transport needs a server or Space target")
+        import httpx  # here, not at the top: a run on local storage never loads it
+
         self.target = target
         self._http = httpx.Client(
             base_url=target.url,
@@ -130,6 +133,8 @@ class Transport:
 
     def call(self, name: str, entries: bytes, timeout: float | None = None) -> Reply:
         """``POST /api/<name>`` with the JSON list ``entries`` under the call's list argument."""
+        import httpx
+
         field, path = name.split(":")
         body = b'{"kwargs":{"hf_token":null,"%s":%s}}' % (field.encode(), entries)
         try:

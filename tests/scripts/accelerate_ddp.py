@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
+from teardown import leave_process_group, watchdog
 from torch.utils.data import DataLoader, TensorDataset
 
 from trackio_integrations import TrackioClient, TrackioTracker
@@ -47,9 +48,13 @@ def main(project: str, out: Path, batches: int) -> None:
         "clients": sum(type(o) is TrackioClient for o in gc.get_objects()),
         "losses": logged,
     }
+    # end_training() finishes the tracker on rank 0 and then destroys the group on each rank,
+    # whenever that rank gets there; leave the group together first (see teardown.py).
+    leave_process_group()
     accelerator.end_training()
     (out / f"rank{report['rank']}.json").write_text(json.dumps(report))
 
 
 if __name__ == "__main__":
+    watchdog()
     main(sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else 10)

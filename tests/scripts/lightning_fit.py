@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from teardown import leave_process_group, watchdog
 from torch.utils.data import DataLoader, TensorDataset
 
 from trackio_integrations import TrackioClient
@@ -83,7 +84,9 @@ def main(package: str, devices: int, out: Path) -> None:
         **seen,
     }
     (out / f"rank{trainer.global_rank}.json").write_text(json.dumps(report))
+    leave_process_group()  # under DDP; else Lightning destroys the group at exit, rank by rank
 
 
 if __name__ == "__main__":
+    watchdog()
     main(sys.argv[1], int(sys.argv[2]), Path(sys.argv[3]))

@@ -3,8 +3,8 @@
 Launched plainly (resume in a new process), with ``torchrun --nproc_per_node=2`` (CPU, gloo), or
 as two torchrun "nodes" on this machine (``--nnodes=2 --node_rank=0/1``).
 Target and project come from the environment (TRACKIO_SERVER_URL, TRACKIO_WRITE_TOKEN,
-TRACKIO_PROJECT). Each process prints one JSON line: {"rank", "run_name", "run_id"}; only world
-rank 0 has a run (the others print nulls).
+TRACKIO_PROJECT). Each process writes ``<output dir>/rank<N>.json``: {"rank", "run_name",
+"run_id"}; only world rank 0 has a run (the others write nulls).
 """
 
 from __future__ import annotations
@@ -13,8 +13,10 @@ import argparse
 import json
 import os
 import time
+from pathlib import Path
 from typing import Any
 
+from teardown import leave_process_group, watchdog
 from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.utils import logging as hf_logging
 
@@ -88,8 +90,12 @@ def main() -> None:
     )
     trainer.train(resume_from_checkpoint=True if options.resume else None)
     rank = trainer.args.process_index
-    print(json.dumps({"rank": rank, "run_name": tracker.run_name, "run_id": tracker.run_id}))
+    report = {"rank": rank, "run_name": tracker.run_name, "run_id": tracker.run_id}
+    Path(options.output_dir).mkdir(parents=True, exist_ok=True)
+    (Path(options.output_dir) / f"rank{rank}.json").write_text(json.dumps(report))
+    leave_process_group()  # under torchrun: every rank, once rank 0's run has finished
 
 
 if __name__ == "__main__":
+    watchdog()
     main()

@@ -1,0 +1,142 @@
+"""`sync` and `status` resolve the target as the client does; a token never reaches another server."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.harness import (
+    REPO,
+    TOKEN,
+    DelayProxy,
+    TrackioServer,
+    assert_each_step_once,
+    cli_process,
+    free_port,
+    orphan_spool,
+    spool_point,
+)
+
+KILLED_JOB = textwrap.dedent(
+    """
+    import os, signal
+    from trackio_integrations import TrackioClient
+    run = TrackioClient(name="killed-job")  # target and project from the environment
+    for step in range(12):
+        run.log({"loss": 1 / (step + 1)}, step=step)
+    os.kill(os.getpid(), signal.SIGKILL)  # the OOM killer, while the server is down
+    """
+)
+
+
+@pytest.fixture
+def late_server(tmp_path: Path) -> Iterator[TrackioServer]:
+    """A real server that is down until the test starts it."""
+    server = TrackioServer(tmp_path / "late", port=free_port())
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize(
+    ("where", "flags"),
+    [("url", []), ("variable", []), ("flag", ["--write-token", TOKEN])],
+)
+def test_sync_in_the_jobs_environment_sends_what_a_killed_job_left(
+    late_server: TrackioServer, project: str, where: str, flags: list[str]
+) -> None:
+    env = {
+        **os.environ,
+        "TRACKIO_PROJECT": project,
+        "TRACKIO_SERVER_URL": late_server.write_url if where == "url" else late_server.url,
+    }
+    if where == "variable":
+        env["TRACKIO_WRITE_TOKEN"] = TOKEN
+    job = subprocess.run(
+        [sys.executable, "-c", KILLED_JOB], env=env, cwd=REPO, capture_output=True, text=True
+    )
+    assert job.returncode == -9, job.stderr
+
+    late_server.start()
+    result = cli_process(["sync", *flags], env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Sent 12 of 12 point(s)" in result.stdout
+    assert_each_step_once(late_server, project, "killed-job", "loss", 12)
+    assert TOKEN not in result.stdout + result.stderr
+
+
+@pytest.fixture
+def server_a(tmp_path: Path) -> Iterator[tuple[TrackioServer, DelayProxy]]:
+    """A real server with a token of its own, behind a proxy that records what is sent to it."""
+    server = TrackioServer(tmp_path / "server-a", token="token-of-server-a")
+    server.start()
+    proxy = DelayProxy(server.port)
+    yield server, proxy
+    proxy.close()
+    server.stop()
+
+
+def test_a_spool_for_server_a_is_never_sent_with_server_bs_token(
+    server_a: tuple[TrackioServer, DelayProxy],
+    shared_server: TrackioServer,
+    project: str,
+    spool_dir: Path,
+) -> None:
+    a, to_a = server_a
+    orphan_spool(spool_dir, to_a.url, project, [spool_point(project, s) for s in range(5)])
+    in_b = {"TRACKIO_SERVER_URL": shared_server.write_url}  # this environment names server B
+
+    status = cli_process(["status"], env=in_b)
+    assert to_a.url in status.stdout and "no write token" in status.stdout
+
+    result = cli_process(["sync", "--retries", "1"], env=in_b)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"Left 5 point(s) for server {to_a.url}: no write token for it here" in result.stdout
+    assert f"sync --server-url {to_a.url} --write-token" in result.stdout  # what to do
+    assert TOKEN.encode() not in to_a.sent
+    assert a.runs(project) == [] and shared_server.runs(project) == []
+
+    # Doing what the message says delivers them, with A's token only.
+    fixed = cli_process(
+        ["sync", "--server-url", to_a.url, "--write-token", "token-of-server-a"], env=in_b
+    )
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert_each_step_once(a, project, "r", "loss", 5)
+    assert b"token-of-server-a" in to_a.sent and TOKEN.encode() not in to_a.sent
+    assert shared_server.runs(project) == []
+
+
+def test_a_token_that_names_no_server_goes_nowhere_when_two_servers_wait(
+    server_a: tuple[TrackioServer, DelayProxy], project: str, spool_dir: Path
+) -> None:
+    a, first = server_a
+    second = DelayProxy(a.port)  # another URL: another server, as far as a client can tell
+    try:
+        orphan_spool(spool_dir, first.url, project, [spool_point(project, 0)])
+        orphan_spool(spool_dir, second.url, project, [spool_point(project, 1)], "orphan0002")
+        status = cli_process(["status", "--write-token", "token-of-server-a"])
+        assert status.stdout.count("no write token") == 2, status.stdout
+
+        result = cli_process(["sync", "--retries", "1", "--write-token", "token-of-server-a"])
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert "used only when the spools wait for one server" in result.stdout
+        assert b"token-of-server-a" not in first.sent + second.sent
+        assert a.runs(project) == []
+    finally:
+        second.close()
+
+
+def test_status_says_which_token_sync_would_use(
+    shared_server: TrackioServer, project: str, spool_dir: Path
+) -> None:
+    orphan_spool(spool_dir, shared_server.url + "/", project, [spool_point(project, 0)])
+    named = cli_process(["status"], env={"TRACKIO_SERVER_URL": shared_server.write_url})
+    assert "write token from TRACKIO_SERVER_URL" in named.stdout, named.stdout
+    flag = cli_process(["status", "--server-url", shared_server.url, "--write-token", "x"])
+    assert "write token from --write-token" in flag.stdout
+    assert TOKEN not in named.stdout + flag.stdout
