@@ -72,13 +72,12 @@ def test_two_torchrun_nodes_show_both_machines_in_one_run(
     outputs = [process.communicate(timeout=300) for process in nodes]
     for process, (_, stderr) in zip(nodes, outputs, strict=True):
         assert process.returncode == 0, stderr[-3000:]
-    printed = [
-        json.loads(line)
-        for out, _ in outputs
-        for line in out.splitlines()
-        if line.startswith('{"rank"')
-    ]
-    by_rank = {entry["rank"]: entry for entry in printed}
+    reports = [
+        json.loads(path.read_text())
+        for node in (0, 1)
+        for path in (tmp_path / f"node{node}").glob("rank*.json")
+    ]  # each rank writes its own (lines on a shared pipe could interleave)
+    by_rank = {entry["rank"]: entry for entry in reports}
     assert by_rank[1]["run_name"] is None  # node 1 opened no run of its own
     run = by_rank[0]["run_name"]
 

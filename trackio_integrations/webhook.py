@@ -17,13 +17,14 @@ import threading
 import time
 from collections import deque
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-import httpx
 
 from .errors import warn_user
 from .worker import Worker
+
+if TYPE_CHECKING:
+    import httpx  # loaded on the first post: a run with no webhook never needs it
 
 logger = logging.getLogger("trackio_integrations")
 
@@ -204,6 +205,8 @@ class WebhookPoster:
 
     def _send(self, body: dict[str, Any]) -> float | None:
         """Post one payload; None when it is done with (posted or dropped), else the retry delay."""
+        import httpx
+
         if self._http is None:
             self._http = httpx.Client(
                 timeout=self._timeout, follow_redirects=False, transport=self._transport
