@@ -24,6 +24,7 @@ import httpx
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_PROJECT = "trackio-integrations-demo"  # one project: the dashboard shows the runs together
+TABS = ("metrics", "media", "reports", "system", "files", "artifacts")
 EXAMPLES = [
     "examples.client_quickstart",
     "examples.transformers_trainer",
@@ -119,6 +120,14 @@ def _report(base: str, summaries: list[dict[str, Any]]) -> int:
             found = _artifact(call, s["project"], s["artifact"])
             whole &= found is not None
             print(f"artifact {s['artifact']}: {found or 'MISSING'}")
+    # Every tab a training run can fill (traces come from agent runs, not training).
+    tabs = call("get_tab_availability", DEMO_PROJECT) or {}
+    grey = [tab for tab in TABS if not tabs.get(tab)]
+    whole &= not grey
+    print(
+        f"dashboard tabs lit: {', '.join(t for t in TABS if tabs.get(t))}"
+        + (f"; NOT lit: {', '.join(grey)}" if grey else "")
+    )
     print()
     if os.environ.get("TRACKIO_SERVER_URL"):
         print(f"Open the dashboard: {base}")

@@ -36,7 +36,11 @@ PERFORMANCE = REPO / "docs" / "performance.md"
 
 # What each command's output must show (all of the patterns, as regular expressions).
 EXPECTED = {
-    "make demo": [r"framework\s+project\s+run\s+points", r"Every run arrived whole\."],
+    "make demo": [
+        r"framework\s+project\s+run\s+points",
+        r"dashboard tabs lit: metrics, media, reports, system, files, artifacts\n",
+        r"Every run arrived whole\.",
+    ],
     "trackio-integrations doctor": [r"Target:\s+local", r"Logging would work\."],
     "python examples/transformers_trainer.py": [r"Logged \d+ train/loss points to run"],
     "python examples/lightning_logger.py": [r"Logged \d+ points to run"],
@@ -115,7 +119,7 @@ def test_python_snippets_run_as_written(
         }
 
 
-@pytest.mark.timeout(900)  # `make demo` trains three models; the benchmark's smoke test
+@pytest.mark.timeout(900)  # `make demo` trains six runs; the benchmark's smoke test
 @pytest.mark.parametrize(
     "command", [c for c in commands() if not c.startswith(("make test", "pip install"))]
 )
