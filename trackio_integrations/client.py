@@ -15,12 +15,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, cast
 
-from .alerts import ALERT_LEVELS as ALERT_LEVELS
 from .alerts import AlertMethods
-from .alerts import format_alert as format_alert
-from .client_artifacts import DEFAULT_ARTIFACT_TIMEOUT as DEFAULT_ARTIFACT_TIMEOUT
 from .client_artifacts import ArtifactMethods, _has_queued_uploads
-from .client_process import EXIT_FLUSH_TIMEOUT as EXIT_FLUSH_TIMEOUT
 from .client_process import after_fork_in_child, finish_all_at_exit, new_run_name
 from .client_process import live as _live
 from .client_writer import adopt_orphans, open_spool, report_undelivered
@@ -37,10 +33,9 @@ from .values import Kept, encode_metrics, json_safe
 from .webhook import WebhookPoster
 
 if TYPE_CHECKING:
-    from .uploader import Uploader
-
-if TYPE_CHECKING:
     import httpx  # loaded only for a server or a Space (in transport.py)
+
+    from .uploader import Uploader
 
 logger = logging.getLogger("trackio_integrations")
 
