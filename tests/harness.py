@@ -298,13 +298,17 @@ class DelayProxy:
     """A loopback TCP proxy that holds every client->server chunk for ``delay`` seconds, and
     between ``hold()`` and ``release()`` until released: a request that hangs as long as we like.
 
-    ``sent`` keeps every byte a client sent through it, to check what went on the wire.
+    ``sent`` keeps every byte a client sent through it, to check what went on the wire (with
+    ``keep=False`` it stays empty: a gigabyte may go through); ``sent_bytes`` counts them.
     """
 
-    def __init__(self, upstream_port: int, delay: float = 0.0) -> None:
+    def __init__(self, upstream_port: int, delay: float = 0.0, keep: bool = True) -> None:
         self.upstream_port = upstream_port
         self.delay = delay
+        self.keep = keep
         self.sent = bytearray()
+        self.sent_bytes = 0
+        self._count = threading.Lock()
         self.port = free_port()
         self._sock = socket.create_server(("127.0.0.1", self.port))
         self._stop = threading.Event()
@@ -339,7 +343,10 @@ class DelayProxy:
         try:
             while chunk := src.recv(65536):
                 if slow:
-                    self.sent += chunk
+                    with self._count:
+                        self.sent_bytes += len(chunk)
+                        if self.keep:
+                            self.sent += chunk
                     time.sleep(self.delay)
                     if not self._open.is_set():
                         self.holding.set()
@@ -358,28 +365,9 @@ class DelayProxy:
         self._sock.close()
 
 
-class CountingProxy(DelayProxy):
-    """A loopback TCP proxy that counts the bytes clients send through it (requests, bodies),
-    without keeping them (``sent_bytes``; a gigabyte goes through it)."""
-
-    def __init__(self, upstream_port: int) -> None:
-        self.sent_bytes = 0
-        self._count = threading.Lock()
-        super().__init__(upstream_port, 0.0)
-
-    def _pipe(self, src: socket.socket, dst: socket.socket, slow: bool) -> None:
-        try:
-            while chunk := src.recv(65536):
-                if slow:
-                    with self._count:
-                        self.sent_bytes += len(chunk)
-                dst.sendall(chunk)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
+def counting_proxy(upstream_port: int) -> DelayProxy:
+    """A proxy that only counts the bytes clients send through it (requests and bodies)."""
+    return DelayProxy(upstream_port, keep=False)
 
 
 def run_python(

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.harness import REPO, CountingProxy, TrackioServer, cli_process, wait_until
+from tests.harness import REPO, TrackioServer, cli_process, counting_proxy, wait_until
 from trackio_integrations import TrackioClient
 from trackio_integrations.uploader import ARTIFACTS
 
@@ -88,7 +88,7 @@ def test_a_checkpoint_comes_back_byte_identical_with_its_lineage(
 def test_a_second_identical_checkpoint_sends_no_blob_bytes(
     shared_server: TrackioServer, project: str, tmp_path: Path
 ) -> None:
-    proxy = CountingProxy(shared_server.port)
+    proxy = counting_proxy(shared_server.port)
     url = f"{proxy.url}?write_token={shared_server.token}"
     first, second = checkpoint(tmp_path / "a"), checkpoint(tmp_path / "b")  # same content
     try:
@@ -115,7 +115,7 @@ def test_a_killed_upload_is_resumed_by_sync_without_resending_blobs(
     folder.mkdir()
     (folder / "a.bin").write_bytes(os.urandom(1_000_000))  # sent first (manifest order)
     (folder / "b.bin").write_bytes(os.urandom(24_000_000))
-    proxy = CountingProxy(shared_server.port)
+    proxy = counting_proxy(shared_server.port)
     code = (
         "import sys, time\n"
         "from trackio_integrations import TrackioClient\n"
