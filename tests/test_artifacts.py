@@ -11,6 +11,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,8 @@ import httpx
 import pytest
 
 from tests.harness import REPO, TrackioServer, cli_process, counting_proxy, wait_until
-from trackio_integrations import TrackioClient
-from trackio_integrations.uploader import ARTIFACTS
+from trackio_integrations import TrackioClient, artifact_files
+from trackio_integrations.uploader import ARTIFACTS, UPLOADER_THREAD
 
 
 def checkpoint(folder: Path, size: int = 2_000_000, seed: bytes = b"w") -> Path:
@@ -231,6 +232,24 @@ def test_uploads_keep_to_the_bandwidth_cap(
         assert art is not None and art.wait(120)
         took = time.monotonic() - started
     assert took >= 1.4  # 4 MB at 2 MB/s, less the first 1 MiB burst: at least ~1.5 s
+
+
+def test_the_uploader_hands_the_core_back_after_each_chunk(
+    shared_server: TrackioServer, project: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the uploader shares a core with the training loop, a step waits for one chunk at
+    most: the uploader yields the core after each chunk it hashes and each chunk it sends, on its
+    own thread, never on the caller's."""
+    yielded: list[str] = []
+    monkeypatch.setattr(
+        artifact_files, "_YIELD", lambda: yielded.append(threading.current_thread().name)
+    )
+    ckpt = checkpoint(tmp_path / "ckpt", size=5 * artifact_files.CHUNK + 7, seed=b"paced")
+    with TrackioClient(project, "paced", server_url=shared_server.write_url) as run:
+        art = run.log_artifact(ckpt / "weights.bin", name="model")
+        assert art is not None and art.wait(120)
+    assert set(yielded) == {UPLOADER_THREAD}
+    assert len(yielded) >= 2 * 6  # six chunks hashed, six sent
 
 
 def test_memory_stays_flat_while_a_large_file_streams_up(

@@ -24,7 +24,7 @@ from urllib.parse import quote
 import httpx
 import orjson
 
-from .artifact_files import CHUNK, FileChanged, verified_write
+from .artifact_files import CHUNK, FileChanged, pause, verified_write
 from .target import Target
 from .transport import Outcome, Reply, classify
 
@@ -50,6 +50,8 @@ class Throttle:
         self._last = time.monotonic()
 
     def take(self, n: int, stop: Callable[[], bool]) -> None:
+        """Called before each chunk is sent: waits while over the rate, and yields the core."""
+        pause()
         if self.rate is None:
             return
         now = time.monotonic()

@@ -46,6 +46,7 @@ from .worker import Worker
 logger = logging.getLogger("trackio_integrations")
 
 ARTIFACTS = "artifacts"  # the uploaders' spools, under the spool root
+UPLOADER_THREAD = "trackio-integrations-uploader"
 IDLE = 5.0  # seconds between cycles with nothing to do (a new request wakes the thread)
 STALL = 60.0  # finish() stops waiting for an upload that made no progress for this long
 
@@ -88,7 +89,7 @@ class Uploader:
         self._cycles = 0
         self._reader: Store | None = None
         self._orphans_done = False
-        self._worker = Worker("trackio-integrations-uploader", self._cycle, first=0.0)
+        self._worker = Worker(UPLOADER_THREAD, self._cycle, first=0.0)
         self.queue.stopping = lambda: self._stop.is_set() or self._worker.stopping
         self._worker.ensure_started()
 
