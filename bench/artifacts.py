@@ -44,6 +44,7 @@ sys.path[:0] = [str(REPO)]
 from tests.harness import TrackioServer  # noqa: E402
 
 MB = 1_000_000
+PYTHONPATH = os.environ.get("PYTHONPATH", "")
 
 
 # --- the child: one measurement in a fresh interpreter ---------------------------------------------
@@ -56,7 +57,9 @@ def steps_child(spec: dict[str, Any]) -> dict[str, Any]:
 
     torch.set_num_threads(1)
     path = Path(spec["file"])
-    x = torch.randn(256, 256)
+    device = spec.get("device", "cpu")  # on a GPU the step waits for its kernels (float(...))
+    x = torch.randn(256 if device == "cpu" else 2048, 256 if device == "cpu" else 2048)
+    x = (x / x.shape[0] ** 0.5).to(device)
     run = TrackioClient(spec["project"], spec["run"], server_url=spec["url"])
     step = 0
 
@@ -144,7 +147,11 @@ def rss_child(spec: dict[str, Any]) -> dict[str, Any]:
 def child(kind: str, spec: dict[str, Any], env: dict[str, str], timeout: float) -> dict[str, Any]:
     done = subprocess.run(
         [sys.executable, __file__, "--child", kind, json.dumps(spec)],
-        env={**os.environ, "PYTHONPATH": str(REPO), **env},
+        env={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, (str(REPO), PYTHONPATH))),
+            **env,
+        },
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -153,6 +160,22 @@ def child(kind: str, spec: dict[str, Any], env: dict[str, str], timeout: float) 
     if done.returncode != 0:
         raise RuntimeError(f"{kind} child failed:\n{done.stderr[-3000:]}")
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def cpus(spec: str) -> set[int]:
+    """``"0"``, ``"0,1"`` or ``"8-15"``."""
+    out: set[int] = set()
+    for part in spec.split(","):
+        low, _, high = part.partition("-")
+        out.update(range(int(low), int(high or low) + 1))
+    return out
+
+
+def pin(where: set[int]) -> None:
+    try:
+        os.sched_setaffinity(0, where)
+    except OSError as exc:  # a sandbox may refuse: the table then says what it asked for
+        print(f"cannot pin to CPUs {sorted(where)}: {exc}", file=sys.stderr)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -168,6 +191,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--cap", type=float, default=50.0, help="TRACKIO_UPLOAD_MBPS of 'capped'")
     p.add_argument("--big-mb", type=int, default=1000, help="the file of the memory test")
     p.add_argument("--server-nice", type=int, default=0, help="nice value of trackio show")
+    p.add_argument("--server-cpus", help="CPUs of trackio show, e.g. 1 (default: all)")
+    p.add_argument("--client-cpus", help="CPUs of the training process, e.g. 0 (default: all)")
+    p.add_argument("--device", default="cpu", help="where a step's matmuls run: cpu or cuda")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--keep", action="store_true")
     p.add_argument("--json", type=Path)
@@ -177,7 +203,11 @@ def main(argv: list[str] | None = None) -> None:
 
     home = Path(tempfile.mkdtemp(prefix="trackio-artifact-bench-"))
     server = TrackioServer(home / "trackio")
+    everywhere = os.sched_getaffinity(0)
+    if args.server_cpus:  # the server and its threads inherit this process's CPUs
+        pin(cpus(args.server_cpus))
     server.start()
+    pin(cpus(args.client_cpus) if args.client_cpus else everywhere)
     if args.server_nice and server.proc is not None:  # its own session: the group is the server
         os.setpriority(os.PRIO_PGRP, server.proc.pid, args.server_nice)
     results: dict[str, Any] = {"args": {k: str(v) for k, v in vars(args).items()}}
@@ -194,6 +224,7 @@ def main(argv: list[str] | None = None) -> None:
                 "file": str(checkpoint),
                 "rounds": args.rounds,
                 "steps": args.steps,
+                "device": args.device,
             }
             results[mode] = child("steps", spec, env, timeout=900)["rounds"]
             shutil.rmtree(home / "trackio" / "artifacts", ignore_errors=True)  # disk
@@ -222,8 +253,10 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> str:
         )
 
     lines = [
-        f"{args.rounds} rounds per mode, a {args.checkpoint_mb} MB checkpoint each; server at "
-        f"nice {args.server_nice}; load average "
+        f"{args.rounds} rounds per mode, a {args.checkpoint_mb} MB checkpoint each, steps on "
+        f"{args.device}; server at "
+        f"nice {args.server_nice}; CPUs: server {args.server_cpus or 'all'}, training process "
+        f"{args.client_cpus or 'all'}; load average "
         f"{results['load'][0]:.2f} at start, {results['load'][1]:.2f} at end.",
         "",
         "| Step time (median of rounds) | nothing in flight | while a checkpoint uploads | "
