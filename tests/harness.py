@@ -139,6 +139,14 @@ class TrackioServer:
                 self.kill()
         self.proc = None
 
+    def job_env(self, project: str | None = None, **extra: str) -> dict[str, str]:
+        """The environment of a training process (a script, torchrun) that logs to this server:
+        its URL and write token (never in the URL), the project, this checkout on PYTHONPATH."""
+        env = {**os.environ, "TRACKIO_SERVER_URL": self.url, "TRACKIO_WRITE_TOKEN": self.token}
+        if project is not None:
+            env["TRACKIO_PROJECT"] = project
+        return {**env, "PYTHONPATH": str(REPO), **extra}
+
     # --- reading back through the server's own HTTP API -----------------------------------------
 
     def api(self, name: str, *args: Any) -> Any:

@@ -98,14 +98,7 @@ def log_ids(server: TrackioServer, project: str, run_id: str) -> list[str]:
 def run_script(
     python: str, tmp_path: Path, server: TrackioServer, project: str, *args: str, **env: str
 ) -> dict[str, Any]:
-    environment = {
-        **os.environ,
-        "TRACKIO_SERVER_URL": server.url,
-        "TRACKIO_WRITE_TOKEN": TOKEN,
-        "TRACKIO_PROJECT": project,
-        "PYTHONPATH": str(REPO),
-        **env,
-    }
+    environment = server.job_env(project, **env)
     command = [python, str(SCRIPT), "--output-dir", str(tmp_path / "out"), *args]
     done = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]

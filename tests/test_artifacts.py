@@ -125,12 +125,7 @@ def test_a_killed_upload_is_resumed_by_sync_without_resending_blobs(
         "print('logged', flush=True)\n"
         "time.sleep(600)\n"
     )
-    env = {
-        **os.environ,
-        "TRACKIO_WRITE_TOKEN": shared_server.token,
-        "TRACKIO_UPLOAD_MBPS": "3",  # b.bin takes ~8 s: time to kill it halfway
-        "PYTHONPATH": str(REPO),
-    }
+    env = shared_server.job_env(TRACKIO_UPLOAD_MBPS="3")  # b.bin takes ~8 s: time to kill it
     child = subprocess.Popen(
         [sys.executable, "-c", code], env=env, cwd=REPO, stdout=subprocess.PIPE, text=True
     )

@@ -4,7 +4,6 @@ failures, each raised once, in real training runs read back from a real server."
 from __future__ import annotations
 
 import math
-import os
 import subprocess
 import sys
 import threading
@@ -166,13 +165,7 @@ def test_a_trainer_whose_weights_become_nan_raises_one_error_at_that_step(
 def test_an_exception_out_of_trainer_train_raises_a_failure_alert(
     shared_server: TrackioServer, project: str, tmp_path: Path
 ) -> None:
-    env = {
-        **os.environ,
-        "TRACKIO_SERVER_URL": shared_server.url,
-        "TRACKIO_WRITE_TOKEN": TOKEN,
-        "TRACKIO_PROJECT": project,
-        "PYTHONPATH": str(REPO),
-    }
+    env = shared_server.job_env(project)
     command = [sys.executable, str(SCRIPT), "--output-dir", str(tmp_path), "--fail-at-step", "3"]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180)
     assert done.returncode == 1 and "a corrupt batch at step 3" in done.stderr  # still printed

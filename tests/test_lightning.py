@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import pickle
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from lightning.pytorch.utilities.parsing import AttributeDict
 from omegaconf import OmegaConf
 from torch.utils.data import DataLoader, TensorDataset
 
-from tests.harness import REPO, TOKEN, TrackioServer
+from tests.harness import REPO, TrackioServer
 from trackio_integrations import TrackioAuthError, TrackioConfigError, TrackioLogger
 
 QUIET: dict[str, Any] = {
@@ -197,12 +196,7 @@ def test_one_logger_class_is_a_logger_of_both_lightning_packages_and_of_fabric()
 def run_fit_script(
     package: str, devices: int, project: str, server: TrackioServer, out: Path
 ) -> list[dict[str, Any]]:
-    env = {
-        **os.environ,
-        "TRACKIO_SERVER_URL": server.url,
-        "TRACKIO_WRITE_TOKEN": TOKEN,
-        "TRACKIO_PROJECT": project,
-    }
+    env = server.job_env(project)
     script = REPO / "tests" / "scripts" / "lightning_fit.py"
     result = subprocess.run(
         [sys.executable, str(script), package, str(devices), str(out)],

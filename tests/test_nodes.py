@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.harness import BIN, REPO, TOKEN, TrackioServer, free_port
+from tests.harness import BIN, REPO, TrackioServer, free_port
 from trackio_integrations.nodes import role
 
 SCRIPT = REPO / "tests" / "scripts" / "transformers_train.py"
@@ -40,14 +39,7 @@ def test_each_process_knows_whether_it_samples_a_node_for_rank_0(
 def test_two_torchrun_nodes_show_both_machines_in_one_run(
     shared_server: TrackioServer, project: str, tmp_path: Path
 ) -> None:
-    env = {
-        **os.environ,
-        "TRACKIO_SERVER_URL": shared_server.url,
-        "TRACKIO_WRITE_TOKEN": TOKEN,
-        "TRACKIO_PROJECT": project,
-        "PYTHONPATH": str(REPO),
-        "OMP_NUM_THREADS": "1",
-    }
+    env = shared_server.job_env(project, OMP_NUM_THREADS="1")
     port = free_port()
     nodes = [
         subprocess.Popen(

@@ -174,13 +174,7 @@ def test_report_to_trackio_too_still_logs_each_point_once(
 def train_in_a_new_process(
     output_dir: Path, project: str, server: TrackioServer, *arguments: str
 ) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "TRACKIO_SERVER_URL": server.url,
-        "TRACKIO_WRITE_TOKEN": TOKEN,
-        "TRACKIO_PROJECT": project,
-        "PYTHONPATH": str(REPO),
-    }
+    env = server.job_env(project)
     command = [sys.executable, str(SCRIPT), "--output-dir", str(output_dir), *arguments]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=180)
 
@@ -228,14 +222,7 @@ def test_resuming_from_a_checkpoint_in_a_new_process_continues_the_same_run(
 def test_torchrun_with_two_processes_makes_one_run_with_each_point_once(
     shared_server: TrackioServer, project: str, tmp_path: Path
 ) -> None:
-    env = {
-        **os.environ,
-        "TRACKIO_SERVER_URL": shared_server.url,
-        "TRACKIO_WRITE_TOKEN": TOKEN,
-        "TRACKIO_PROJECT": project,
-        "PYTHONPATH": str(REPO),
-        "OMP_NUM_THREADS": "1",
-    }
+    env = shared_server.job_env(project, OMP_NUM_THREADS="1")
     command = [
         str(BIN / "torchrun"),
         "--nproc_per_node=2",
