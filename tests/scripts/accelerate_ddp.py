@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from teardown import leave_process_group, watchdog
+from teardown import end_process, leave_process_group, watchdog
 from torch.utils.data import DataLoader, TensorDataset
 
 from trackio_integrations import TrackioClient, TrackioTracker
@@ -53,6 +53,7 @@ def main(project: str, out: Path, batches: int) -> None:
     leave_process_group()
     accelerator.end_training()
     (out / f"rank{report['rank']}.json").write_text(json.dumps(report))
+    end_process()
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from teardown import leave_process_group, watchdog
+from teardown import end_process, leave_process_group, watchdog
 from torch.utils.data import DataLoader, TensorDataset
 
 from trackio_integrations import TrackioClient
@@ -85,6 +85,7 @@ def main(package: str, devices: int, out: Path) -> None:
     }
     (out / f"rank{trainer.global_rank}.json").write_text(json.dumps(report))
     leave_process_group()  # under DDP; else Lightning destroys the group at exit, rank by rank
+    end_process()
 
 
 if __name__ == "__main__":

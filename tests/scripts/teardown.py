@@ -7,24 +7,47 @@ late. The process then aborts at interpreter exit ("terminate called without an 
 exception") or hangs in the group's destructor. A barrier first means every rank is done with
 every collective, and only then is the group destroyed, on every rank.
 
+After that, at the end of the script's function, ``end_process()``: a rank that left a group
+exits there, before the function's objects (a DDP-wrapped model, its reducer) are torn down and
+before the interpreter's own teardown. Now and then a two-rank gloo run of a Trainer hung in
+that teardown after the group was gone: the watchdog showed no Python frame below the script's
+``main()`` call and no thread of ours, so native destructors freeing ``main()``'s objects.
+Python's ``atexit`` handlers (a client's last flush) still run first.
+
 ``watchdog()`` turns a hang that is left into a failure that shows where each thread was.
 """
 
 from __future__ import annotations
 
+import atexit
 import faulthandler
+import os
 import sys
 
 import torch.distributed as dist
 
 WATCHDOG_S = 120  # a run takes seconds; the tests wait 150-240 s before they give up
+_left_a_group = False
 
 
 def leave_process_group() -> None:
     """Barrier, then destroy the default process group, on every rank; no-op in one process."""
+    global _left_a_group
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()
+        _left_a_group = True
+
+
+def end_process() -> None:
+    """After ``leave_process_group()`` left a group: run the ``atexit`` handlers, flush, and exit
+    0 without the interpreter's teardown. Otherwise return, and the script ends as usual."""
+    if not _left_a_group:
+        return
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def watchdog(seconds: float = WATCHDOG_S) -> None:

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from teardown import leave_process_group, watchdog
+from teardown import end_process, leave_process_group, watchdog
 from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.utils import logging as hf_logging
 
@@ -94,6 +94,7 @@ def main() -> None:
     Path(options.output_dir).mkdir(parents=True, exist_ok=True)
     (Path(options.output_dir) / f"rank{rank}.json").write_text(json.dumps(report))
     leave_process_group()  # under torchrun: every rank, once rank 0's run has finished
+    end_process()  # before this frame's objects (the DDP model) are torn down
 
 
 if __name__ == "__main__":
