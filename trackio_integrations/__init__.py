@@ -36,41 +36,46 @@ __all__ = [
 ]
 
 _WHERE = {
-    "TrackioClient": "client",
-    "TrackioCallback": "transformers",
-    "TrackioLogger": "lightning",
-    "TrackioTracker": "accelerate",
-    "TrackioError": "errors",
-    "TrackioConfigError": "errors",
-    "TrackioAuthError": "errors",
-    "TrackioServerError": "errors",
-    "Image": "media",
-    "Audio": "media",
-    "Video": "media",
-    "Table": "media",
-    "Histogram": "media",
-    "Markdown": "media",
-    "install": "adopt",
-    "uninstall": "adopt",
-    "HealthChecks": "health",
+    "TrackioClient": "trackio_integrations.client",
+    "TrackioCallback": "trackio_integrations.transformers",
+    "TrackioLogger": "trackio_integrations.lightning",
+    "TrackioTracker": "trackio_integrations.accelerate",
+    "TrackioError": "trackio_integrations.errors",
+    "TrackioConfigError": "trackio_integrations.errors",
+    "TrackioAuthError": "trackio_integrations.errors",
+    "TrackioServerError": "trackio_integrations.errors",
+    "Image": "trackio_integrations.media",
+    "Audio": "trackio_integrations.media",
+    "Video": "trackio_integrations.media",
+    "Table": "trackio_integrations.media",
+    "Histogram": "trackio_integrations.media",
+    "Markdown": "trackio_integrations.media",
+    "install": "trackio_integrations.adopt",
+    "uninstall": "trackio_integrations.adopt",
+    "HealthChecks": "trackio_integrations.health",
 }
 
 if TYPE_CHECKING:
-    from .accelerate import TrackioTracker
-    from .adopt import install, uninstall
-    from .client import TrackioClient
-    from .errors import TrackioAuthError, TrackioConfigError, TrackioError, TrackioServerError
-    from .health import HealthChecks
-    from .lightning import TrackioLogger
-    from .media import Audio, Histogram, Image, Markdown, Table, Video
-    from .transformers import TrackioCallback
+    from trackio_integrations.accelerate import TrackioTracker
+    from trackio_integrations.adopt import install, uninstall
+    from trackio_integrations.client import TrackioClient
+    from trackio_integrations.errors import (
+        TrackioAuthError,
+        TrackioConfigError,
+        TrackioError,
+        TrackioServerError,
+    )
+    from trackio_integrations.health import HealthChecks
+    from trackio_integrations.lightning import TrackioLogger
+    from trackio_integrations.media import Audio, Histogram, Image, Markdown, Table, Video
+    from trackio_integrations.transformers import TrackioCallback
 
 
 def __getattr__(name: str) -> Any:
     module = _WHERE.get(name)
     if module is None:
         raise AttributeError(f"module 'trackio_integrations' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
 
@@ -80,7 +85,7 @@ def __dir__() -> list[str]:
 
 
 def _register_names() -> None:
-    from .adopt import register_names
+    from trackio_integrations.adopt import register_names
 
     register_names()
 

@@ -12,14 +12,14 @@ from typing import Any
 from accelerate import Accelerator
 from accelerate.tracking import GeneralTracker, on_main_process
 
-from .artifacts import Artifact, UsedArtifact
-from .client import DEFAULT_FINISH_TIMEOUT, TrackioClient
-from .errors import TrackioConfigError, warn_user
-from .health import HealthChecks
-from .media import Image, Table, each
-from .monitoring import Monitoring
-from .runs import Resume, check_resume, run_to_resume
-from .system import DEFAULT_INTERVAL
+from trackio_integrations.artifacts import Artifact, UsedArtifact
+from trackio_integrations.client import DEFAULT_FINISH_TIMEOUT, TrackioClient
+from trackio_integrations.errors import TrackioConfigError, warn_user
+from trackio_integrations.health import HealthChecks
+from trackio_integrations.media import Image, Table, each
+from trackio_integrations.monitoring import Monitoring
+from trackio_integrations.runs import Resume, check_resume, run_to_resume
+from trackio_integrations.system import DEFAULT_INTERVAL
 
 __all__ = ["InitTrackersTracker", "TrackioTracker"]
 

@@ -23,7 +23,7 @@ import sys
 from types import ModuleType
 from typing import Any
 
-from ._import_hooks import forget, when_imported
+from trackio_integrations._import_hooks import forget, when_imported
 
 __all__ = ["OWN_NAME", "install", "installed", "register_names", "uninstall"]
 
@@ -102,13 +102,13 @@ def installed() -> bool:
 
 
 def _name_transformers(utils: ModuleType) -> None:
-    from .transformers import ReportToTrackioCallback
+    from trackio_integrations.transformers import ReportToTrackioCallback
 
     utils.INTEGRATION_TO_CALLBACK.setdefault(OWN_NAME, ReportToTrackioCallback)
 
 
 def _take_transformers(utils: ModuleType) -> None:
-    from .transformers import ReportToTrackioCallback
+    from trackio_integrations.transformers import ReportToTrackioCallback
 
     with _lock:
         if not _installed or "transformers" in _saved:
@@ -169,7 +169,7 @@ def _name_accelerate(package: ModuleType) -> None:
     register = getattr(tracking, "register_tracker_class", None)
     if register is None or OWN_NAME in tracking.LOGGER_TYPE_TO_CLASS:
         return  # accelerate < 1.15 takes built-in names only
-    from .accelerate import InitTrackersTracker
+    from trackio_integrations.accelerate import InitTrackersTracker
 
     register(InitTrackersTracker)
 
@@ -178,7 +178,7 @@ def _take_accelerate(package: ModuleType) -> None:
     from accelerate import tracking
     from accelerate.utils import LoggerType
 
-    from .accelerate import LogWithTrackioTracker
+    from trackio_integrations.accelerate import LogWithTrackioTracker
 
     if not hasattr(LoggerType, "TRACKIO"):
         _logger().warning(

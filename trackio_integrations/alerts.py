@@ -14,9 +14,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .records import RunFields
-    from .spool import Spool
-    from .webhook import WebhookPoster
+    from trackio_integrations.records import RunFields
+    from trackio_integrations.spool import Spool
+    from trackio_integrations.webhook import WebhookPoster
 
 logger = logging.getLogger("trackio_integrations")
 

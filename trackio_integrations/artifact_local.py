@@ -32,9 +32,9 @@ from typing import Any
 
 import orjson
 
-from .artifact_files import CHUNK, FileChanged, verified_write
-from .artifact_server import Stopped, StoreError, Throttle
-from .transport import Outcome, Reply
+from trackio_integrations.artifact_files import CHUNK, FileChanged, verified_write
+from trackio_integrations.artifact_server import Stopped, StoreError, Throttle
+from trackio_integrations.transport import Outcome, Reply
 
 HELPER = Path(__file__).with_name("_trackio_local.py")
 HELPER_TIMEOUT = 120.0

@@ -24,9 +24,9 @@ from urllib.parse import quote
 import httpx
 import orjson
 
-from .artifact_files import CHUNK, FileChanged, pause, verified_write
-from .target import Target
-from .transport import Outcome, Reply, classify
+from trackio_integrations.artifact_files import CHUNK, FileChanged, pause, verified_write
+from trackio_integrations.target import Target
+from trackio_integrations.transport import Outcome, Reply, classify
 
 
 class StoreError(Exception):

@@ -25,11 +25,18 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .artifact_files import code_files, entry_for, matching, same_content, scan, shown_name
-from .values import json_safe
+from trackio_integrations.artifact_files import (
+    code_files,
+    entry_for,
+    matching,
+    same_content,
+    scan,
+    shown_name,
+)
+from trackio_integrations.values import json_safe
 
 if TYPE_CHECKING:
-    from .uploader import Uploader
+    from trackio_integrations.uploader import Uploader
 
 ARTIFACT, USE, FILE = "artifact", "use", "file"
 NAME = re.compile(r"^[A-Za-z0-9._-]+\Z")  # trackio's rule for artifact names and aliases
@@ -221,7 +228,7 @@ def log_artifact(
 
 def use_artifact(uploader: Uploader, ref: Any, warn: Callable[[str], None]) -> UsedArtifact:
     """Resolve ``name``, ``name:v<N>`` or ``name:<alias>`` now (one read), queue the lineage."""
-    from .artifact_server import StoreError
+    from trackio_integrations.artifact_server import StoreError
 
     if isinstance(ref, (Artifact, UsedArtifact)):
         name, spec = ref.name, ref.version
@@ -235,7 +242,7 @@ def use_artifact(uploader: Uploader, ref: Any, warn: Callable[[str], None]) -> U
         try:
             return reader.resolve(project, name, spec)
         except StoreError as exc:
-            from .errors import TrackioServerError
+            from trackio_integrations.errors import TrackioServerError
 
             raise TrackioServerError(f"Cannot read artifact {name!r}: {exc}") from None
 
@@ -243,7 +250,7 @@ def use_artifact(uploader: Uploader, ref: Any, warn: Callable[[str], None]) -> U
         try:
             reader.fetch(project, entry, target)
         except StoreError as exc:
-            from .errors import TrackioServerError
+            from trackio_integrations.errors import TrackioServerError
 
             raise TrackioServerError(f"Cannot download {entry['path']}: {exc}") from None
 

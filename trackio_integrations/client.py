@@ -15,27 +15,36 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, cast
 
-from .alerts import AlertMethods
-from .client_artifacts import ArtifactMethods, _has_queued_uploads
-from .client_process import after_fork_in_child, finish_all_at_exit, new_run_name
-from .client_process import live as _live
-from .client_writer import adopt_orphans, open_spool, report_undelivered
-from .errors import TrackioAuthError, TrackioConfigError, TrackioServerError, warn_user
-from .media import is_media
-from .media_files import FileStager
-from .records import RunFields
-from .sender import Delivery, HttpDelivery, InboxDelivery, Sender, close_quietly
-from .spool import Spool, default_root
-from .system import DEFAULT_INTERVAL, SystemSampler
-from .target import Target, resolve_target
-from .transport import Transport
-from .values import Kept, encode_metrics, json_safe
-from .webhook import WebhookPoster
+from trackio_integrations.alerts import AlertMethods
+from trackio_integrations.client_artifacts import ArtifactMethods, _has_queued_uploads
+from trackio_integrations.client_process import (
+    after_fork_in_child,
+    finish_all_at_exit,
+    new_run_name,
+)
+from trackio_integrations.client_process import live as _live
+from trackio_integrations.client_writer import adopt_orphans, open_spool, report_undelivered
+from trackio_integrations.errors import (
+    TrackioAuthError,
+    TrackioConfigError,
+    TrackioServerError,
+    warn_user,
+)
+from trackio_integrations.media import is_media
+from trackio_integrations.media_files import FileStager
+from trackio_integrations.records import RunFields
+from trackio_integrations.sender import Delivery, HttpDelivery, InboxDelivery, Sender, close_quietly
+from trackio_integrations.spool import Spool, default_root
+from trackio_integrations.system import DEFAULT_INTERVAL, SystemSampler
+from trackio_integrations.target import Target, resolve_target
+from trackio_integrations.transport import Transport
+from trackio_integrations.values import Kept, encode_metrics, json_safe
+from trackio_integrations.webhook import WebhookPoster
 
 if TYPE_CHECKING:
     import httpx  # loaded only for a server or a Space (in transport.py)
 
-    from .uploader import Uploader
+    from trackio_integrations.uploader import Uploader
 
 logger = logging.getLogger("trackio_integrations")
 
@@ -329,7 +338,9 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         Files need a step folder before the server numbers the point: a point logged without a
         step gets the step it will be given, the last one plus one.
         """
-        from .encoding import encode_point  # NumPy, PIL, torch: only where a value needs them
+        from trackio_integrations.encoding import (
+            encode_point,  # NumPy, PIL, torch: only where a value needs them
+        )
 
         assert self._spool is not None
         last = self._last_step

@@ -13,7 +13,7 @@ import weakref
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .client import TrackioClient
+    from trackio_integrations.client import TrackioClient
 
 EXIT_FLUSH_TIMEOUT = 5.0
 live: weakref.WeakSet[TrackioClient] = weakref.WeakSet()  # the clients not yet finished

@@ -14,10 +14,10 @@ import socket
 import time
 from pathlib import Path
 
-from .errors import warn_user
-from .sender import Delivery, InboxDelivery, Sender
-from .spool import Spool
-from .target import Target
+from trackio_integrations.errors import warn_user
+from trackio_integrations.sender import Delivery, InboxDelivery, Sender
+from trackio_integrations.spool import Spool
+from trackio_integrations.target import Target
 
 logger = logging.getLogger("trackio_integrations")
 

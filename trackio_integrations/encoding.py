@@ -22,16 +22,25 @@ from typing import Any
 
 import orjson
 
-from .encoding_files import as_numpy, is_torch
-from .encoding_files import audio_bytes as audio_bytes
-from .encoding_files import image_array as image_array
-from .encoding_files import image_bytes as image_bytes
-from .encoding_files import pcm16 as pcm16
-from .encoding_files import png as png
-from .encoding_files import video_bytes as video_bytes
-from .encoding_files import video_frames as video_frames
-from .media import Audio, Histogram, Image, Markdown, Table, Video, as_ours, is_media
-from .values import Warn, drop_unserialisable, json_safe
+from trackio_integrations.encoding_files import as_numpy, is_torch
+from trackio_integrations.encoding_files import audio_bytes as audio_bytes
+from trackio_integrations.encoding_files import image_array as image_array
+from trackio_integrations.encoding_files import image_bytes as image_bytes
+from trackio_integrations.encoding_files import pcm16 as pcm16
+from trackio_integrations.encoding_files import png as png
+from trackio_integrations.encoding_files import video_bytes as video_bytes
+from trackio_integrations.encoding_files import video_frames as video_frames
+from trackio_integrations.media import (
+    Audio,
+    Histogram,
+    Image,
+    Markdown,
+    Table,
+    Video,
+    as_ours,
+    is_media,
+)
+from trackio_integrations.values import Warn, drop_unserialisable, json_safe
 
 Store = Callable[[str, bytes, str], str]
 """``store(key, data, extension) -> file_path``; raises ``OSError`` when it cannot keep them."""

@@ -18,7 +18,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from .media import Audio, Image, Video
+from trackio_integrations.media import Audio, Image, Video
 
 # --- images --------------------------------------------------------------------------------------
 

@@ -26,17 +26,21 @@ from typing import TYPE_CHECKING, Any, Literal
 # is the one their strategies set, whichever package launched the processes.
 from lightning_utilities.core.rank_zero import rank_zero_only
 
-from .artifacts import safe_name
-from .client import TrackioClient, new_run_name
-from .errors import TrackioConfigError, warn_user
-from .health import HealthChecks
-from .lightning_checkpoints import checkpoint_metadata, checkpoint_record, checkpoints_to_log
-from .media import Audio, Image, Table, Video, each
-from .monitoring import Monitoring
-from .runs import Resume, check_resume, run_to_resume
-from .system import DEFAULT_INTERVAL
-from .values import json_safe
-from .watch import Watcher
+from trackio_integrations.artifacts import safe_name
+from trackio_integrations.client import TrackioClient, new_run_name
+from trackio_integrations.errors import TrackioConfigError, warn_user
+from trackio_integrations.health import HealthChecks
+from trackio_integrations.lightning_checkpoints import (
+    checkpoint_metadata,
+    checkpoint_record,
+    checkpoints_to_log,
+)
+from trackio_integrations.media import Audio, Image, Table, Video, each
+from trackio_integrations.monitoring import Monitoring
+from trackio_integrations.runs import Resume, check_resume, run_to_resume
+from trackio_integrations.system import DEFAULT_INTERVAL
+from trackio_integrations.values import json_safe
+from trackio_integrations.watch import Watcher
 
 _PACKAGES = {
     # package: (module with its Logger, module with its rank_zero_experiment)

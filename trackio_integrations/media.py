@@ -217,7 +217,7 @@ def each(
     (or, with ``batch``, anything iterable such as an NxCxHxW tensor). An option given as a list
     has one item per value; any other is shared by all. Never raises: an option ``kind`` does
     not take, or a value it refuses, is left out with a warning."""
-    from .errors import warn_user
+    from trackio_integrations.errors import warn_user
 
     iterable = batch and hasattr(values, "__iter__") and not isinstance(values, (str, Path))
     items = list(values) if isinstance(values, (list, tuple)) or iterable else [values]

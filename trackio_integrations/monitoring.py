@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .health import Health, HealthChecks
-from .nodes import NodeFollower, announce
-from .system import DEFAULT_INTERVAL
+from trackio_integrations.health import Health, HealthChecks
+from trackio_integrations.nodes import NodeFollower, announce
+from trackio_integrations.system import DEFAULT_INTERVAL
 
 
 class Monitoring:

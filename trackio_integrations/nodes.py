@@ -24,8 +24,8 @@ from typing import Any
 
 import orjson
 
-from .system import DEFAULT_INTERVAL, SystemSampler
-from .worker import Worker
+from trackio_integrations.system import DEFAULT_INTERVAL, SystemSampler
+from trackio_integrations.worker import Worker
 
 logger = logging.getLogger("trackio_integrations")
 
@@ -147,7 +147,7 @@ class NodeFollower:
         return POLL
 
     def _join(self, run: dict[str, Any]) -> None:
-        from .client import TrackioClient
+        from trackio_integrations.client import TrackioClient
 
         self.client = TrackioClient(
             run["project"],

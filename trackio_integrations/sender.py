@@ -30,12 +30,12 @@ from typing import Any, Protocol
 
 import orjson
 
-from .dead_letter import dead_letter
-from .media_files import ReadBlob, copy_files, upload_files
-from .records import CONFIG_PREFIX, MEDIA, kind_of
-from .spool import Batch, Spool
-from .transport import Outcome, Reply, Transport
-from .worker import Worker
+from trackio_integrations.dead_letter import dead_letter
+from trackio_integrations.media_files import ReadBlob, copy_files, upload_files
+from trackio_integrations.records import CONFIG_PREFIX, MEDIA, kind_of
+from trackio_integrations.spool import Batch, Spool
+from trackio_integrations.transport import Outcome, Reply, Transport
+from trackio_integrations.worker import Worker
 
 logger = logging.getLogger("trackio_integrations")
 

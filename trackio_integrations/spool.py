@@ -33,7 +33,7 @@ from typing import Any
 
 import orjson
 
-from .blobs import Blobs
+from trackio_integrations.blobs import Blobs
 
 SEGMENT_BYTES = 8 * 1024 * 1024
 MEMORY_LIMIT = 200_000  # points kept in memory when the disk refuses them

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from .errors import TrackioConfigError, warn_user
+from trackio_integrations.errors import TrackioConfigError, warn_user
 
 Kind = Literal["space", "server", "local"]
 

@@ -9,15 +9,15 @@ from typing import Any
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 from transformers.trainer_callback import CallbackHandler, ExportableState
 
-from .artifacts import safe_name
-from .client import DEFAULT_FINISH_TIMEOUT, TrackioClient
-from .errors import warn_user
-from .health import HealthChecks
-from .monitoring import Monitoring
-from .system import DEFAULT_INTERVAL
-from .target import resolve_target, split_write_token
-from .transformers_args import SUMMARY_KEYS as SUMMARY_KEYS
-from .transformers_args import (
+from trackio_integrations.artifacts import safe_name
+from trackio_integrations.client import DEFAULT_FINISH_TIMEOUT, TrackioClient
+from trackio_integrations.errors import warn_user
+from trackio_integrations.health import HealthChecks
+from trackio_integrations.monitoring import Monitoring
+from trackio_integrations.system import DEFAULT_INTERVAL
+from trackio_integrations.target import resolve_target, split_write_token
+from trackio_integrations.transformers_args import SUMMARY_KEYS as SUMMARY_KEYS
+from trackio_integrations.transformers_args import (
     checkpoint_metadata,
     final_checkpoint,
     kept_secrets,
@@ -27,8 +27,8 @@ from .transformers_args import (
     run_config,
     saved_run,
 )
-from .transformers_handler import calling_handler, is_builtin_trackio, retire
-from .watch import Watcher, watch_mode
+from trackio_integrations.transformers_handler import calling_handler, is_builtin_trackio, retire
+from trackio_integrations.watch import Watcher, watch_mode
 
 __all__ = ["ReportToTrackioCallback", "TrackioCallback"]
 

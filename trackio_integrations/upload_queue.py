@@ -23,14 +23,14 @@ from typing import Any, Protocol
 import httpx
 import orjson
 
-from .artifact_files import FileChanged, sha256_of, unchanged
-from .artifact_local import LocalStore
-from .artifact_server import ServerStore, Stopped, StoreError, Throttle
-from .artifacts import ARTIFACT, FILE, USE, Artifact
-from .dead_letter import dead_letter
-from .spool import Spool
-from .target import Target
-from .transport import Outcome, Reply
+from trackio_integrations.artifact_files import FileChanged, sha256_of, unchanged
+from trackio_integrations.artifact_local import LocalStore
+from trackio_integrations.artifact_server import ServerStore, Stopped, StoreError, Throttle
+from trackio_integrations.artifacts import ARTIFACT, FILE, USE, Artifact
+from trackio_integrations.dead_letter import dead_letter
+from trackio_integrations.spool import Spool
+from trackio_integrations.target import Target
+from trackio_integrations.transport import Outcome, Reply
 
 logger = logging.getLogger("trackio_integrations")
 

@@ -34,14 +34,14 @@ from typing import Any
 import httpx
 import orjson
 
-from .artifact_files import record, snapshot
-from .artifact_local import LocalStore
-from .artifact_server import Throttle
-from .artifacts import Artifact
-from .spool import Spool
-from .target import Target
-from .upload_queue import Queue, Store, make_store, upload_mbps
-from .worker import Worker
+from trackio_integrations.artifact_files import record, snapshot
+from trackio_integrations.artifact_local import LocalStore
+from trackio_integrations.artifact_server import Throttle
+from trackio_integrations.artifacts import Artifact
+from trackio_integrations.spool import Spool
+from trackio_integrations.target import Target
+from trackio_integrations.upload_queue import Queue, Store, make_store, upload_mbps
+from trackio_integrations.worker import Worker
 
 logger = logging.getLogger("trackio_integrations")
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import TrackioConfigError
-from .media import Histogram
+from trackio_integrations.errors import TrackioConfigError
+from trackio_integrations.media import Histogram
 
 MODES = ("gradients", "parameters", "all")
 _OFF = ("", "false", "none", "off", "0")
