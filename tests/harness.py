@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import orjson
 
-from trackio_integrations.spool import Spool
+from trackio_integrations.core.spool import Spool
 
 TOKEN = "test-write-token-7f3a9c"
 BIN = Path(sys.executable).parent

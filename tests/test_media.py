@@ -28,12 +28,12 @@ from tests.harness import (
     wait_until,
 )
 from trackio_integrations import Audio, Histogram, Image, Markdown, Table, TrackioClient, Video
+from trackio_integrations.core.media_files import upload_files
+from trackio_integrations.core.records import RunFields
+from trackio_integrations.core.spool import Spool
+from trackio_integrations.core.target import resolve_target
+from trackio_integrations.core.transport import Outcome, Transport
 from trackio_integrations.encoding import audio_bytes, video_bytes
-from trackio_integrations.media_files import upload_files
-from trackio_integrations.records import RunFields
-from trackio_integrations.spool import Spool
-from trackio_integrations.target import resolve_target
-from trackio_integrations.transport import Outcome, Transport
 
 
 def _pixels(seed: int, shape: tuple[int, ...] = (24, 32, 3)) -> np.ndarray:

@@ -13,11 +13,11 @@ import pytest
 
 from tests.harness import TrackioServer, free_port, spool_point
 from trackio_integrations import TrackioClient
-from trackio_integrations import spool as spool_module
-from trackio_integrations.sender import HttpDelivery, Sender
-from trackio_integrations.spool import Spool
-from trackio_integrations.target import resolve_target
-from trackio_integrations.transport import Transport
+from trackio_integrations.core import spool as spool_module
+from trackio_integrations.core.sender import HttpDelivery, Sender
+from trackio_integrations.core.spool import Spool
+from trackio_integrations.core.target import resolve_target
+from trackio_integrations.core.transport import Transport
 
 
 @pytest.fixture

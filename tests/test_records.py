@@ -10,7 +10,7 @@ import pytest
 
 from tests.harness import TrackioServer, wait_until
 from trackio_integrations import TrackioClient
-from trackio_integrations.records import ALERT, METRIC, SYSTEM, RunFields, by_kind, kind_of
+from trackio_integrations.core.records import ALERT, METRIC, SYSTEM, RunFields, by_kind, kind_of
 
 
 def _log_each_kind(run: TrackioClient) -> None:

@@ -23,9 +23,9 @@ from tests.harness import (
     assert_each_step_once,
 )
 from trackio_integrations import TrackioAuthError, TrackioClient, cli, client
-from trackio_integrations.spool import Spool
-from trackio_integrations.target import space_url_for
-from trackio_integrations.transport import Transport
+from trackio_integrations.core.spool import Spool
+from trackio_integrations.core.target import space_url_for
+from trackio_integrations.core.transport import Transport
 
 SPACE = "alice/demo_space"  # served at https://alice-demo-space.hf.space
 SPACE_HOST = "alice-demo-space.hf.space"

@@ -19,8 +19,8 @@ from tests.harness import (
 )
 from trackio_integrations import TrackioClient
 from trackio_integrations.cli import main as cli
-from trackio_integrations.dead_letter import dead_letter
-from trackio_integrations.spool import Spool
+from trackio_integrations.core.dead_letter import dead_letter
+from trackio_integrations.core.spool import Spool
 
 
 def test_a_full_disk_warns_and_keeps_delivering_from_memory(

@@ -8,7 +8,7 @@ import warnings
 import pytest
 
 from trackio_integrations import TrackioConfigError
-from trackio_integrations.target import (
+from trackio_integrations.core.target import (
     redact_url,
     resolve_target,
     same_server,

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from trackio_integrations.values import _MAX_DEPTH, clean_metrics, encode_metrics, json_safe
+from trackio_integrations.core.values import _MAX_DEPTH, clean_metrics, encode_metrics, json_safe
 
 
 def clean(metrics: dict[Any, Any]) -> tuple[dict[str, Any], list[str]]:

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from trackio_integrations.records import RunFields
-    from trackio_integrations.spool import Spool
+    from trackio_integrations.core.records import RunFields
+    from trackio_integrations.core.spool import Spool
     from trackio_integrations.webhook import WebhookPoster
 
 logger = logging.getLogger("trackio_integrations")

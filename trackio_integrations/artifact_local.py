@@ -34,7 +34,7 @@ import orjson
 
 from trackio_integrations.artifact_files import CHUNK, FileChanged, verified_write
 from trackio_integrations.artifact_server import Stopped, StoreError, Throttle
-from trackio_integrations.transport import Outcome, Reply
+from trackio_integrations.core.transport import Outcome, Reply
 
 HELPER = Path(__file__).with_name("_trackio_local.py")
 HELPER_TIMEOUT = 120.0

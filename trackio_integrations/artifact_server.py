@@ -25,8 +25,8 @@ import httpx
 import orjson
 
 from trackio_integrations.artifact_files import CHUNK, FileChanged, pause, verified_write
-from trackio_integrations.target import Target
-from trackio_integrations.transport import Outcome, Reply, classify
+from trackio_integrations.core.target import Target
+from trackio_integrations.core.transport import Outcome, Reply, classify
 
 
 class StoreError(Exception):

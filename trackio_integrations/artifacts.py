@@ -33,7 +33,7 @@ from trackio_integrations.artifact_files import (
     scan,
     shown_name,
 )
-from trackio_integrations.values import json_safe
+from trackio_integrations.core.values import json_safe
 
 if TYPE_CHECKING:
     from trackio_integrations.uploader import Uploader

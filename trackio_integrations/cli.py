@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from trackio_integrations.cli_uploads import status_uploads, sync_uploads
-from trackio_integrations.dead_letter import iter_dead_letters
+from trackio_integrations.core.dead_letter import iter_dead_letters
+from trackio_integrations.core.sender import Delivery, HttpDelivery, InboxDelivery, Sender
+from trackio_integrations.core.spool import Spool, default_root
+from trackio_integrations.core.target import Target, resolve_target, same_server, saved_target
+from trackio_integrations.core.transport import Transport
 from trackio_integrations.errors import TrackioAuthError, TrackioError
-from trackio_integrations.sender import Delivery, HttpDelivery, InboxDelivery, Sender
-from trackio_integrations.spool import Spool, default_root
-from trackio_integrations.target import Target, resolve_target, same_server, saved_target
-from trackio_integrations.transport import Transport
 
 # Where a token came from, in the words of this command line.
 _FLAG_NAMES = {"write_token": "--write-token", "server_url": "--server-url"}

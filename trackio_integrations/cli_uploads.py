@@ -7,8 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from trackio_integrations.dead_letter import iter_dead_letters
-from trackio_integrations.target import Target
+from trackio_integrations.core.dead_letter import iter_dead_letters
+from trackio_integrations.core.target import Target
 
 
 def status_uploads(root: Path) -> None:

@@ -17,13 +17,26 @@ from typing import TYPE_CHECKING, Any, cast
 
 from trackio_integrations.alerts import AlertMethods
 from trackio_integrations.client_artifacts import ArtifactMethods, _has_queued_uploads
-from trackio_integrations.client_process import (
+from trackio_integrations.core.media_files import FileStager
+from trackio_integrations.core.process import (
     after_fork_in_child,
     finish_all_at_exit,
     new_run_name,
 )
-from trackio_integrations.client_process import live as _live
-from trackio_integrations.client_writer import adopt_orphans, open_spool, report_undelivered
+from trackio_integrations.core.process import live as _live
+from trackio_integrations.core.records import RunFields
+from trackio_integrations.core.sender import (
+    Delivery,
+    HttpDelivery,
+    InboxDelivery,
+    Sender,
+    close_quietly,
+)
+from trackio_integrations.core.spool import Spool, default_root
+from trackio_integrations.core.target import Target, resolve_target
+from trackio_integrations.core.transport import Transport
+from trackio_integrations.core.values import Kept, encode_metrics, json_safe
+from trackio_integrations.core.writer import adopt_orphans, open_spool, report_undelivered
 from trackio_integrations.errors import (
     TrackioAuthError,
     TrackioConfigError,
@@ -31,14 +44,7 @@ from trackio_integrations.errors import (
     warn_user,
 )
 from trackio_integrations.media import is_media
-from trackio_integrations.media_files import FileStager
-from trackio_integrations.records import RunFields
-from trackio_integrations.sender import Delivery, HttpDelivery, InboxDelivery, Sender, close_quietly
-from trackio_integrations.spool import Spool, default_root
 from trackio_integrations.system import DEFAULT_INTERVAL, SystemSampler
-from trackio_integrations.target import Target, resolve_target
-from trackio_integrations.transport import Transport
-from trackio_integrations.values import Kept, encode_metrics, json_safe
 from trackio_integrations.webhook import WebhookPoster
 
 if TYPE_CHECKING:

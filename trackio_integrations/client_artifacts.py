@@ -15,8 +15,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from trackio_integrations.core.target import Target
 from trackio_integrations.errors import warn_user
-from trackio_integrations.target import Target
 
 if TYPE_CHECKING:
     from trackio_integrations.artifacts import Artifact, UsedArtifact

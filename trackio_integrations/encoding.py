@@ -22,6 +22,7 @@ from typing import Any
 
 import orjson
 
+from trackio_integrations.core.values import Warn, drop_unserialisable, json_safe
 from trackio_integrations.encoding_files import as_numpy, is_torch
 from trackio_integrations.encoding_files import audio_bytes as audio_bytes
 from trackio_integrations.encoding_files import image_array as image_array
@@ -40,7 +41,6 @@ from trackio_integrations.media import (
     as_ours,
     is_media,
 )
-from trackio_integrations.values import Warn, drop_unserialisable, json_safe
 
 Store = Callable[[str, bytes, str], str]
 """``store(key, data, extension) -> file_path``; raises ``OSError`` when it cannot keep them."""

@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass
 from types import TracebackType
 from typing import Any, Protocol
 
-from trackio_integrations.worker import Worker
+from trackio_integrations.core.worker import Worker
 
 logger = logging.getLogger("trackio_integrations")
 

@@ -28,6 +28,8 @@ from lightning_utilities.core.rank_zero import rank_zero_only
 
 from trackio_integrations.artifacts import safe_name
 from trackio_integrations.client import TrackioClient, new_run_name
+from trackio_integrations.core.runs import Resume, check_resume, run_to_resume
+from trackio_integrations.core.values import json_safe
 from trackio_integrations.errors import TrackioConfigError, warn_user
 from trackio_integrations.health import HealthChecks
 from trackio_integrations.lightning_checkpoints import (
@@ -37,9 +39,7 @@ from trackio_integrations.lightning_checkpoints import (
 )
 from trackio_integrations.media import Audio, Image, Table, Video, each
 from trackio_integrations.monitoring import Monitoring
-from trackio_integrations.runs import Resume, check_resume, run_to_resume
 from trackio_integrations.system import DEFAULT_INTERVAL
-from trackio_integrations.values import json_safe
 from trackio_integrations.watch import Watcher
 
 _PACKAGES = {

@@ -24,8 +24,8 @@ from typing import Any
 
 import orjson
 
+from trackio_integrations.core.worker import Worker
 from trackio_integrations.system import DEFAULT_INTERVAL, SystemSampler
-from trackio_integrations.worker import Worker
 
 logger = logging.getLogger("trackio_integrations")
 

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from trackio_integrations.worker import Worker
+from trackio_integrations.core.worker import Worker
 
 logger = logging.getLogger("trackio_integrations")
 

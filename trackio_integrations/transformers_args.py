@@ -17,8 +17,8 @@ from typing import Any
 
 from transformers import TrainerState, TrainingArguments
 
+from trackio_integrations.core.target import resolve_target
 from trackio_integrations.errors import TrackioConfigError
-from trackio_integrations.target import resolve_target
 
 # What ``Trainer`` logs once, at the end of ``train()``: a run summary, not a time series.
 SUMMARY_KEYS = frozenset(

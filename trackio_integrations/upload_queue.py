@@ -27,10 +27,10 @@ from trackio_integrations.artifact_files import FileChanged, sha256_of, unchange
 from trackio_integrations.artifact_local import LocalStore
 from trackio_integrations.artifact_server import ServerStore, Stopped, StoreError, Throttle
 from trackio_integrations.artifacts import ARTIFACT, FILE, USE, Artifact
-from trackio_integrations.dead_letter import dead_letter
-from trackio_integrations.spool import Spool
-from trackio_integrations.target import Target
-from trackio_integrations.transport import Outcome, Reply
+from trackio_integrations.core.dead_letter import dead_letter
+from trackio_integrations.core.spool import Spool
+from trackio_integrations.core.target import Target
+from trackio_integrations.core.transport import Outcome, Reply
 
 logger = logging.getLogger("trackio_integrations")
 

@@ -38,10 +38,10 @@ from trackio_integrations.artifact_files import record, snapshot
 from trackio_integrations.artifact_local import LocalStore
 from trackio_integrations.artifact_server import Throttle
 from trackio_integrations.artifacts import Artifact
-from trackio_integrations.spool import Spool
-from trackio_integrations.target import Target
+from trackio_integrations.core.spool import Spool
+from trackio_integrations.core.target import Target
+from trackio_integrations.core.worker import Worker
 from trackio_integrations.upload_queue import Queue, Store, make_store, upload_mbps
-from trackio_integrations.worker import Worker
 
 logger = logging.getLogger("trackio_integrations")
 

@@ -20,8 +20,8 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from trackio_integrations.core.worker import Worker
 from trackio_integrations.errors import warn_user
-from trackio_integrations.worker import Worker
 
 if TYPE_CHECKING:
     import httpx  # loaded on the first post: a run with no webhook never needs it

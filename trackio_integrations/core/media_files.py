@@ -30,9 +30,9 @@ from typing import Any
 
 import orjson
 
-from trackio_integrations.records import MEDIA, kind_of
-from trackio_integrations.spool import Spool
-from trackio_integrations.transport import Outcome, Reply, Transport
+from trackio_integrations.core.records import MEDIA, kind_of
+from trackio_integrations.core.spool import Spool
+from trackio_integrations.core.transport import Outcome, Reply, Transport
 
 ReadBlob = Callable[[str], "bytes | None"]
 UPLOAD_BYTES = 32 << 20  # per POST /api/upload

@@ -17,9 +17,9 @@ from typing import Any, Literal
 import httpx
 import orjson
 
+from trackio_integrations.core.target import Target, resolve_target
+from trackio_integrations.core.transport import Transport
 from trackio_integrations.errors import TrackioConfigError, TrackioServerError, warn_user
-from trackio_integrations.target import Target, resolve_target
-from trackio_integrations.transport import Transport
 
 __all__ = ["RESUME_MODES", "Resume", "check_resume", "find_run", "run_to_resume"]
 

@@ -30,12 +30,12 @@ from typing import Any, Protocol
 
 import orjson
 
-from trackio_integrations.dead_letter import dead_letter
-from trackio_integrations.media_files import ReadBlob, copy_files, upload_files
-from trackio_integrations.records import CONFIG_PREFIX, MEDIA, kind_of
-from trackio_integrations.spool import Batch, Spool
-from trackio_integrations.transport import Outcome, Reply, Transport
-from trackio_integrations.worker import Worker
+from trackio_integrations.core.dead_letter import dead_letter
+from trackio_integrations.core.media_files import ReadBlob, copy_files, upload_files
+from trackio_integrations.core.records import CONFIG_PREFIX, MEDIA, kind_of
+from trackio_integrations.core.spool import Batch, Spool
+from trackio_integrations.core.transport import Outcome, Reply, Transport
+from trackio_integrations.core.worker import Worker
 
 logger = logging.getLogger("trackio_integrations")
 

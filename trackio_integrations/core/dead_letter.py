@@ -15,8 +15,8 @@ from typing import Any
 
 import orjson
 
-from trackio_integrations.records import files_of
-from trackio_integrations.spool import Spool, write_private
+from trackio_integrations.core.records import files_of
+from trackio_integrations.core.spool import Spool, write_private
 
 DEAD_LETTER = "dead-letter"
 

@@ -33,7 +33,7 @@ from typing import Any
 
 import orjson
 
-from trackio_integrations.blobs import Blobs
+from trackio_integrations.core.blobs import Blobs
 
 SEGMENT_BYTES = 8 * 1024 * 1024
 MEMORY_LIMIT = 200_000  # points kept in memory when the disk refuses them

@@ -1,8 +1,8 @@
 """What the clients of one process share: their run names, the live set, fork and exit hooks.
 
-Split out of ``client.py``: none of this is one run's business. ``client.py`` registers the two
-hooks when it is imported, as before: a forked child (a DataLoader worker) resets every live
-client, and process exit gives all of them one short, bounded flush.
+None of this is one run's business. ``client.py`` registers the two hooks when it is imported: a
+forked child (a DataLoader worker) resets every live client, and process exit gives all of them one
+short, bounded flush. The core knows a client only by the ``Live`` shape below, never by import.
 """
 
 from __future__ import annotations
@@ -10,13 +10,22 @@ from __future__ import annotations
 import secrets
 import time
 import weakref
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from trackio_integrations.client import TrackioClient
+from typing import Any, Protocol
 
 EXIT_FLUSH_TIMEOUT = 5.0
-live: weakref.WeakSet[TrackioClient] = weakref.WeakSet()  # the clients not yet finished
+
+
+class Live(Protocol):
+    """What the process hooks ask of a client (``TrackioClient`` is one)."""
+
+    _sender: Any
+
+    def _reset_after_fork(self) -> None: ...
+
+    def finish(self, timeout: float = ..., artifact_timeout: float | None = ...) -> bool: ...
+
+
+live: weakref.WeakSet[Live] = weakref.WeakSet()  # the clients not yet finished
 
 _ADJECTIVES = (
     "amber bold brisk calm clever crisp dapper eager fair gentle glad keen lively lucid merry "

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from trackio_integrations.core.records import ALERT, MEDIA, METRIC, SYSTEM, by_kind
+from trackio_integrations.core.target import Target
 from trackio_integrations.errors import TrackioAuthError, TrackioServerError
-from trackio_integrations.records import ALERT, MEDIA, METRIC, SYSTEM, by_kind
-from trackio_integrations.target import Target
 
 if TYPE_CHECKING:
     import httpx

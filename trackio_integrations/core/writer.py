@@ -1,6 +1,6 @@
 """A client's spool in this process: opening it, adopting dead writers' spools, the last report.
 
-Split out of ``client.py``, which keeps the order of things (points appended under its lock, the
+``client.py`` keeps the order of things (points appended under its lock, the
 sender started and stopped); here is what it asks of the disk and says about it: a spool folder
 (or memory, with a warning, where none can be written), the spools of dead writers that its
 sender can deliver too, and at ``finish()`` what was dropped or not yet delivered, and where.
@@ -14,10 +14,10 @@ import socket
 import time
 from pathlib import Path
 
+from trackio_integrations.core.sender import Delivery, InboxDelivery, Sender
+from trackio_integrations.core.spool import Spool
+from trackio_integrations.core.target import Target
 from trackio_integrations.errors import warn_user
-from trackio_integrations.sender import Delivery, InboxDelivery, Sender
-from trackio_integrations.spool import Spool
-from trackio_integrations.target import Target
 
 logger = logging.getLogger("trackio_integrations")
 

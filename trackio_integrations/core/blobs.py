@@ -13,7 +13,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from trackio_integrations.records import files_of
+from trackio_integrations.core.records import files_of
 
 MEMORY_BYTES = 256 << 20
 
