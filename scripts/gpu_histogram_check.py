@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def compare(torch: Any, data: Any, bins: int) -> dict[str, Any]:
-    from trackio_integrations.encoding import numpy_histogram, torch_histogram
+    from trackio_integrations.media.encode import numpy_histogram, torch_histogram
 
     counts, edges = torch_histogram(data, bins)
     host = data.detach().cpu()
@@ -75,7 +75,7 @@ def main() -> int:
     import torch
 
     from trackio_integrations import Histogram, TrackioClient
-    from trackio_integrations.encoding import encode_histogram, numpy_histogram
+    from trackio_integrations.media.encode import encode_histogram, numpy_histogram
     from trackio_integrations.watch import Watcher
 
     device = "cpu" if options.dry_run else "cuda"

@@ -15,7 +15,7 @@ import trackio
 from PIL import Image as PILImage
 
 from trackio_integrations import Audio, Histogram, Image, Markdown, Table, Video
-from trackio_integrations.encoding import (
+from trackio_integrations.media.encode import (
     encode_point,
     encode_value,
     image_array,

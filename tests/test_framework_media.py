@@ -23,7 +23,7 @@ from tests.test_accelerate import train
 from tests.test_lightning import QUIET, Regressor, loaders
 from tests.test_transformers import make_trainer
 from trackio_integrations import TrackioCallback, TrackioConfigError, TrackioLogger, TrackioTracker
-from trackio_integrations.encoding import image_array
+from trackio_integrations.media.encode import image_array
 
 
 def stored_pixels(server: TrackioServer, value: dict[str, Any]) -> list[Any]:

@@ -33,7 +33,7 @@ from trackio_integrations.core.records import RunFields
 from trackio_integrations.core.spool import Spool
 from trackio_integrations.core.target import resolve_target
 from trackio_integrations.core.transport import Outcome, Transport
-from trackio_integrations.encoding import audio_bytes, video_bytes
+from trackio_integrations.media.encode import audio_bytes, video_bytes
 
 
 def _pixels(seed: int, shape: tuple[int, ...] = (24, 32, 3)) -> np.ndarray:

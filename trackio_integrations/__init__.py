@@ -44,12 +44,12 @@ _WHERE = {
     "TrackioConfigError": "trackio_integrations.errors",
     "TrackioAuthError": "trackio_integrations.errors",
     "TrackioServerError": "trackio_integrations.errors",
-    "Image": "trackio_integrations.media",
-    "Audio": "trackio_integrations.media",
-    "Video": "trackio_integrations.media",
-    "Table": "trackio_integrations.media",
-    "Histogram": "trackio_integrations.media",
-    "Markdown": "trackio_integrations.media",
+    "Image": "trackio_integrations.media.kinds",
+    "Audio": "trackio_integrations.media.kinds",
+    "Video": "trackio_integrations.media.kinds",
+    "Table": "trackio_integrations.media.kinds",
+    "Histogram": "trackio_integrations.media.kinds",
+    "Markdown": "trackio_integrations.media.kinds",
     "install": "trackio_integrations.adopt",
     "uninstall": "trackio_integrations.adopt",
     "HealthChecks": "trackio_integrations.health",
@@ -67,7 +67,7 @@ if TYPE_CHECKING:
     )
     from trackio_integrations.health import HealthChecks
     from trackio_integrations.lightning import TrackioLogger
-    from trackio_integrations.media import Audio, Histogram, Image, Markdown, Table, Video
+    from trackio_integrations.media.kinds import Audio, Histogram, Image, Markdown, Table, Video
     from trackio_integrations.transformers import TrackioCallback
 
 

@@ -17,7 +17,7 @@ from trackio_integrations.client import DEFAULT_FINISH_TIMEOUT, TrackioClient
 from trackio_integrations.core.runs import Resume, check_resume, run_to_resume
 from trackio_integrations.errors import TrackioConfigError, warn_user
 from trackio_integrations.health import HealthChecks
-from trackio_integrations.media import Image, Table, each
+from trackio_integrations.media.kinds import Image, Table, each
 from trackio_integrations.monitoring import Monitoring
 from trackio_integrations.system import DEFAULT_INTERVAL
 

@@ -43,7 +43,7 @@ from trackio_integrations.errors import (
     TrackioServerError,
     warn_user,
 )
-from trackio_integrations.media import is_media
+from trackio_integrations.media.kinds import is_media
 from trackio_integrations.system import DEFAULT_INTERVAL, SystemSampler
 from trackio_integrations.webhook import WebhookPoster
 
@@ -344,7 +344,7 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         Files need a step folder before the server numbers the point: a point logged without a
         step gets the step it will be given, the last one plus one.
         """
-        from trackio_integrations.encoding import (
+        from trackio_integrations.media.encode import (
             encode_point,  # NumPy, PIL, torch: only where a value needs them
         )
 

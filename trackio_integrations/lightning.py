@@ -37,7 +37,7 @@ from trackio_integrations.lightning_checkpoints import (
     checkpoint_record,
     checkpoints_to_log,
 )
-from trackio_integrations.media import Audio, Image, Table, Video, each
+from trackio_integrations.media.kinds import Audio, Image, Table, Video, each
 from trackio_integrations.monitoring import Monitoring
 from trackio_integrations.system import DEFAULT_INTERVAL
 from trackio_integrations.watch import Watcher

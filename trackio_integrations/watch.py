@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from trackio_integrations.errors import TrackioConfigError
-from trackio_integrations.media import Histogram
+from trackio_integrations.media.kinds import Histogram
 
 MODES = ("gradients", "parameters", "all")
 _OFF = ("", "false", "none", "off", "0")

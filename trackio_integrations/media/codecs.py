@@ -1,7 +1,7 @@
 """The media kinds stored as files: images (PNG), audio (WAV) and video (through ffmpeg).
 
-Split out of ``encoding.py`` (which turns a point's media values into trackio's JSON and keeps
-tables and histograms): each function here returns ``(file bytes, extension)`` for one value, or
+``encode.py`` turns a point's media values into trackio's JSON and keeps tables and histograms;
+each function here returns ``(file bytes, extension)`` for one value, or
 the array it is made from, and knows nothing of where the bytes are kept. NumPy, PIL and torch
 are imported on first use, never at import time.
 """
@@ -18,7 +18,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from trackio_integrations.media import Audio, Image, Video
+from trackio_integrations.media.kinds import Audio, Image, Video
 
 # --- images --------------------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ NumPy, PIL and torch are imported here, on first use, never at import time: a pr
 only scalars never loads them.
 
 This module keeps the dispatch, tables and histograms; the kinds stored as files (images, audio,
-video) are encoded in ``encoding_files`` (re-exported here). Images are written as PNG by a small
+video) are encoded in ``codecs`` (re-exported here). Images are written as PNG by a small
 encoder of our own (the "Sub" filter and zlib's run-length strategy): about ten times faster than
 PIL's default settings, for files about as small.
 """
@@ -23,15 +23,15 @@ from typing import Any
 import orjson
 
 from trackio_integrations.core.values import Warn, drop_unserialisable, json_safe
-from trackio_integrations.encoding_files import as_numpy, is_torch
-from trackio_integrations.encoding_files import audio_bytes as audio_bytes
-from trackio_integrations.encoding_files import image_array as image_array
-from trackio_integrations.encoding_files import image_bytes as image_bytes
-from trackio_integrations.encoding_files import pcm16 as pcm16
-from trackio_integrations.encoding_files import png as png
-from trackio_integrations.encoding_files import video_bytes as video_bytes
-from trackio_integrations.encoding_files import video_frames as video_frames
-from trackio_integrations.media import (
+from trackio_integrations.media.codecs import as_numpy, is_torch
+from trackio_integrations.media.codecs import audio_bytes as audio_bytes
+from trackio_integrations.media.codecs import image_array as image_array
+from trackio_integrations.media.codecs import image_bytes as image_bytes
+from trackio_integrations.media.codecs import pcm16 as pcm16
+from trackio_integrations.media.codecs import png as png
+from trackio_integrations.media.codecs import video_bytes as video_bytes
+from trackio_integrations.media.codecs import video_frames as video_frames
+from trackio_integrations.media.kinds import (
     Audio,
     Histogram,
     Image,
