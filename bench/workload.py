@@ -349,7 +349,7 @@ def scenario_sampler(spec: dict[str, Any]) -> dict[str, Any]:
     sample (their collect functions, then the counters read for the next rates)."""
     take: Callable[[], dict[str, Any]]
     if spec["client"] == "ours":
-        from trackio_integrations.system import SystemSampler
+        from trackio_integrations.monitoring.system import SystemSampler
 
         sampler = SystemSampler(lambda metrics: None)
         sampler.sample()  # sets the probes up

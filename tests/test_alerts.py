@@ -12,7 +12,7 @@ from trackio import alerts as trackio_alerts
 
 from tests.harness import CaptureServer, TrackioServer, wait_until
 from trackio_integrations import TrackioClient
-from trackio_integrations.webhook import WebhookPoster, payload
+from trackio_integrations.monitoring.webhook import WebhookPoster, payload
 
 ARGS = ("A title", "some *text*", "proj", "run-1", 7)
 

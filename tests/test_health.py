@@ -23,7 +23,7 @@ from examples.transformers_trainer import TokenData, tiny_model
 from tests.harness import REPO, TOKEN, TrackioServer, run_python, wait_until
 from tests.test_lightning import QUIET, Regressor, loaders
 from trackio_integrations import TrackioCallback, TrackioLogger, TrackioTracker
-from trackio_integrations.health import Health, HealthChecks
+from trackio_integrations.monitoring.health import Health, HealthChecks
 
 SCRIPT = REPO / "tests" / "scripts" / "transformers_train.py"
 

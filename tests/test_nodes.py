@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.harness import BIN, REPO, TrackioServer, free_port
-from trackio_integrations.nodes import role
+from trackio_integrations.monitoring.nodes import role
 
 SCRIPT = REPO / "tests" / "scripts" / "transformers_train.py"
 

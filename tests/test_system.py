@@ -13,7 +13,7 @@ import pytest
 from tests import fake_nvml
 from tests.harness import TrackioServer, wait_until
 from trackio_integrations import TrackioClient
-from trackio_integrations.system import GpuProbe, SystemSampler
+from trackio_integrations.monitoring.system import GpuProbe, SystemSampler
 
 
 def _samples(sampler: SystemSampler, n: int) -> list[dict[str, Any]]:

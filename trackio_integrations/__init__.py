@@ -52,7 +52,7 @@ _WHERE = {
     "Markdown": "trackio_integrations.media.kinds",
     "install": "trackio_integrations.adopt",
     "uninstall": "trackio_integrations.adopt",
-    "HealthChecks": "trackio_integrations.health",
+    "HealthChecks": "trackio_integrations.monitoring.health",
 }
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ if TYPE_CHECKING:
         TrackioError,
         TrackioServerError,
     )
-    from trackio_integrations.health import HealthChecks
+    from trackio_integrations.monitoring.health import HealthChecks
     from trackio_integrations.lightning import TrackioLogger
     from trackio_integrations.media.kinds import Audio, Histogram, Image, Markdown, Table, Video
     from trackio_integrations.transformers import TrackioCallback

@@ -15,7 +15,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, cast
 
-from trackio_integrations.alerts import AlertMethods
+from trackio_integrations.monitoring.alerts import AlertMethods
 from trackio_integrations.client_artifacts import ArtifactMethods, _has_queued_uploads
 from trackio_integrations.core.media_files import FileStager
 from trackio_integrations.core.process import (
@@ -44,8 +44,8 @@ from trackio_integrations.errors import (
     warn_user,
 )
 from trackio_integrations.media.kinds import is_media
-from trackio_integrations.system import DEFAULT_INTERVAL, SystemSampler
-from trackio_integrations.webhook import WebhookPoster
+from trackio_integrations.monitoring.system import DEFAULT_INTERVAL, SystemSampler
+from trackio_integrations.monitoring.webhook import WebhookPoster
 
 if TYPE_CHECKING:
     import httpx  # loaded only for a server or a Space (in transport.py)

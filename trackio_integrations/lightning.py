@@ -31,15 +31,15 @@ from trackio_integrations.client import TrackioClient, new_run_name
 from trackio_integrations.core.runs import Resume, check_resume, run_to_resume
 from trackio_integrations.core.values import json_safe
 from trackio_integrations.errors import TrackioConfigError, warn_user
-from trackio_integrations.health import HealthChecks
+from trackio_integrations.monitoring.health import HealthChecks
 from trackio_integrations.lightning_checkpoints import (
     checkpoint_metadata,
     checkpoint_record,
     checkpoints_to_log,
 )
 from trackio_integrations.media.kinds import Audio, Image, Table, Video, each
-from trackio_integrations.monitoring import Monitoring
-from trackio_integrations.system import DEFAULT_INTERVAL
+from trackio_integrations.integrations.common import Monitoring
+from trackio_integrations.monitoring.system import DEFAULT_INTERVAL
 from trackio_integrations.watch import Watcher
 
 _PACKAGES = {

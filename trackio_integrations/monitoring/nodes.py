@@ -19,13 +19,13 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
 
 from trackio_integrations.core.worker import Worker
-from trackio_integrations.system import DEFAULT_INTERVAL, SystemSampler
+from trackio_integrations.monitoring.system import DEFAULT_INTERVAL, SystemSampler
 
 logger = logging.getLogger("trackio_integrations")
 
@@ -96,15 +96,20 @@ class NodeFollower:
 
     Args:
         node: this node's index (``role()``), used in the ``node<k>/`` prefix.
-        options: the ``TrackioClient`` keyword arguments for the target (server URL, tokens...).
+        open_client: opens a client on the announced run (``{"project", "name", "run_id"}``) that
+            sends system samples only: the integrations pass one that builds a ``TrackioClient``
+            for their target, so this module never imports the client.
         interval: seconds between samples.
     """
 
     def __init__(
-        self, node: int, options: Mapping[str, Any], interval: float = DEFAULT_INTERVAL
+        self,
+        node: int,
+        open_client: Callable[[Mapping[str, Any]], Any],
+        interval: float = DEFAULT_INTERVAL,
     ) -> None:
         self.node = node
-        self.options = dict(options)
+        self.open_client = open_client
         self.interval = interval
         self.client: Any = None
         self.sampler: SystemSampler | None = None
@@ -114,7 +119,7 @@ class NodeFollower:
     @classmethod
     def start_if_needed(
         cls,
-        options: Mapping[str, Any],
+        open_client: Callable[[Mapping[str, Any]], Any],
         interval: float = DEFAULT_INTERVAL,
         rank: int | None = None,
         local_rank: int | None = None,
@@ -123,7 +128,7 @@ class NodeFollower:
         node = role(rank=rank, local_rank=local_rank)
         if node is None:
             return None
-        follower = cls(node, options, interval)
+        follower = cls(node, open_client, interval)
         follower._worker.ensure_started()
         return follower
 
@@ -147,16 +152,7 @@ class NodeFollower:
         return POLL
 
     def _join(self, run: dict[str, Any]) -> None:
-        from trackio_integrations.client import TrackioClient
-
-        self.client = TrackioClient(
-            run["project"],
-            run["name"],
-            run_id=run["run_id"],
-            check=False,  # rank 0 checked the target; a node only adds samples
-            system_metrics=False,  # the sampler below names this node
-            **self.options,
-        )
+        self.client = self.open_client(run)
         self.sampler = SystemSampler(
             self.client.log_system, self.interval, prefix=f"node{self.node}/"
         ).start()

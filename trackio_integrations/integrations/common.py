@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from trackio_integrations.health import Health, HealthChecks
-from trackio_integrations.nodes import NodeFollower, announce
-from trackio_integrations.system import DEFAULT_INTERVAL
+from trackio_integrations.client import TrackioClient
+from trackio_integrations.monitoring.health import Health, HealthChecks
+from trackio_integrations.monitoring.nodes import NodeFollower, announce
+from trackio_integrations.monitoring.system import DEFAULT_INTERVAL
 
 
 class Monitoring:
@@ -96,8 +97,20 @@ class Monitoring:
         """
         if self.system_metrics and not self._following:
             self._following = True  # asked once per run: the answer does not change
+            options = dict(target)
+
+            def open_client(run: Mapping[str, Any]) -> TrackioClient:
+                return TrackioClient(
+                    run["project"],
+                    run["name"],
+                    run_id=run["run_id"],
+                    check=False,  # rank 0 checked the target; a node only adds samples
+                    system_metrics=False,  # the node's sampler names this node
+                    **options,
+                )
+
             self.node = NodeFollower.start_if_needed(
-                target, self.system_interval, rank=rank, local_rank=local_rank
+                open_client, self.system_interval, rank=rank, local_rank=local_rank
             )
 
     def unfollow(self, timeout: float) -> None:

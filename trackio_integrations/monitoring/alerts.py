@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from trackio_integrations.core.records import RunFields
     from trackio_integrations.core.spool import Spool
-    from trackio_integrations.webhook import WebhookPoster
+    from trackio_integrations.monitoring.webhook import WebhookPoster
 
 logger = logging.getLogger("trackio_integrations")
 
