@@ -20,8 +20,9 @@ import httpx
 import pytest
 
 from tests.harness import REPO, TrackioServer, cli_process, counting_proxy, wait_until
-from trackio_integrations import TrackioClient, artifact_files
-from trackio_integrations.uploader import ARTIFACTS, UPLOADER_THREAD
+from trackio_integrations import TrackioClient
+from trackio_integrations.artifacts import files as artifact_files
+from trackio_integrations.artifacts.uploader import ARTIFACTS, UPLOADER_THREAD
 
 
 def checkpoint(folder: Path, size: int = 2_000_000, seed: bytes = b"w") -> Path:

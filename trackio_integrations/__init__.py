@@ -65,9 +65,9 @@ if TYPE_CHECKING:
         TrackioError,
         TrackioServerError,
     )
-    from trackio_integrations.monitoring.health import HealthChecks
     from trackio_integrations.lightning import TrackioLogger
     from trackio_integrations.media.kinds import Audio, Histogram, Image, Markdown, Table, Video
+    from trackio_integrations.monitoring.health import HealthChecks
     from trackio_integrations.transformers import TrackioCallback
 
 

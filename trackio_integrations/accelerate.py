@@ -12,13 +12,13 @@ from typing import Any
 from accelerate import Accelerator
 from accelerate.tracking import GeneralTracker, on_main_process
 
-from trackio_integrations.artifacts import Artifact, UsedArtifact
+from trackio_integrations.artifacts.model import Artifact, UsedArtifact
 from trackio_integrations.client import DEFAULT_FINISH_TIMEOUT, TrackioClient
 from trackio_integrations.core.runs import Resume, check_resume, run_to_resume
 from trackio_integrations.errors import TrackioConfigError, warn_user
-from trackio_integrations.monitoring.health import HealthChecks
-from trackio_integrations.media.kinds import Image, Table, each
 from trackio_integrations.integrations.common import Monitoring
+from trackio_integrations.media.kinds import Image, Table, each
+from trackio_integrations.monitoring.health import HealthChecks
 from trackio_integrations.monitoring.system import DEFAULT_INTERVAL
 
 __all__ = ["InitTrackersTracker", "TrackioTracker"]

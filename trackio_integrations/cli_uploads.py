@@ -13,7 +13,7 @@ from trackio_integrations.core.target import Target
 
 def status_uploads(root: Path) -> None:
     """Artifact, lineage and file requests waiting in the uploaders' spools."""
-    from trackio_integrations.uploader import ARTIFACTS, queued
+    from trackio_integrations.artifacts.uploader import ARTIFACTS, queued
 
     rows = [row for row in queued(root) if row["requests"]]
     for row in rows:
@@ -32,7 +32,7 @@ def sync_uploads(
 ) -> int:
     """Resume the artifact, lineage and file requests, each to the target it was made for (with
     the tokens that belong to it, as for points); 1 if some are left."""
-    from trackio_integrations.uploader import sync
+    from trackio_integrations.artifacts.uploader import sync
 
     sent, left, set_aside, busy = sync(root, target_of, args.project, args.retries)
     if sent or left or set_aside:

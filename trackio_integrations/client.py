@@ -15,8 +15,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, cast
 
-from trackio_integrations.monitoring.alerts import AlertMethods
-from trackio_integrations.client_artifacts import ArtifactMethods, _has_queued_uploads
+from trackio_integrations.artifacts.methods import ArtifactMethods, _has_queued_uploads
 from trackio_integrations.core.media_files import FileStager
 from trackio_integrations.core.process import (
     after_fork_in_child,
@@ -44,13 +43,14 @@ from trackio_integrations.errors import (
     warn_user,
 )
 from trackio_integrations.media.kinds import is_media
+from trackio_integrations.monitoring.alerts import AlertMethods
 from trackio_integrations.monitoring.system import DEFAULT_INTERVAL, SystemSampler
 from trackio_integrations.monitoring.webhook import WebhookPoster
 
 if TYPE_CHECKING:
     import httpx  # loaded only for a server or a Space (in transport.py)
 
-    from trackio_integrations.uploader import Uploader
+    from trackio_integrations.artifacts.uploader import Uploader
 
 logger = logging.getLogger("trackio_integrations")
 

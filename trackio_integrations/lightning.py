@@ -26,19 +26,19 @@ from typing import TYPE_CHECKING, Any, Literal
 # is the one their strategies set, whichever package launched the processes.
 from lightning_utilities.core.rank_zero import rank_zero_only
 
-from trackio_integrations.artifacts import safe_name
+from trackio_integrations.artifacts.model import safe_name
 from trackio_integrations.client import TrackioClient, new_run_name
 from trackio_integrations.core.runs import Resume, check_resume, run_to_resume
 from trackio_integrations.core.values import json_safe
 from trackio_integrations.errors import TrackioConfigError, warn_user
-from trackio_integrations.monitoring.health import HealthChecks
+from trackio_integrations.integrations.common import Monitoring
 from trackio_integrations.lightning_checkpoints import (
     checkpoint_metadata,
     checkpoint_record,
     checkpoints_to_log,
 )
 from trackio_integrations.media.kinds import Audio, Image, Table, Video, each
-from trackio_integrations.integrations.common import Monitoring
+from trackio_integrations.monitoring.health import HealthChecks
 from trackio_integrations.monitoring.system import DEFAULT_INTERVAL
 from trackio_integrations.watch import Watcher
 

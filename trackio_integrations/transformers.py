@@ -9,12 +9,12 @@ from typing import Any
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 from transformers.trainer_callback import CallbackHandler, ExportableState
 
-from trackio_integrations.artifacts import safe_name
+from trackio_integrations.artifacts.model import safe_name
 from trackio_integrations.client import DEFAULT_FINISH_TIMEOUT, TrackioClient
 from trackio_integrations.core.target import resolve_target, split_write_token
 from trackio_integrations.errors import warn_user
-from trackio_integrations.monitoring.health import HealthChecks
 from trackio_integrations.integrations.common import Monitoring
+from trackio_integrations.monitoring.health import HealthChecks
 from trackio_integrations.monitoring.system import DEFAULT_INTERVAL
 from trackio_integrations.transformers_args import SUMMARY_KEYS as SUMMARY_KEYS
 from trackio_integrations.transformers_args import (

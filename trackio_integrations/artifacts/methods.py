@@ -19,8 +19,8 @@ from trackio_integrations.core.target import Target
 from trackio_integrations.errors import warn_user
 
 if TYPE_CHECKING:
-    from trackio_integrations.artifacts import Artifact, UsedArtifact
-    from trackio_integrations.uploader import Uploader
+    from trackio_integrations.artifacts.model import Artifact, UsedArtifact
+    from trackio_integrations.artifacts.uploader import Uploader
 
 logger = logging.getLogger("trackio_integrations")
 
@@ -67,7 +67,7 @@ class ArtifactMethods:
         if self._ended("log_artifact"):
             return None
         try:
-            from trackio_integrations.artifacts import log_artifact
+            from trackio_integrations.artifacts.calls import log_artifact
 
             return log_artifact(
                 self._uploads(),
@@ -93,7 +93,7 @@ class ArtifactMethods:
         if self._ended("use_artifact"):
             return None
         try:
-            from trackio_integrations.artifacts import use_artifact
+            from trackio_integrations.artifacts.calls import use_artifact
 
             return use_artifact(self._uploads(), name_or_ref, self._warn_each)
         except Exception:
@@ -109,7 +109,7 @@ class ArtifactMethods:
         if self._ended("save"):
             return 0
         try:
-            from trackio_integrations.artifacts import save_files
+            from trackio_integrations.artifacts.calls import save_files
 
             return save_files(self._uploads(), glob, base_path, "", self._warn_each)
         except Exception:
@@ -123,7 +123,7 @@ class ArtifactMethods:
             return 0
         self._code_saved = True
         try:
-            from trackio_integrations.artifacts import save_code
+            from trackio_integrations.artifacts.calls import save_code
 
             return save_code(self._uploads(), self._warn_each)
         except Exception:
@@ -138,7 +138,7 @@ class ArtifactMethods:
     def _uploads(self) -> Uploader:
         with self._lock:
             if self._uploader is None:
-                from trackio_integrations.uploader import Uploader
+                from trackio_integrations.artifacts.uploader import Uploader
 
                 ids = {"project": self.project, "run": self.name, "run_id": self.run_id}
                 self._uploader = Uploader(
@@ -167,6 +167,6 @@ def _has_queued_uploads(root: Path, target: Target) -> bool:
     """Whether a dead process left artifact requests here that this client can send."""
     if not (root / "artifacts").is_dir():  # the common case: one stat, no import
         return False
-    from trackio_integrations.uploader import orphans_waiting
+    from trackio_integrations.artifacts.uploader import orphans_waiting
 
     return orphans_waiting(root, target)

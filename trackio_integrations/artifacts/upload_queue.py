@@ -23,10 +23,10 @@ from typing import Any, Protocol
 import httpx
 import orjson
 
-from trackio_integrations.artifact_files import FileChanged, sha256_of, unchanged
-from trackio_integrations.artifact_local import LocalStore
-from trackio_integrations.artifact_server import ServerStore, Stopped, StoreError, Throttle
-from trackio_integrations.artifacts import ARTIFACT, FILE, USE, Artifact
+from trackio_integrations.artifacts.files import FileChanged, sha256_of, unchanged
+from trackio_integrations.artifacts.local import LocalStore
+from trackio_integrations.artifacts.model import ARTIFACT, FILE, USE, Artifact
+from trackio_integrations.artifacts.server import ServerStore, Stopped, StoreError, Throttle
 from trackio_integrations.core.dead_letter import dead_letter
 from trackio_integrations.core.spool import Spool
 from trackio_integrations.core.target import Target

@@ -32,8 +32,8 @@ from typing import Any
 
 import orjson
 
-from trackio_integrations.artifact_files import CHUNK, FileChanged, verified_write
-from trackio_integrations.artifact_server import Stopped, StoreError, Throttle
+from trackio_integrations.artifacts.files import CHUNK, FileChanged, verified_write
+from trackio_integrations.artifacts.server import Stopped, StoreError, Throttle
 from trackio_integrations.core.transport import Outcome, Reply
 
 HELPER = Path(__file__).with_name("_trackio_local.py")

@@ -24,7 +24,7 @@ from urllib.parse import quote
 import httpx
 import orjson
 
-from trackio_integrations.artifact_files import CHUNK, FileChanged, pause, verified_write
+from trackio_integrations.artifacts.files import CHUNK, FileChanged, pause, verified_write
 from trackio_integrations.core.target import Target
 from trackio_integrations.core.transport import Outcome, Reply, classify
 
