@@ -37,8 +37,8 @@ import orjson
 from trackio_integrations.artifacts.files import record, snapshot
 from trackio_integrations.artifacts.local import LocalStore
 from trackio_integrations.artifacts.model import Artifact
-from trackio_integrations.artifacts.upload_queue import Queue, Store, make_store, upload_mbps
 from trackio_integrations.artifacts.server import Throttle
+from trackio_integrations.artifacts.upload_queue import Queue, Store, make_store, upload_mbps
 from trackio_integrations.core.spool import Spool
 from trackio_integrations.core.target import Target
 from trackio_integrations.core.worker import Worker
