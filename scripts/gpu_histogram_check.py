@@ -75,8 +75,8 @@ def main() -> int:
     import torch
 
     from trackio_integrations import Histogram, TrackioClient
+    from trackio_integrations.integrations.watch import Watcher
     from trackio_integrations.media.encode import encode_histogram, numpy_histogram
-    from trackio_integrations.watch import Watcher
 
     device = "cpu" if options.dry_run else "cuda"
     if device == "cuda" and not torch.cuda.is_available():

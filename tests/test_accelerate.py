@@ -249,7 +249,9 @@ def test_two_processes_make_one_run_with_each_point_once(
 
 def test_importing_the_adapter_module_does_not_import_trackio() -> None:
     # accelerate's built-in tracker needs `trackio` (and gradio) in the training process; ours not
-    code = "import sys, trackio_integrations.accelerate; print('trackio' in sys.modules)"
+    code = (
+        "import sys, trackio_integrations.integrations.accelerate; print('trackio' in sys.modules)"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"

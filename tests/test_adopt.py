@@ -25,7 +25,7 @@ from transformers import PrinterCallback, Trainer, TrainingArguments
 from transformers.integrations import INTEGRATION_TO_CALLBACK
 
 import trackio_integrations
-import trackio_integrations.accelerate as our_accelerate
+import trackio_integrations.integrations.accelerate as our_accelerate
 from examples.transformers_trainer import TokenData, tiny_model
 from tests.harness import REPO, TOKEN, TrackioServer, wait_until
 from tests.test_accelerate import MODEL, train
@@ -39,7 +39,7 @@ from trackio_integrations import (
     uninstall,
 )
 from trackio_integrations.adopt import installed
-from trackio_integrations.transformers import ReportToTrackioCallback
+from trackio_integrations.integrations.transformers.callback import ReportToTrackioCallback
 
 SCRIPT = REPO / "tests" / "scripts" / "report_to_trackio.py"
 BUILTIN_CALLBACK = INTEGRATION_TO_CALLBACK["trackio"]  # transformers' own, as imported here
@@ -106,7 +106,7 @@ def run_script(
 
 
 def assert_run_is_ours(server: TrackioServer, project: str, printed: dict[str, Any]) -> None:
-    assert printed["callbacks"] == ["trackio_integrations.transformers.ReportToTrackioCallback"]
+    assert printed["callbacks"] == ["trackio_integrations.integrations.transformers.callback.ReportToTrackioCallback"]
     assert printed["imported"] == []  # neither trackio nor gradio in the training process
     assert [r["name"] for r in server.runs(project)] == ["no-code-change"]
     assert server.wait_for_steps(project, "no-code-change", "train/loss", 4) == [1, 2, 3, 4]

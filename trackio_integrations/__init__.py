@@ -37,9 +37,9 @@ __all__ = [
 
 _WHERE = {
     "TrackioClient": "trackio_integrations.client",
-    "TrackioCallback": "trackio_integrations.transformers",
-    "TrackioLogger": "trackio_integrations.lightning",
-    "TrackioTracker": "trackio_integrations.accelerate",
+    "TrackioCallback": "trackio_integrations.integrations.transformers.callback",
+    "TrackioLogger": "trackio_integrations.integrations.lightning.logger",
+    "TrackioTracker": "trackio_integrations.integrations.accelerate",
     "TrackioError": "trackio_integrations.errors",
     "TrackioConfigError": "trackio_integrations.errors",
     "TrackioAuthError": "trackio_integrations.errors",
@@ -56,7 +56,6 @@ _WHERE = {
 }
 
 if TYPE_CHECKING:
-    from trackio_integrations.accelerate import TrackioTracker
     from trackio_integrations.adopt import install, uninstall
     from trackio_integrations.client import TrackioClient
     from trackio_integrations.errors import (
@@ -65,10 +64,11 @@ if TYPE_CHECKING:
         TrackioError,
         TrackioServerError,
     )
-    from trackio_integrations.lightning import TrackioLogger
+    from trackio_integrations.integrations.accelerate import TrackioTracker
+    from trackio_integrations.integrations.lightning.logger import TrackioLogger
+    from trackio_integrations.integrations.transformers.callback import TrackioCallback
     from trackio_integrations.media.kinds import Audio, Histogram, Image, Markdown, Table, Video
     from trackio_integrations.monitoring.health import HealthChecks
-    from trackio_integrations.transformers import TrackioCallback
 
 
 def __getattr__(name: str) -> Any:

@@ -102,13 +102,13 @@ def installed() -> bool:
 
 
 def _name_transformers(utils: ModuleType) -> None:
-    from trackio_integrations.transformers import ReportToTrackioCallback
+    from trackio_integrations.integrations.transformers.callback import ReportToTrackioCallback
 
     utils.INTEGRATION_TO_CALLBACK.setdefault(OWN_NAME, ReportToTrackioCallback)
 
 
 def _take_transformers(utils: ModuleType) -> None:
-    from trackio_integrations.transformers import ReportToTrackioCallback
+    from trackio_integrations.integrations.transformers.callback import ReportToTrackioCallback
 
     with _lock:
         if not _installed or "transformers" in _saved:
@@ -169,7 +169,7 @@ def _name_accelerate(package: ModuleType) -> None:
     register = getattr(tracking, "register_tracker_class", None)
     if register is None or OWN_NAME in tracking.LOGGER_TYPE_TO_CLASS:
         return  # accelerate < 1.15 takes built-in names only
-    from trackio_integrations.accelerate import InitTrackersTracker
+    from trackio_integrations.integrations.accelerate import InitTrackersTracker
 
     register(InitTrackersTracker)
 
@@ -178,7 +178,7 @@ def _take_accelerate(package: ModuleType) -> None:
     from accelerate import tracking
     from accelerate.utils import LoggerType
 
-    from trackio_integrations.accelerate import LogWithTrackioTracker
+    from trackio_integrations.integrations.accelerate import LogWithTrackioTracker
 
     if not hasattr(LoggerType, "TRACKIO"):
         _logger().warning(

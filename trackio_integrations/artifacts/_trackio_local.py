@@ -1,4 +1,4 @@
-"""Run by ``artifact_local.py`` with an interpreter that has ``trackio``: stdin a JSON request,
+"""Run by ``local.py`` with an interpreter that has ``trackio``: stdin a JSON request,
 stdout a JSON answer. Standalone on purpose (standard library and trackio only), so it also
 works with the interpreter of a ``trackio`` installed beside this package rather than with it.
 

@@ -40,7 +40,7 @@ def log_artifact(
     file_name: str | None = None,
 ) -> Artifact | None:
     """Queue a new version of ``name`` made of ``path`` (a file or a folder); None if it has no
-    files (with a warning). Reads no content: see ``artifact_files``."""
+    files (with a warning). Reads no content: see ``files``."""
     try:
         files = scan(path, file_name)
     except OSError as exc:

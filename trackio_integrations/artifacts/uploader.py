@@ -11,7 +11,7 @@ the next client of the same target or to ``trackio-integrations sync``; the blob
 target are not sent again. The digests are kept beside the spool once computed
 (``manifests/<id>.json``), so a resumed request sends the bytes that were hashed or nothing.
 
-A request whose files changed after they were logged (see ``artifact_files.py``), or that the
+A request whose files changed after they were logged (see ``files.py``), or that the
 target refuses for its content, is set aside in ``<spool root>/artifacts/dead-letter/<writer>.jsonl``
 with the reason, and reported: never uploaded as something else, never retried forever. The
 requests themselves are worked through by ``upload_queue.Queue``.

@@ -1,6 +1,6 @@
 """What ``TrackioLogger`` reads from Lightning's ``ModelCheckpoint``: records, files, metadata.
 
-Split out of ``lightning.py`` (the logger: Lightning's calls to client calls). These functions
+Beside ``logger.py`` (Lightning's calls to client calls). These functions
 only read a checkpoint callback's attributes (by name, so either Lightning package's
 ``ModelCheckpoint`` works) and the files' modification times; they import no Lightning.
 """

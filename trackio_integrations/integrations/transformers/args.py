@@ -1,6 +1,6 @@
 """What the ``Trainer``'s arguments and state mean for a Trackio run.
 
-Split out of ``transformers.py`` (the callback: Trainer events to client calls): the settings a
+Beside ``callback.py`` (Trainer events to client calls): the settings a
 ``TrackioCallback`` resolves from itself, ``TrainingArguments`` and the environment, the run's
 config, the metric names transformers' integrations use, ``log_checkpoints`` and which
 checkpoint it logs, the run saved in a checkpoint, and the secrets that are not saved there.

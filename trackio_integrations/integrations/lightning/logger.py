@@ -32,15 +32,15 @@ from trackio_integrations.core.runs import Resume, check_resume, run_to_resume
 from trackio_integrations.core.values import json_safe
 from trackio_integrations.errors import TrackioConfigError, warn_user
 from trackio_integrations.integrations.common import Monitoring
-from trackio_integrations.lightning_checkpoints import (
+from trackio_integrations.integrations.lightning.checkpoints import (
     checkpoint_metadata,
     checkpoint_record,
     checkpoints_to_log,
 )
+from trackio_integrations.integrations.watch import Watcher
 from trackio_integrations.media.kinds import Audio, Image, Table, Video, each
 from trackio_integrations.monitoring.health import HealthChecks
 from trackio_integrations.monitoring.system import DEFAULT_INTERVAL
-from trackio_integrations.watch import Watcher
 
 _PACKAGES = {
     # package: (module with its Logger, module with its rank_zero_experiment)

@@ -1,6 +1,6 @@
 """The ``Trainer``'s callback list: finding it from an event, and retiring duplicate loggers.
 
-Split out of ``transformers.py`` (the callback: Trainer events to client calls). Events are not
+Beside ``callback.py`` (Trainer events to client calls). Events are not
 given the Trainer or its ``CallbackHandler``, yet a ``TrackioCallback`` must switch off the other
 callbacks that would log each point again (transformers' own ``TrackioCallback`` when
 ``report_to`` names trackio, a second one that ``report_to`` added after ``install()``).

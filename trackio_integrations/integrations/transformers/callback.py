@@ -14,10 +14,8 @@ from trackio_integrations.client import DEFAULT_FINISH_TIMEOUT, TrackioClient
 from trackio_integrations.core.target import resolve_target, split_write_token
 from trackio_integrations.errors import warn_user
 from trackio_integrations.integrations.common import Monitoring
-from trackio_integrations.monitoring.health import HealthChecks
-from trackio_integrations.monitoring.system import DEFAULT_INTERVAL
-from trackio_integrations.transformers_args import SUMMARY_KEYS as SUMMARY_KEYS
-from trackio_integrations.transformers_args import (
+from trackio_integrations.integrations.transformers.args import SUMMARY_KEYS as SUMMARY_KEYS
+from trackio_integrations.integrations.transformers.args import (
     checkpoint_metadata,
     final_checkpoint,
     kept_secrets,
@@ -27,8 +25,14 @@ from trackio_integrations.transformers_args import (
     run_config,
     saved_run,
 )
-from trackio_integrations.transformers_handler import calling_handler, is_builtin_trackio, retire
-from trackio_integrations.watch import Watcher, watch_mode
+from trackio_integrations.integrations.transformers.handler import (
+    calling_handler,
+    is_builtin_trackio,
+    retire,
+)
+from trackio_integrations.integrations.watch import Watcher, watch_mode
+from trackio_integrations.monitoring.health import HealthChecks
+from trackio_integrations.monitoring.system import DEFAULT_INTERVAL
 
 __all__ = ["ReportToTrackioCallback", "TrackioCallback"]
 
@@ -362,7 +366,7 @@ class TrackioCallback(TrainerCallback, ExportableState):
     # --- internals -----------------------------------------------------------------------------
 
     def _settings(self, args: TrainingArguments) -> tuple[str, str | None, str | None]:
-        """(project, run name, space id): see ``transformers_args.resolve_settings``."""
+        """(project, run name, space id): see ``args.resolve_settings``."""
         return resolve_settings(args, self.project, self.name, self.space_id, self.server_url)
 
     def _client(self, args: TrainingArguments, state: TrainerState, model: Any) -> TrackioClient:
