@@ -38,7 +38,7 @@ from trackio_integrations import (
     install,
     uninstall,
 )
-from trackio_integrations.adopt import installed
+from trackio_integrations.adopt.install import installed
 from trackio_integrations.integrations.transformers.callback import ReportToTrackioCallback
 
 SCRIPT = REPO / "tests" / "scripts" / "report_to_trackio.py"
@@ -302,7 +302,7 @@ def test_the_environment_switch_needs_no_import_and_costs_nothing_when_unset(
 ) -> None:
     python = venv_with_our_pth(tmp_path)
     at_start = (
-        "import sys; adopt = sys.modules.get('trackio_integrations.adopt');"
+        "import sys; adopt = sys.modules.get('trackio_integrations.adopt.install');"
         "print('trackio_integrations' in sys.modules, bool(adopt and adopt.installed()))"
     )
     for value, loaded in (("", "False False"), ("0", "False False"), ("1", "True True")):

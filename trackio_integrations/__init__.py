@@ -50,13 +50,13 @@ _WHERE = {
     "Table": "trackio_integrations.media.kinds",
     "Histogram": "trackio_integrations.media.kinds",
     "Markdown": "trackio_integrations.media.kinds",
-    "install": "trackio_integrations.adopt",
-    "uninstall": "trackio_integrations.adopt",
+    "install": "trackio_integrations.adopt.install",
+    "uninstall": "trackio_integrations.adopt.install",
     "HealthChecks": "trackio_integrations.monitoring.health",
 }
 
 if TYPE_CHECKING:
-    from trackio_integrations.adopt import install, uninstall
+    from trackio_integrations.adopt.install import install, uninstall
     from trackio_integrations.client import TrackioClient
     from trackio_integrations.errors import (
         TrackioAuthError,
@@ -85,7 +85,7 @@ def __dir__() -> list[str]:
 
 
 def _register_names() -> None:
-    from trackio_integrations.adopt import register_names
+    from trackio_integrations.adopt.install import register_names
 
     register_names()
 

@@ -17,7 +17,7 @@ def _start() -> None:
     if os.environ.get("TRACKIO_INTEGRATIONS", "").strip().lower() in _OFF:
         return
     try:
-        from trackio_integrations.adopt import install
+        from trackio_integrations.adopt.install import install
 
         install()
     except Exception as exc:  # never break interpreter start-up

@@ -4,6 +4,6 @@ One line at the top of a training script (or in ``sitecustomize``) makes ``repor
 and ``log_with="trackio"`` use this package's integrations.
 """
 
-from trackio_integrations.adopt import install
+from trackio_integrations.adopt.install import install
 
 install()

@@ -23,7 +23,7 @@ import sys
 from types import ModuleType
 from typing import Any
 
-from trackio_integrations._import_hooks import forget, when_imported
+from trackio_integrations.adopt.import_hooks import forget, when_imported
 
 __all__ = ["OWN_NAME", "install", "installed", "register_names", "uninstall"]
 
