@@ -106,7 +106,9 @@ def run_script(
 
 
 def assert_run_is_ours(server: TrackioServer, project: str, printed: dict[str, Any]) -> None:
-    assert printed["callbacks"] == ["trackio_integrations.integrations.transformers.callback.ReportToTrackioCallback"]
+    assert printed["callbacks"] == [
+        "trackio_integrations.integrations.transformers.callback.ReportToTrackioCallback"
+    ]
     assert printed["imported"] == []  # neither trackio nor gradio in the training process
     assert [r["name"] for r in server.runs(project)] == ["no-code-change"]
     assert server.wait_for_steps(project, "no-code-change", "train/loss", 4) == [1, 2, 3, 4]

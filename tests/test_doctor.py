@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.harness import REPO, TOKEN, TrackioServer, free_port, orphan_spool, spool_point
-from trackio_integrations import cli
+from trackio_integrations.cli import commands as cli
 
 
 def doctor(*args: str, **env: str) -> subprocess.CompletedProcess[str]:

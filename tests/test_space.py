@@ -22,7 +22,8 @@ from tests.harness import (
     TrackioServer,
     assert_each_step_once,
 )
-from trackio_integrations import TrackioAuthError, TrackioClient, cli, client
+from trackio_integrations import TrackioAuthError, TrackioClient, client
+from trackio_integrations.cli import commands as cli
 from trackio_integrations.core.spool import Spool
 from trackio_integrations.core.target import space_url_for
 from trackio_integrations.core.transport import Transport

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from trackio_integrations.cli_uploads import status_uploads, sync_uploads
+from trackio_integrations.cli.uploads import status_uploads, sync_uploads
 from trackio_integrations.core.dead_letter import iter_dead_letters
 from trackio_integrations.core.sender import Delivery, HttpDelivery, InboxDelivery, Sender
 from trackio_integrations.core.spool import Spool, default_root
@@ -418,7 +418,3 @@ class _Progress:
     def done(self) -> None:
         if self.tty:
             print(file=sys.stderr)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,14 @@
+"""The command line, ``trackio-integrations doctor | status | sync``: what a user runs by hand.
+
+May import: everything below it (client, core, artifacts); never a framework. ``commands`` parses
+the arguments and runs each command; ``uploads`` reports and resumes artifact uploads.
+"""
+
+from __future__ import annotations
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The ``trackio-integrations`` console script (``python -m trackio_integrations.cli``)."""
+    from trackio_integrations.cli.commands import main as run
+
+    return run(argv)

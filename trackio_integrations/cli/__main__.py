@@ -1,0 +1,5 @@
+import sys
+
+from trackio_integrations.cli.commands import main
+
+sys.exit(main())
