@@ -40,6 +40,7 @@ from trackio_integrations.errors import (
     TrackioAuthError,
     TrackioConfigError,
     TrackioServerError,
+    TrackioUnavailableError,
     warn_user,
 )
 from trackio_integrations.media.kinds import is_media
@@ -391,7 +392,9 @@ class TrackioClient(AlertMethods, ArtifactMethods):
 
         try:
             self.server_info = transport.check(timeout=5.0)
-        except (TrackioAuthError, TrackioServerError):
+        except TrackioUnavailableError as exc:  # a restart, a gateway's 502/503/504, a 429
+            warn_user(str(exc))
+        except (TrackioAuthError, TrackioServerError):  # the configuration is wrong: say so now
             transport.close()
             raise
         except httpx.HTTPError as exc:

@@ -6,7 +6,13 @@ The rules, in order (an argument always beats its environment variable):
 2. ``server_url`` / ``TRACKIO_SERVER_URL``: a self-hosted ``trackio show`` server.
 3. Neither: the embedded default, stored under ``TRACKIO_DIR`` for ``trackio show`` to display.
 
-Tokens live only in this module's ``Target`` (never in its repr) and in request headers.
+A server URL is taken as a browser's address bar holds it: ``http://host:7860/?project=p&
+write_token=...&sidebar=collapsed#top`` names the server ``http://host:7860``. The write token is
+kept, the dashboard's own query parameters and the fragment are dropped (the API takes none), a
+sub-path is kept (``https://gw/trackio/``), and ``user:password@`` becomes basic auth.
+
+Tokens and passwords live only in this module's ``Target`` (never in its repr or ``public()``) and
+in request headers; each is handed to ``redaction.remember`` so no message can show it.
 """
 
 from __future__ import annotations
@@ -17,14 +23,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 from trackio_integrations.errors import TrackioConfigError, warn_user
+from trackio_integrations.redaction import redact, remember
 
 Kind = Literal["space", "server", "local"]
 
 WRITE_TOKEN_HEADER = "X-Trackio-Write-Token"
-_SECRET_PARAMS = re.compile(r"token|secret|password|key", re.IGNORECASE)
 _SPACE_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
 
 
@@ -40,6 +46,11 @@ class Target:
     hf_token: str | None = field(default=None, repr=False, compare=False)
     # Where the write token came from (a setting's name, never the token), for messages.
     token_from: str | None = field(default=None, repr=False, compare=False)
+    # ``user:password@`` of the URL, sent as HTTP basic auth to that server only.
+    basic_auth: tuple[str, str] | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        remember(self.write_token, self.hf_token, *(self.basic_auth or ())[1:])
 
     def __str__(self) -> str:
         if self.kind == "space":
@@ -95,6 +106,7 @@ def resolve_target(
 
     if url:
         clean, url_token = split_write_token(validate_url(url))
+        clean, auth = split_basic_auth(clean)
         sources = (
             ("write_token", write_token),
             ("server_url" if server_url else "TRACKIO_SERVER_URL", url_token),
@@ -102,7 +114,7 @@ def resolve_target(
         )
         source, token = next(((name, t) for name, t in sources if t), (None, None))
         hf = (hf_token or _hf_token(env)) if is_hf_host(clean) else None
-        return Target("server", clean, None, None, token, hf, source)
+        return Target("server", clean, None, None, token, hf, source, auth)
 
     return Target("local", None, None, str(trackio_dir(env)))
 
@@ -131,10 +143,12 @@ def saved_target(
     if kind == "space":
         space = str(saved.get("space_id") or "")
         return Target("space", space_url_for(space), space, None, None, hf_token or _hf_token(env))
-    url = validate_url(str(saved.get("url") or ""))
+    url, _ = split_basic_auth(validate_url(str(saved.get("url") or "")))
     hf = (hf_token or _hf_token(env)) if is_hf_host(url) else None
     if named.kind == "server" and named.url and same_server(named.url, url):
-        return Target("server", url, None, None, named.write_token, hf, named.token_from)
+        return Target(
+            "server", url, None, None, named.write_token, hf, named.token_from, named.basic_auth
+        )
     token, source = loose_write_token or (None, None)
     return Target("server", url, None, None, token, hf, source)
 
@@ -161,6 +175,10 @@ def _server_key(url: str) -> tuple[str, str, int | None, str]:
 def validate_url(url: str) -> str:
     """Return ``url`` if it is an absolute http(s) URL with a host, else raise (token redacted)."""
     problem = None
+    if not isinstance(url, str):
+        raise TrackioConfigError(
+            f"Invalid Trackio server URL: expected a string, got {type(url).__name__}."
+        )
     try:
         parts = urlsplit(url.strip())
         _ = parts.port  # raises ValueError on a malformed port
@@ -180,34 +198,40 @@ def validate_url(url: str) -> str:
 
 
 def split_write_token(url: str) -> tuple[str, str | None]:
-    """Strip a ``write_token`` query parameter from ``url``: (clean URL, token or None)."""
-    parts = urlsplit(url)
+    """The server's base URL and the ``write_token`` it carried: (clean URL, token or None).
+
+    Every other query parameter (the dashboard's ``project``, ``sidebar``, ...) and the fragment
+    are dropped, a trailing slash too; the path (a gateway's sub-path) and ``user:password@`` stay.
+
+    >>> split_write_token("http://h:7860/?project=p&write_token=w&sidebar=collapsed#x")
+    ('http://h:7860', 'w')
+    """
+    parts = urlsplit(url.strip())
     token = None
-    rest = []
     for key, value in parse_qsl(parts.query, keep_blank_values=True):
-        if key == "write_token":
-            token = value or None
-        else:
-            rest.append((key, value))
-    path = parts.path.rstrip("/")
-    clean = urlunsplit((parts.scheme, parts.netloc, path, urlencode(rest), ""))
+        if key == "write_token" and value:
+            token = value
+    clean = urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
     return clean, token
 
 
+def split_basic_auth(url: str) -> tuple[str, tuple[str, str] | None]:
+    """``https://user:pa%40ss@host/x`` -> (``https://host/x``, (``user``, ``pa@ss``)).
+
+    The credentials are percent-decoded, as a browser sends them; the URL keeps the rest.
+    """
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, None
+    userinfo, host = parts.netloc.rsplit("@", 1)
+    user, _, password = userinfo.partition(":")
+    clean = urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    return clean, (unquote(user), unquote(password))
+
+
 def redact_url(url: str) -> str:
-    """Hide every secret-looking query value and any password in ``url``, for messages."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return re.sub(r"(?i)(token|secret|password|key)=[^&#\s]*", r"\1=***", url)
-    query = "&".join(
-        f"{k}=***" if _SECRET_PARAMS.search(k) else f"{k}={v}"
-        for k, v in parse_qsl(parts.query, keep_blank_values=True)
-    )
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = "***@" + netloc.rsplit("@", 1)[1]
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    """``url`` for a message: no password, no secret-looking query value (see ``redaction``)."""
+    return redact(str(url))
 
 
 def space_url_for(space_id: str) -> str:
