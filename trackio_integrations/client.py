@@ -16,6 +16,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, cast
 
 from trackio_integrations.artifacts.methods import ArtifactMethods, _has_queued_uploads
+from trackio_integrations.core.access import explain
 from trackio_integrations.core.media_files import FileStager
 from trackio_integrations.core.process import (
     after_fork_in_child,
@@ -92,6 +93,14 @@ class TrackioClient(AlertMethods, ArtifactMethods):
             (else ``TRACKIO_WEBHOOK_URL``), from the background, retried.
         alert_webhook_min_level: the lowest level posted (else ``TRACKIO_WEBHOOK_MIN_LEVEL``,
             else all).
+        ca_bundle: a PEM file or folder of CAs to trust for an https server (else
+            ``TRACKIO_CA_BUNDLE``, ``SSL_CERT_FILE``, ..., then the machine's trust store).
+        client_cert: a client certificate for a gateway that asks for one (mTLS): a PEM path
+            holding certificate and key, or a ``(certificate, key)`` pair (else
+            ``TRACKIO_CLIENT_CERT`` and ``TRACKIO_CLIENT_KEY``).
+        headers: headers sent with every request to that server and nothing else, e.g. a
+            gateway's access token (else ``TRACKIO_HEADERS``, a JSON object). Never shown or
+            written to disk.
     """
 
     def __init__(
@@ -114,12 +123,21 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         system_interval: float = DEFAULT_INTERVAL,
         alert_webhook: str | None = None,
         alert_webhook_min_level: str | None = None,
+        ca_bundle: str | os.PathLike[str] | None = None,
+        client_cert: str | os.PathLike[str] | tuple[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         project = project or os.environ.get("TRACKIO_PROJECT")
         if not project:
             raise TrackioConfigError("No Trackio project: pass project=... or set TRACKIO_PROJECT.")
         self.target: Target = resolve_target(
-            server_url=server_url, space_id=space_id, write_token=write_token, hf_token=hf_token
+            server_url=server_url,
+            space_id=space_id,
+            write_token=write_token,
+            hf_token=hf_token,
+            ca_bundle=ca_bundle,
+            client_cert=client_cert,
+            headers=headers,
         )
         self.project: str = project
         self.name: str = name or new_run_name()
@@ -397,10 +415,10 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         except (TrackioAuthError, TrackioServerError):  # the configuration is wrong: say so now
             transport.close()
             raise
-        except httpx.HTTPError as exc:
+        except httpx.HTTPError as exc:  # refused, timed out, or a TLS handshake that failed
             warn_user(
-                f"Trackio {self.target} is not reachable ({type(exc).__name__}). Training goes "
-                "on: points are kept on disk and sent when it answers."
+                f"{explain(exc, self.target)} Training goes on: points are kept on disk and "
+                "sent when it answers."
             )
 
     def _start_writer(self, transport: Transport | None = None) -> None:

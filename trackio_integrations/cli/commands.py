@@ -17,12 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from trackio_integrations.cli.uploads import status_uploads, sync_uploads
+from trackio_integrations.core.access import explain
 from trackio_integrations.core.dead_letter import iter_dead_letters
 from trackio_integrations.core.sender import Delivery, HttpDelivery, InboxDelivery, Sender
 from trackio_integrations.core.spool import Spool, default_root
 from trackio_integrations.core.target import Target, resolve_target, same_server, saved_target
 from trackio_integrations.core.transport import Transport
 from trackio_integrations.errors import TrackioAuthError, TrackioError
+from trackio_integrations.redaction import redact
 
 # Where a token came from, in the words of this command line.
 _FLAG_NAMES = {"write_token": "--write-token", "server_url": "--server-url"}
@@ -192,7 +194,7 @@ def doctor_command(args: argparse.Namespace, root: Path) -> int:
             print(f"Problem:      {exc}")
         except Exception as exc:
             ok = False
-            print(f"Server:       not reachable ({type(exc).__name__}: {exc})")
+            print(f"Problem:      {redact(explain(exc, target))}")
             print("Fix:          start the server, check the URL and port, or your network.")
         finally:
             transport.close()

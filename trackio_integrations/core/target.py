@@ -25,12 +25,23 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
+from trackio_integrations.core.access import Access, resolve_access
 from trackio_integrations.errors import TrackioConfigError, warn_user
 from trackio_integrations.redaction import redact, remember
 
 Kind = Literal["space", "server", "local"]
 
 WRITE_TOKEN_HEADER = "X-Trackio-Write-Token"
+# The arguments that name a target and how to reach it, as every entry point takes them.
+TARGET_OPTIONS = (
+    "server_url",
+    "space_id",
+    "write_token",
+    "hf_token",
+    "ca_bundle",
+    "client_cert",
+    "headers",
+)
 _SPACE_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
 
 
@@ -48,6 +59,8 @@ class Target:
     token_from: str | None = field(default=None, repr=False, compare=False)
     # ``user:password@`` of the URL, sent as HTTP basic auth to that server only.
     basic_auth: tuple[str, str] | None = field(default=None, repr=False, compare=False)
+    # What the gateway in front of the server asks: CAs, a client certificate, headers.
+    access: Access = field(default_factory=Access, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         remember(self.write_token, self.hf_token, *(self.basic_auth or ())[1:])
@@ -62,8 +75,10 @@ class Target:
     def headers(self) -> dict[str, str]:
         """Request headers: each token goes only where it belongs."""
         headers = {"Content-Type": "application/json"}
-        if self.kind == "server" and self.write_token:
-            headers[WRITE_TOKEN_HEADER] = self.write_token
+        if self.kind == "server":  # the gateway's headers go to that server and nothing else
+            headers.update(self.access.headers)
+            if self.write_token:
+                headers[WRITE_TOKEN_HEADER] = self.write_token
         if self.hf_token and self.url and is_hf_host(self.url):
             headers["Authorization"] = f"Bearer {self.hf_token}"
         return headers
@@ -84,9 +99,14 @@ def resolve_target(
     space_id: str | None = None,
     write_token: str | None = None,
     hf_token: str | None = None,
+    ca_bundle: str | os.PathLike[str] | None = None,
+    client_cert: str | os.PathLike[str] | tuple[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
     env: Mapping[str, str] | None = None,
 ) -> Target:
     """Apply the target rules to arguments and environment; raise ``TrackioConfigError`` if unusable.
+
+    ``ca_bundle``, ``client_cert`` and ``headers`` reach a server behind a gateway (see ``access``).
 
     >>> resolve_target(server_url="http://127.0.0.1:7860?write_token=s3cret", env={})
     Target(kind='server', url='http://127.0.0.1:7860', space_id=None, trackio_dir=None)
@@ -114,7 +134,16 @@ def resolve_target(
         )
         source, token = next(((name, t) for name, t in sources if t), (None, None))
         hf = (hf_token or _hf_token(env)) if is_hf_host(clean) else None
-        return Target("server", clean, None, None, token, hf, source, auth)
+        access = resolve_access(
+            ca_bundle=ca_bundle, client_cert=client_cert, headers=headers, env=env
+        )
+        if not access.verify and clean.startswith("https:"):
+            warn_user(
+                f"TLS verification is off for {clean} (TRACKIO_TLS_VERIFY=0): anyone on the "
+                "network path can read the write token. Use this with a test server only; set "
+                "TRACKIO_CA_BUNDLE to trust a private CA instead."
+            )
+        return Target("server", clean, None, None, token, hf, source, auth, access)
 
     return Target("local", None, None, str(trackio_dir(env)))
 
@@ -147,10 +176,22 @@ def saved_target(
     hf = (hf_token or _hf_token(env)) if is_hf_host(url) else None
     if named.kind == "server" and named.url and same_server(named.url, url):
         return Target(
-            "server", url, None, None, named.write_token, hf, named.token_from, named.basic_auth
+            "server",
+            url,
+            None,
+            None,
+            named.write_token,
+            hf,
+            named.token_from,
+            named.basic_auth,
+            named.access,
         )
     token, source = loose_write_token or (None, None)
-    return Target("server", url, None, None, token, hf, source)
+    # Another server: what to trust applies, nothing that speaks for us (headers, certificate).
+    trust = (
+        named.access.tls_only() if named.kind == "server" else resolve_access(env=env).tls_only()
+    )
+    return Target("server", url, None, None, token, hf, source, None, trust)
 
 
 def same_server(a: str, b: str) -> bool:

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from trackio_integrations.core.access import ssl_context
 from trackio_integrations.core.records import ALERT, MEDIA, METRIC, SYSTEM, by_kind
 from trackio_integrations.core.target import Target, redact_url
 from trackio_integrations.errors import (
@@ -75,16 +76,20 @@ def open_http(
     """The HTTP client for ``target``: its base URL (sub-path kept), its credentials, no redirects.
 
     Every request to a target goes through a client made here, so a setting that changes how we
-    reach a server (basic auth from ``user:password@``, headers) reaches every caller at once.
+    reach a server (basic auth from ``user:password@``, headers, TLS) reaches every caller at once.
     """
     import httpx
 
     headers = target.headers()
     if not json:
         headers.pop("Content-Type", None)
+    secure = (target.url or "").startswith("https:")
     return httpx.Client(
         base_url=target.url or "",
         headers=headers,
+        # TLS as the target's settings say (CA bundle, client certificate, trust store); proxies
+        # from HTTPS_PROXY / HTTP_PROXY / NO_PROXY, as httpx reads them.
+        verify=ssl_context(target.access) if secure else True,
         auth=httpx.BasicAuth(*target.basic_auth) if target.basic_auth else None,
         timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0), read=read_timeout or timeout),
         limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
