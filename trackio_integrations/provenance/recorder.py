@@ -16,6 +16,7 @@ import re
 import shutil
 import sys
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -73,7 +74,7 @@ class Recorder:
     def __init__(self, run: ProvenanceRun, folder: Path, secrets: Iterable[str] = ()) -> None:
         self.run = run
         self.folder = folder
-        self._secrets = {s for s in secrets if s} | environment_secrets(os.environ)
+        self._secrets = {s for s in secrets if s}  # and the environment's, in the thread
         # What the process was started with, read now: the thread may run after a chdir.
         self._argv = list(getattr(sys, "orig_argv", [])[1:] or sys.argv)
         self._cwd = Path.cwd()
@@ -90,6 +91,8 @@ class Recorder:
         return not self._thread.is_alive()
 
     def _record(self) -> None:
+        # Give the GIL back at once: start() returns as soon as the training thread runs again.
+        time.sleep(0.01)
         try:
             config, files = self.collect()
             self.run.update_config(config)
@@ -100,6 +103,7 @@ class Recorder:
 
     def collect(self) -> tuple[dict[str, Any], list[str]]:
         """The config entries and the names of the files written (relative to ``folder``)."""
+        self._secrets |= environment_secrets(os.environ)
         checkout = read_checkout(self._cwd)
         config: dict[str, Any] = {"provenance/command": command_line(self._argv, self._secrets)}
         config.update(versions(dict(sys.modules)))
