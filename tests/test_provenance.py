@@ -212,6 +212,31 @@ def test_a_run_outside_any_git_checkout_records_that(
     assert "python -m pip install -r requirements.txt" in shown.stdout
 
 
+@pytest.mark.timeout(180)
+def test_reproduce_from_the_embedded_local_storage(
+    project: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo, _ = new_repo(tmp_path)
+    with open(repo / "conf" / "model.yaml", "a") as conf:
+        conf.write("heads: 4\n")
+    monkeypatch.chdir(repo)
+    with TrackioClient(project, system_metrics=False) as run:  # no target: local storage
+        run.log({"loss": 1.0}, step=0)
+    trackio_dir = Path(os.environ["TRACKIO_DIR"])
+    viewer = TrackioServer(trackio_dir)  # `trackio show` imports the run from the inbox
+    viewer.start()
+    try:
+        viewer.wait_for_config(project, run.run_id, **{"provenance/git/dirty": True})
+    finally:
+        viewer.stop()
+
+    into = tmp_path / "rebuilt"
+    rebuilt = cli_process(["reproduce", project, run.name, "--into", str(into)])
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert tree(into) == tree(repo)
+    assert (into / "conf" / "model.yaml").read_text().endswith("heads: 4\n")
+
+
 @pytest.mark.parametrize("off", ["argument", "environment"])
 def test_provenance_switched_off_records_nothing(
     shared_server: TrackioServer,

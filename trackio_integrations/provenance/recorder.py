@@ -21,15 +21,6 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-from trackio_integrations.provenance.facts import (
-    command_line,
-    installed_packages,
-    machine,
-    versions,
-)
-from trackio_integrations.provenance.git import DIFF_LIMIT, UNTRACKED_LIMIT, read_checkout
-from trackio_integrations.provenance.redact import environment_secrets, hide_values
-
 logger = logging.getLogger("trackio_integrations")
 
 ENV_SWITCH = "TRACKIO_PROVENANCE"
@@ -103,6 +94,16 @@ class Recorder:
 
     def collect(self) -> tuple[dict[str, Any], list[str]]:
         """The config entries and the names of the files written (relative to ``folder``)."""
+        # Imported here, in the thread: importlib.metadata and subprocess cost ~15 ms to import.
+        from trackio_integrations.provenance.facts import (
+            command_line,
+            installed_packages,
+            machine,
+            versions,
+        )
+        from trackio_integrations.provenance.git import DIFF_LIMIT, UNTRACKED_LIMIT, read_checkout
+        from trackio_integrations.provenance.redact import environment_secrets
+
         self._secrets |= environment_secrets(os.environ)
         checkout = read_checkout(self._cwd)
         config: dict[str, Any] = {"provenance/command": command_line(self._argv, self._secrets)}
@@ -134,6 +135,8 @@ class Recorder:
         path = self.folder / relative
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         if self._secrets:
+            from trackio_integrations.provenance.redact import hide_values
+
             text = data.decode("utf-8", errors="surrogateescape")
             hidden = hide_values(text, self._secrets)
             if hidden != text:
