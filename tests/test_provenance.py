@@ -260,3 +260,37 @@ def test_provenance_switched_off_records_nothing(
     shown = cli_process(["reproduce", project, run.name], {"TRACKIO_SERVER_URL": shared_server.url})
     assert shown.returncode == 2 and "has no provenance" in shown.stderr
     assert os.environ.get("TRACKIO_PROVENANCE") == ("0" if off == "environment" else None)
+
+
+@pytest.mark.parametrize("setting", [None, False])
+def test_each_integration_passes_the_setting_to_its_client(
+    shared_server: TrackioServer, project: str, setting: bool | None
+) -> None:
+    """Default on in TrackioTracker and TrackioLogger as in TrackioCallback (the Trainer test
+    above); ``provenance=False`` reaches the client they open."""
+    from accelerate.state import AcceleratorState, GradientState
+
+    from trackio_integrations import TrackioLogger, TrackioTracker
+
+    tracker = TrackioTracker(
+        project, server_url=shared_server.write_url, system_metrics=False, provenance=setting
+    )
+    try:
+        tracker.start()
+        logger = TrackioLogger(
+            project, server_url=shared_server.write_url, system_metrics=False, provenance=setting
+        )
+        clients = [tracker.tracker, logger.experiment]
+        for client in clients:
+            assert client is not None
+            client.update_config({"marker": 1})
+            client.log({"loss": 1.0}, step=0)
+            client.finish()
+        for client in clients:
+            assert client is not None
+            config = shared_server.wait_for_config(project, client.run_id, marker=1)
+            recorded = any(key.startswith("provenance/") for key in config)
+            assert recorded is (setting is None)
+    finally:
+        AcceleratorState._reset_state(True)
+        GradientState._reset_state()
