@@ -294,3 +294,20 @@ def test_each_integration_passes_the_setting_to_its_client(
     finally:
         AcceleratorState._reset_state(True)
         GradientState._reset_state()
+
+
+def test_gpu_and_slurm_facts_where_present(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No GPU here: a stand-in ``nvidia-smi`` answers the query as the real one does (its CSV)."""
+    from trackio_integrations.provenance.facts import machine
+
+    smi = tmp_path / "bin" / "nvidia-smi"
+    smi.parent.mkdir()
+    smi.write_text("#!/bin/sh\necho 'NVIDIA H200, 570.86.15'\necho 'NVIDIA H200, 570.86.15'\n")
+    smi.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{smi.parent}{os.pathsep}{os.environ['PATH']}")
+    facts = machine({"SLURM_JOB_ID": "4242", "SECRET_TOKEN": "never-recorded-1"})
+    assert facts["provenance/gpu/model"] == "NVIDIA H200"
+    assert facts["provenance/gpu/driver"] == "570.86.15"
+    assert facts["provenance/gpu/count"] == 2
+    assert facts["provenance/slurm_job_id"] == "4242"
+    assert "never-recorded-1" not in json.dumps(facts)
