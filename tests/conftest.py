@@ -38,6 +38,9 @@ def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
     monkeypatch.setenv("TRACKIO_DIR", str(tmp_path / "trackio"))
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # no stored Hugging Face token
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # Provenance (on by default) adds config keys and project files that the other tests do not
+    # expect; tests/test_provenance.py switches it back on.
+    monkeypatch.setenv("TRACKIO_PROVENANCE", "0")
     yield tmp_path
 
 

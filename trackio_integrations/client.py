@@ -48,6 +48,8 @@ from trackio_integrations.media.kinds import is_media
 from trackio_integrations.monitoring.alerts import AlertMethods
 from trackio_integrations.monitoring.system import DEFAULT_INTERVAL, SystemSampler
 from trackio_integrations.monitoring.webhook import WebhookPoster
+from trackio_integrations.provenance.recorder import Recorder
+from trackio_integrations.provenance.recorder import enabled as provenance_enabled
 
 if TYPE_CHECKING:
     import httpx  # loaded only for a server or a Space (in transport.py)
@@ -101,6 +103,9 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         headers: headers sent with every request to that server and nothing else, e.g. a
             gateway's access token (else ``TRACKIO_HEADERS``, a JSON object). Never shown or
             written to disk.
+        provenance: record git commit, diff, packages, command line (secrets redacted) and
+            machine in the background (``provenance/`` in the config, Files); else
+            ``TRACKIO_PROVENANCE`` (``0`` is off), else on.
     """
 
     def __init__(
@@ -126,6 +131,7 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         ca_bundle: str | os.PathLike[str] | None = None,
         client_cert: str | os.PathLike[str] | tuple[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
+        provenance: bool | None = None,
     ) -> None:
         project = project or os.environ.get("TRACKIO_PROJECT")
         if not project:
@@ -178,6 +184,11 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         self._webhook = WebhookPoster.configured(alert_webhook, alert_webhook_min_level)
         if system_metrics:
             self._sampler = SystemSampler(self.log_system, system_interval).start()
+        self._provenance: Recorder | None = None
+        if provenance_enabled(provenance):
+            secrets = (self.target.write_token, self.target.hf_token)
+            folder = self._spool_root / "provenance" / self.run_id
+            self._provenance = Recorder(self, folder, [s for s in secrets if s]).start()
 
     # --- public API ----------------------------------------------------------------------------
 
@@ -280,6 +291,8 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         run.
         """
         deadline = time.monotonic() + timeout
+        if self._provenance is not None:  # its config and files belong to this run
+            self._provenance.wait(min(timeout / 2, 5.0))
         if self._sampler is not None and not self._finished:  # its last sample goes out too
             self._sampler.stop(min(timeout / 4, 1.0))
         with self._lock:
@@ -301,7 +314,10 @@ class TrackioClient(AlertMethods, ArtifactMethods):
             if self._delivery is not None:
                 close_quietly(self._delivery)
         ok = ok and not dropped
-        ok = self._finish_uploads(artifact_timeout) and ok
+        uploaded = self._finish_uploads(artifact_timeout)
+        if uploaded and self._provenance is not None:
+            self._provenance.discard()  # its files are on the target now
+        ok = uploaded and ok
         self._finish_result = ok
         return ok
 
@@ -460,6 +476,7 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         self._sender = None
         self._delivery = None  # the parent's connection is not ours to use or close
         self._sampler = None  # a child (a DataLoader worker) does not sample; its parent does
+        self._provenance = None  # nor record provenance: the parent's run has it
         if self._webhook is not None:  # nor post its parent's queued alerts a second time
             self._webhook = WebhookPoster.configured(self._webhook.url, self._webhook.min_level)
         uploader = getattr(self, "_uploader", None)

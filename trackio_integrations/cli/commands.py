@@ -1,4 +1,5 @@
-"""``trackio-integrations``: ``doctor`` (will logging work?), ``status`` and ``sync`` (the spool).
+"""``trackio-integrations``: ``doctor`` (will logging work?), ``status`` and ``sync`` (the spool),
+``reproduce`` (rebuild a run from its provenance: ``reproduce.py``).
 
 Every command resolves the target from its flags, then the environment, as ``TrackioClient``
 does. A spool goes to the target it was written for; the write token that the flags or the
@@ -16,6 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from trackio_integrations.cli.reproduce import add_parser as add_reproduce
+from trackio_integrations.cli.reproduce import reproduce_command
 from trackio_integrations.cli.uploads import status_uploads, sync_uploads
 from trackio_integrations.core.access import explain
 from trackio_integrations.core.dead_letter import iter_dead_letters
@@ -50,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         "status", help="points waiting in the spool, per target, project and run"
     )
     _target_flags(status)
+    add_reproduce(commands, _target_flags)
 
     args = parser.parse_args(argv)
     root = Path(args.spool_dir) if args.spool_dir else default_root()
@@ -58,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
             return doctor_command(args, root)
         if args.command == "sync":
             return sync_command(args, root)
+        if args.command == "reproduce":
+            return reproduce_command(args)
         return status_command(args, root)
     except TrackioError as exc:
         print(f"error: {exc}", file=sys.stderr)

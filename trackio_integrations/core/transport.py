@@ -240,6 +240,15 @@ class Transport:
             )
         return response.json().get("data")
 
+    def download(self, path: str) -> bytes:
+        """``GET /file?path=...``: the bytes of a file the target stores (a project file)."""
+        response = self._http.get("/file", params={"path": path})
+        if response.status_code != 200:
+            raise TrackioServerError(
+                f"{self.target} refused the file {path} (HTTP {response.status_code})"
+            )
+        return response.content
+
     def auth_advice(self, reply: Reply) -> str:
         if "from a gateway" in reply.message:
             return (

@@ -82,6 +82,7 @@ class TrackioTracker(GeneralTracker):
         alert_webhook: a Slack, Discord or plain URL each alert is also posted to
             (``TRACKIO_WEBHOOK_URL``).
         alert_webhook_min_level: the lowest level posted there (``TRACKIO_WEBHOOK_MIN_LEVEL``).
+        provenance: record git commit, diff, packages, command (see ``TrackioClient``).
         health: the training-health alerts (``HealthChecks``, ``False`` for none): a NaN or
             infinite loss or gradient norm among the logged values, a loss spike, a stall (nothing
             logged within ``stall_after``), an exception that ends the program before
@@ -119,6 +120,7 @@ class TrackioTracker(GeneralTracker):
         alert_webhook: str | None = None,
         alert_webhook_min_level: str | None = None,
         health: HealthChecks | bool | Mapping[str, Any] = True,
+        provenance: bool | None = None,
         save_code: bool = False,
         ca_bundle: str | os.PathLike[str] | None = None,
         client_cert: str | os.PathLike[str] | tuple[str, str] | None = None,
@@ -149,7 +151,12 @@ class TrackioTracker(GeneralTracker):
         self._finished = False
         self._ignored_kwargs: set[str] = set()
         self._monitoring = Monitoring(
-            system_metrics, system_interval, alert_webhook, alert_webhook_min_level, health
+            system_metrics,
+            system_interval,
+            alert_webhook,
+            alert_webhook_min_level,
+            health,
+            provenance,
         )
         # accelerate calls a tracker on the main process only: on another node's local rank 0
         # (known from the launcher's variables) a thread waits for the run to be announced.

@@ -26,12 +26,14 @@ class Monitoring:
         alert_webhook: str | None = None,
         alert_webhook_min_level: str | None = None,
         health: HealthChecks | bool | Mapping[str, Any] | None = True,
+        provenance: bool | None = None,
     ) -> None:
         self.system_metrics = system_metrics
         self.system_interval = system_interval
         self.alert_webhook = alert_webhook
         self.alert_webhook_min_level = alert_webhook_min_level
         self.health = HealthChecks.of(health)
+        self.provenance = provenance
         self.checks: Health | None = None
         self.node: NodeFollower | None = None
         self._announced = False
@@ -44,6 +46,7 @@ class Monitoring:
             "system_interval": self.system_interval,
             "alert_webhook": self.alert_webhook,
             "alert_webhook_min_level": self.alert_webhook_min_level,
+            "provenance": self.provenance,
         }
 
     def settings(self) -> dict[str, Any]:
@@ -53,6 +56,7 @@ class Monitoring:
             "system_interval": self.system_interval,
             "alert_webhook_min_level": self.alert_webhook_min_level,
             "health": self.health.as_dict() if self.health is not None else False,
+            "provenance": self.provenance,
         }
 
     # --- global rank zero ----------------------------------------------------------------------
@@ -106,6 +110,7 @@ class Monitoring:
                     run_id=run["run_id"],
                     check=False,  # rank 0 checked the target; a node only adds samples
                     system_metrics=False,  # the node's sampler names this node
+                    provenance=False,  # rank 0 records it for the run
                     **options,
                 )
 

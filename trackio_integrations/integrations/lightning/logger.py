@@ -142,6 +142,7 @@ class TrackioLogger(_LightningLoggers):
         alert_webhook: a Slack, Discord or plain URL each alert is also posted to
             (``TRACKIO_WEBHOOK_URL``).
         alert_webhook_min_level: the lowest level posted there (``TRACKIO_WEBHOOK_MIN_LEVEL``).
+        provenance: record git commit, diff, packages, command (see ``TrackioClient``).
         health: the training-health alerts (``HealthChecks``, ``False`` for none): a NaN or
             infinite loss or gradient norm among the logged metrics, a loss spike, a stall (nothing
             logged within ``stall_after``), and a ``finalize("failed")`` (with the exception type).
@@ -179,6 +180,7 @@ class TrackioLogger(_LightningLoggers):
         alert_webhook: str | None = None,
         alert_webhook_min_level: str | None = None,
         health: HealthChecks | bool | Mapping[str, Any] = True,
+        provenance: bool | None = None,
         log_model: bool | Literal["all"] = False,
         save_code: bool = False,
         ca_bundle: str | os.PathLike[str] | None = None,
@@ -218,7 +220,12 @@ class TrackioLogger(_LightningLoggers):
         self._client: TrackioClient | None = None
         self._watchers: dict[int, Watcher] = {}
         self._monitoring = Monitoring(
-            system_metrics, system_interval, alert_webhook, alert_webhook_min_level, health
+            system_metrics,
+            system_interval,
+            alert_webhook,
+            alert_webhook_min_level,
+            health,
+            provenance,
         )
 
     # --- what Lightning reads --------------------------------------------------------------------

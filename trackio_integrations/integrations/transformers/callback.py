@@ -99,6 +99,7 @@ class TrackioCallback(TrainerCallback, ExportableState):
         alert_webhook: a Slack, Discord or plain URL each alert is also posted to
             (``TRACKIO_WEBHOOK_URL``).
         alert_webhook_min_level: the lowest level posted there (``TRACKIO_WEBHOOK_MIN_LEVEL``).
+        provenance: record git commit, diff, packages, command (see ``TrackioClient``).
         health: the training-health alerts (``HealthChecks``, ``False`` for none): a NaN or
             infinite ``loss`` / ``grad_norm``, a loss spike, a stall (no step ended within
             ``stall_after``), an exception out of ``trainer.train()`` (via ``sys.excepthook``).
@@ -134,6 +135,7 @@ class TrackioCallback(TrainerCallback, ExportableState):
         alert_webhook: str | None = None,
         alert_webhook_min_level: str | None = None,
         health: HealthChecks | bool | Mapping[str, Any] = True,
+        provenance: bool | None = None,
         log_checkpoints: str | None = None,
         save_code: bool = False,
         ca_bundle: str | os.PathLike[str] | None = None,
@@ -189,7 +191,12 @@ class TrackioCallback(TrainerCallback, ExportableState):
         self.watch_every = watch_every
         self._watcher: Watcher | None = None
         self.monitoring = Monitoring(
-            system_metrics, system_interval, alert_webhook, alert_webhook_min_level, health
+            system_metrics,
+            system_interval,
+            alert_webhook,
+            alert_webhook_min_level,
+            health,
+            provenance,
         )
         self.log_checkpoints = log_checkpoints_setting(log_checkpoints)
         self.save_code = save_code
