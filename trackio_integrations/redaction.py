@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import threading
+from collections.abc import Iterable
 
 MASK = "***"
 SECRET_ENV = ("TRACKIO_WRITE_TOKEN", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "TRACKIO_CLIENT_KEY")
@@ -54,10 +55,24 @@ def redact(text: str) -> str:
         value = os.environ.get(name)
         if value and len(value) >= _MIN_LENGTH:
             values.add(value)
-    for value in sorted(values, key=len, reverse=True):  # longest first: no half-masked secret
-        if value in text:
+    return hide(text, values)
+
+
+def hide(text: str, values: Iterable[str], min_length: int = _MIN_LENGTH) -> str:
+    """``text`` with each of ``values`` replaced by ``***``, the longest first (so that no secret
+    is left half-masked by a shorter one inside it)."""
+    for value in sorted(values, key=len, reverse=True):
+        if len(value) >= min_length and value in text:
             text = text.replace(value, MASK)
     return text
+
+
+def strip_credentials(text: str) -> str:
+    """``text`` with the credentials of any URL in it removed, not masked (``user:password@``
+    goes, secret query values become ``***``): for a URL that is recorded to be used again,
+    such as a git remote."""
+    text = _USERINFO.sub(lambda m: m.group(1), text)
+    return _SECRET_QUERY.sub(lambda m: f"{m.group(1)}{m.group(2)}={MASK}", text)
 
 
 class RedactingFilter(logging.Filter):

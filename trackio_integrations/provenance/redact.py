@@ -12,7 +12,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 
-REDACTED = "***"
+from trackio_integrations.redaction import MASK, hide, strip_credentials
+
+REDACTED = MASK
 
 # Words that make a flag or a key secret, matched as whole parts of its name
 # (``--max-new-tokens`` and ``--tokenizer`` are not secrets; ``--hf_token`` is).
@@ -29,10 +31,6 @@ _SECRET_WORDS = {
     "auth",
     "passphrase",
 }
-_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s]+@")
-_URL_SECRET_QUERY = re.compile(
-    r"(?i)([?&][^=&\s]*(?:token|key|password|secret|sig|signature)[^=&\s]*=)[^&\s#]+"
-)
 # Shorter values are too likely to occur by chance in a harmless argument ("1", "true").
 _MIN_SECRET_LENGTH = 6
 
@@ -54,16 +52,12 @@ def environment_secrets(environ: Mapping[str, str]) -> set[str]:
 
 def clean_url(text: str) -> str:
     """``text`` with the credentials of any URL in it removed (user:password@, ?token=...)."""
-    text = _URL_USERINFO.sub(r"\1", text)
-    return _URL_SECRET_QUERY.sub(rf"\g<1>{REDACTED}", text)
+    return strip_credentials(text)
 
 
 def hide_values(text: str, secrets: Iterable[str]) -> str:
     """``text`` with each known secret value replaced by ``***``, longest first."""
-    for secret in sorted(secrets, key=len, reverse=True):
-        if len(secret) >= _MIN_SECRET_LENGTH and secret in text:
-            text = text.replace(secret, REDACTED)
-    return text
+    return hide(text, secrets, _MIN_SECRET_LENGTH)
 
 
 def redact_command(argv: Sequence[str], secrets: Iterable[str] = ()) -> list[str]:
