@@ -38,7 +38,7 @@ PERFORMANCE = REPO / "docs" / "performance.md"
 EXPECTED = {
     "make demo": [
         r"framework\s+project\s+run\s+points",
-        r"dashboard tabs lit: metrics, media, reports, system, files, artifacts\n",
+        r"dashboard tabs lit: metrics, media, reports, system, files, artifacts, traces\n",
         r"Every run arrived whole\.",
     ],
     "trackio-integrations doctor": [r"Target:\s+local", r"Logging would work\."],
