@@ -137,6 +137,8 @@ def test_our_api_module_needs_no_trackio(shared_server: TrackioServer, project: 
         f"""
         import sys
         sys.modules["trackio"] = None  # as if trackio were not installed
+        import trackio_integrations
+        trackio_integrations.install()  # nothing to take over in trackio: nothing changes
         import trackio_integrations.api as trackio
         trackio.init(project={project!r}, name="no-trackio")
         trackio.log({{"loss": 0.5}})
@@ -206,3 +208,20 @@ def test_a_plain_trackio_script_killed_loses_nothing_after_sync(
         if job.poll() is None:
             job.kill()
         server.stop()
+
+
+def test_a_resumed_run_continues_after_the_server_s_last_step(
+    trackio, shared_server: TrackioServer, project: str
+) -> None:
+    first = trackio.init(project=project, name="resumed", server_url=shared_server.write_url)
+    for _ in range(3):
+        trackio.log({"loss": 1.0})  # 0, 1, 2
+    trackio.finish()
+    assert shared_server.wait_for_steps(project, "resumed", "loss", 3) == [0, 1, 2]
+    again = trackio.init(
+        project=project, name="resumed", server_url=shared_server.write_url, resume="allow"
+    )
+    assert again.id == first.id
+    trackio.log({"loss": 0.5})
+    trackio.finish()
+    assert shared_server.wait_for_steps(project, "resumed", "loss", 4) == [0, 1, 2, 3]

@@ -82,6 +82,7 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         hf_token: Hugging Face token, sent to Hugging Face hosts only (else ``HF_TOKEN``).
         config: the run's configuration (made JSON-safe).
         run_id: a stable id for the run; pass the same one to continue a run after a restart.
+        last_step: the last step a continued run reached: a point without a step follows it.
         spool_dir: where unsent points wait (``TRACKIO_SPOOL_DIR``, else the user cache).
         check: check the server version and write access now (a wrong token raises here).
         step_ids: derive each point's id from (run id, step, metric names), so that a step logged
@@ -106,6 +107,7 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         hf_token: str | None = None,
         config: Mapping[str, Any] | Any | None = None,
         run_id: str | None = None,
+        last_step: int | None = None,
         spool_dir: str | os.PathLike[str] | None = None,
         check: bool = True,
         step_ids: bool = False,
@@ -140,7 +142,7 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         self._plain_keys: set[tuple[Any, ...]] = set()
         self._lock = threading.Lock()
         self._seq = 0
-        self._last_step: int | None = None
+        self._last_step: int | None = last_step
         self._finished = False
         self._finish_result = True
         self._spool: Spool | None = None

@@ -137,11 +137,15 @@ def init(
                 open_run.update_config(config)
             _apply_pending_config(open_run)
             return Run(open_run)
-        from trackio_integrations.core.runs import run_to_resume
+        from trackio_integrations.core.runs import last_step, run_to_resume
+        from trackio_integrations.core.target import resolve_target
 
-        run_id = None
+        run_id = last = None
         if project:
             run_id = run_to_resume(project, name, resume, server_url=server_url, space_id=space_id)
+        if run_id is not None and project:  # continued: step-less points follow its last step
+            target = resolve_target(server_url=server_url, space_id=space_id)
+            last = last_step(target, project, run_id)
         intervals = [i for i in (gpu_log_interval, cpu_log_interval) if i != _TRACKIO_INTERVAL]
         level = getattr(webhook_min_level, "value", webhook_min_level)
         client = TrackioClient(
@@ -151,6 +155,7 @@ def init(
             space_id=space_id,
             config=config,
             run_id=run_id,
+            last_step=last,
             system_metrics=not (auto_log_gpu is False and auto_log_cpu is False),
             system_interval=min(intervals) if intervals else DEFAULT_INTERVAL,
             alert_webhook=webhook_url,
