@@ -28,10 +28,14 @@ from trackio_integrations.core.process import current
 
 
 @pytest.fixture
-def trackio() -> Iterator[object]:
-    """trackio's module, with its API on our client; everything put back afterwards."""
+def trackio(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+    """trackio's module, with its API on our client; everything put back afterwards. No run is
+    current at the start (a client another test left open is not this test's run)."""
     import trackio as module
 
+    from trackio_integrations.core import process
+
+    monkeypatch.setitem(process._current, "run", None)
     own_log = module.log
     install()
     yield module
@@ -225,3 +229,31 @@ def test_a_resumed_run_continues_after_the_server_s_last_step(
     trackio.log({"loss": 0.5})
     trackio.finish()
     assert shared_server.wait_for_steps(project, "resumed", "loss", 4) == [0, 1, 2, 3]
+
+
+def test_log_artifact_use_artifact_and_save(
+    trackio,
+    shared_server: TrackioServer,
+    project: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ckpt").mkdir()
+    (tmp_path / "ckpt" / "weights.bin").write_bytes(b"w" * 1000)
+    (tmp_path / "notes.txt").write_text("lr 0.1")
+    trackio.init(project=project, name="producer", server_url=shared_server.write_url)
+    art = trackio.log_artifact(tmp_path / "ckpt", name="model", type="model", aliases=["best"])
+    assert art is not None and art.wait(60), art.error
+    assert trackio.save("notes.txt") == 1
+    trackio.finish()
+    trackio.init(project=project, name="consumer", server_url=shared_server.write_url)
+    used = trackio.use_artifact("model:best")
+    assert used is not None and used.version == "v0"
+    trackio.finish()
+    [listed] = shared_server.api("get_artifacts", project)
+    assert (listed["name"], listed["type"]) == ("model", "model")
+    lineage = shared_server.api("get_run_artifacts", project, "consumer")
+    assert [(a["name"], a["version"]) for a in lineage["input"]] == [("model", 0)]
+    files = wait_until(lambda: shared_server.api("get_project_files", project))
+    assert [f["name"].split("/")[0] for f in files] == ["notes.txt"]  # as the Files tab lists it

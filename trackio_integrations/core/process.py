@@ -31,23 +31,23 @@ live: weakref.WeakSet[Live] = weakref.WeakSet()  # the clients not yet finished
 # (``trackio.log`` after ``install()``) writes to it, so a library that logs through trackio (TRL)
 # lands in the run a Trainer, a Lightning logger or an Accelerator opened. A plain global, not a
 # context variable: another thread, or code run through ``copy_context().run``, sees the same run.
-_current: list[Any] = [None]
+_current: dict[str, Any] = {"run": None}
 
 
 def set_current(client: Any) -> None:
     """Make ``client`` the run that ``trackio.log()`` writes to."""
-    _current[0] = client
+    _current["run"] = client
 
 
 def current() -> Any:
     """The run ``trackio.log()`` writes to, or None."""
-    return _current[0]
+    return _current["run"]
 
 
 def clear_current(client: Any) -> None:
     """``client`` finished: if it was the current run, the process has none until the next."""
-    if _current[0] is client:
-        _current[0] = None
+    if _current["run"] is client:
+        _current["run"] = None
 
 
 _ADJECTIVES = (
