@@ -262,7 +262,7 @@ def _take_trackio(trackio: ModuleType) -> None:
     _announce(
         "trackio",
         "trackio.init/log/finish/config/alert now run on trackio_integrations' client (one run "
-        "per process, shared with report_to='trackio' and log_with='trackio')",
+        "per process, shared with the Trainer's, Lightning's or Accelerate's run)",
     )
 
 
