@@ -27,6 +27,7 @@ from typing import Any
 
 from trackio_integrations.client import TrackioClient
 from trackio_integrations.core.process import current
+from trackio_integrations.core.values import as_config
 from trackio_integrations.errors import warn_user
 from trackio_integrations.monitoring.system import DEFAULT_INTERVAL
 
@@ -293,8 +294,8 @@ class Config(MutableMapping[str, Any]):
 
     def update(self, *args: Any, allow_val_change: bool = True, **values: Any) -> None:
         merged: dict[str, Any] = {}
-        for arg in args:
-            merged.update(arg if isinstance(arg, Mapping) else vars(arg))
+        for arg in args:  # a mapping, or anything a run config takes (dataclass, Namespace...)
+            merged.update(arg if isinstance(arg, Mapping) else as_config(arg))
         merged.update(values)
         client = self._target()
         if client is not None:
