@@ -91,3 +91,18 @@ def test_a_bad_trace_or_html_warns_and_loses_nothing_else(
         run.log({"page": Html(object()), "loss": 2.0}, step=1)
     [row] = shared_server.wait_for_logs(project, "bad", 1)
     assert row["loss"] == 2.0 and "page" not in row
+
+
+def test_a_plotly_figure_in_our_html_or_trackio_s(
+    shared_server: TrackioServer, project: str
+) -> None:
+    import plotly.graph_objects as go
+
+    figure = go.Figure(go.Scatter(x=[1, 2, 3], y=[4, 5, 6]))
+    with TrackioClient(project, "plotly", server_url=shared_server.write_url) as run:
+        run.log({"ours": Html(figure), "theirs": trackio.Html(figure)}, step=2)
+    [row] = shared_server.wait_for_logs(project, "plotly", 1)
+    for key in ("ours", "theirs"):
+        assert row[key]["_type"] == "trackio.html" and "/2/" in row[key]["file_path"]
+        page = media_file(shared_server, row[key]["file_path"])
+        assert b"cdn.plot.ly" in page and b'"type":"scatter"' in page
