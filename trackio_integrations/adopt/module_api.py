@@ -20,6 +20,7 @@ run, or an argument we cannot honour, warns once.
 from __future__ import annotations
 
 import enum
+import os
 import threading
 import weakref
 from collections.abc import Iterator, Mapping, MutableMapping
@@ -126,6 +127,7 @@ def init(
     for key, value in given.items():
         if value != _IGNORED[key]:
             _warn_once(f"init:{key}", f"trackio.init({key}=...) is not supported here: ignored.")
+    project = project or os.environ.get("TRACKIO_PROJECT")
     with _lock:
         open_run = current()
         if (
