@@ -45,3 +45,14 @@ def test_media_without_a_step_is_stored_at_the_step_its_file_names(
     assert media[0]["step"] == 8
     assert "/8/" in media[0]["sample"]["file_path"]
     assert shared_server.steps(project, "media", "loss") == [7, 9]
+
+
+def test_an_earlier_step_logged_late_does_not_pull_the_numbering_back(
+    shared_server: TrackioServer, project: str
+) -> None:
+    # TRL's profiling logs at the Trainer's step after the Trainer's table took the next one.
+    with TrackioClient(project, "late", server_url=shared_server.write_url) as run:
+        run.log({"loss": 1.0}, step=5)
+        run.log({"timing": 0.1}, step=2)
+        run.log({"loss": 0.5})  # 6, not 3
+    assert shared_server.wait_for_steps(project, "late", "loss", 2) == [5, 6]

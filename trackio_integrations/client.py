@@ -324,8 +324,9 @@ class TrackioClient(AlertMethods, ArtifactMethods):
     ) -> None:
         """Write one point's spool line (caller holds the lock)."""
         assert self._spool is not None
-        if advance and step is not None:
-            self._last_step = step
+        if advance and step is not None:  # the highest step so far, as trackio keeps it
+            last = self._last_step
+            self._last_step = step if last is None or step > last else last
         if with_config:
             self._config_pending = False
         if files is not None:
