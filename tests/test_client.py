@@ -36,7 +36,7 @@ def test_public_api_is_the_four_classes_and_the_errors() -> None:
         "TrackioAuthError": PermissionError,
         "TrackioServerError": RuntimeError,
     }
-    media = ("Image", "Audio", "Video", "Table", "Histogram", "Markdown")
+    media = ("Image", "Audio", "Video", "Table", "Histogram", "Markdown", "Html", "Trace")
     functions = ("install", "uninstall")
     settings = ("HealthChecks",)
     assert sorted(package.__all__) == sorted([*classes, *errors, *media, *functions, *settings])

@@ -1,7 +1,7 @@
 """Send Transformers, Lightning and Accelerate metrics to your own Trackio server or Space.
 
 >>> from trackio_integrations import TrackioClient, TrackioCallback, TrackioLogger, TrackioTracker
->>> from trackio_integrations import Image, Audio, Video, Table, Histogram, Markdown
+>>> from trackio_integrations import Image, Audio, Video, Table, Histogram, Markdown, Html, Trace
 
 Importing this package is cheap: each name (and the framework behind it) loads on first use.
 It also makes ``report_to="trackio-integrations"`` (transformers) and
@@ -19,9 +19,11 @@ __all__ = [
     "Audio",
     "HealthChecks",
     "Histogram",
+    "Html",
     "Image",
     "Markdown",
     "Table",
+    "Trace",
     "TrackioAuthError",
     "TrackioCallback",
     "TrackioClient",
@@ -50,6 +52,8 @@ _WHERE = {
     "Table": "trackio_integrations.media.kinds",
     "Histogram": "trackio_integrations.media.kinds",
     "Markdown": "trackio_integrations.media.kinds",
+    "Html": "trackio_integrations.media.kinds",
+    "Trace": "trackio_integrations.media.kinds",
     "install": "trackio_integrations.adopt.install",
     "uninstall": "trackio_integrations.adopt.install",
     "HealthChecks": "trackio_integrations.monitoring.health",
@@ -67,7 +71,16 @@ if TYPE_CHECKING:
     from trackio_integrations.integrations.accelerate import TrackioTracker
     from trackio_integrations.integrations.lightning.logger import TrackioLogger
     from trackio_integrations.integrations.transformers.callback import TrackioCallback
-    from trackio_integrations.media.kinds import Audio, Histogram, Image, Markdown, Table, Video
+    from trackio_integrations.media.kinds import (
+        Audio,
+        Histogram,
+        Html,
+        Image,
+        Markdown,
+        Table,
+        Trace,
+        Video,
+    )
     from trackio_integrations.monitoring.health import HealthChecks
 
 

@@ -20,8 +20,10 @@ from trackio_integrations.core.access import explain
 from trackio_integrations.core.media_files import FileStager
 from trackio_integrations.core.process import (
     after_fork_in_child,
+    clear_current,
     finish_all_at_exit,
     new_run_name,
+    set_current,
 )
 from trackio_integrations.core.process import live as _live
 from trackio_integrations.core.records import RunFields
@@ -35,7 +37,7 @@ from trackio_integrations.core.sender import (
 from trackio_integrations.core.spool import Spool, default_root
 from trackio_integrations.core.target import Target, resolve_target
 from trackio_integrations.core.transport import Transport
-from trackio_integrations.core.values import Kept, encode_metrics, json_safe
+from trackio_integrations.core.values import Kept, as_config, encode_metrics
 from trackio_integrations.core.writer import adopt_orphans, open_spool, report_undelivered
 from trackio_integrations.errors import (
     TrackioAuthError,
@@ -84,6 +86,7 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         hf_token: Hugging Face token, sent to Hugging Face hosts only (else ``HF_TOKEN``).
         config: the run's configuration (made JSON-safe).
         run_id: a stable id for the run; pass the same one to continue a run after a restart.
+        last_step: the last step a continued run reached: a point without a step follows it.
         spool_dir: where unsent points wait (``TRACKIO_SPOOL_DIR``, else the user cache).
         check: check the server version and write access now (a wrong token raises here).
         step_ids: derive each point's id from (run id, step, metric names), so that a step logged
@@ -119,6 +122,7 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         hf_token: str | None = None,
         config: Mapping[str, Any] | Any | None = None,
         run_id: str | None = None,
+        last_step: int | None = None,
         spool_dir: str | os.PathLike[str] | None = None,
         check: bool = True,
         step_ids: bool = False,
@@ -149,7 +153,7 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         self.name: str = name or new_run_name()
         self.run_id: str = run_id or uuid.uuid4().hex
         self.server_info: dict[str, Any] | None = None
-        self._config: dict[str, Any] = _as_config(config)
+        self._config: dict[str, Any] = as_config(config)
         self._config_pending = bool(self._config)
         self._config_since = time.monotonic()
         self._spool_root = Path(spool_dir) if spool_dir else default_root()
@@ -163,7 +167,7 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         self._plain_keys: set[tuple[Any, ...]] = set()
         self._lock = threading.Lock()
         self._seq = 0
-        self._last_step: int | None = None
+        self._last_step: int | None = last_step
         self._finished = False
         self._finish_result = True
         self._spool: Spool | None = None
@@ -180,6 +184,7 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         if _has_queued_uploads(self._spool_root, self.target):  # a dead run's: resume them
             self._uploads()
         _live.add(self)
+        set_current(self)  # the run trackio.log() writes to (adopt/module_api.py)
         self._sampler: SystemSampler | None = None
         self._webhook = WebhookPoster.configured(alert_webhook, alert_webhook_min_level)
         if system_metrics:
@@ -210,7 +215,7 @@ class TrackioClient(AlertMethods, ArtifactMethods):
             if step is not None and type(step) is not int:
                 step = self._as_step(step)
             log_id = None
-            if self._step_ids and step is not None:
+            if self._step_ids and step is not None:  # an explicit step only
                 # Same run, step and metric names -> same id: a step re-logged after resuming
                 # from a checkpoint is stored once (the server ignores a known log_id).
                 names = "\0".join(sorted(str(k) for k in metrics)).encode()
@@ -218,6 +223,8 @@ class TrackioClient(AlertMethods, ArtifactMethods):
             with self._lock:
                 if self._spool is None:  # first point in a forked child
                     self._start_writer()
+                if step is None:  # as trackio numbers it: the run's last step plus one
+                    step = 0 if self._last_step is None else self._last_step + 1
                 if type(body) is bytes:
                     self._append(body, step, self._config_pending, log_id=log_id)
                 else:  # media values, kept for their encoder
@@ -251,7 +258,7 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         """Merge ``mapping`` into the run's config, which the server replaces as a whole."""
         try:
             with self._lock:
-                self._config.update(_as_config(mapping))
+                self._config.update(as_config(mapping))
                 if self._spool is None:
                     self._start_writer()
                 # The config rides on the next point; if none comes soon, the sender writes it
@@ -301,6 +308,7 @@ class TrackioClient(AlertMethods, ArtifactMethods):
             self._finished = True
         self._write_pending_config(stale_after=0.0)
         _live.discard(self)
+        clear_current(self)
         if self._spool is None or self._sender is None:
             return self._finish_uploads(artifact_timeout)
         ok = self._sender.flush(max(deadline - time.monotonic(), 0.0))
@@ -351,12 +359,9 @@ class TrackioClient(AlertMethods, ArtifactMethods):
     ) -> None:
         """Write one point's spool line (caller holds the lock)."""
         assert self._spool is not None
-        if advance:
-            self._last_step = (
-                step
-                if step is not None
-                else (0 if self._last_step is None else self._last_step + 1)
-            )
+        if advance and step is not None:  # the highest step so far, as trackio keeps it
+            last = self._last_step
+            self._last_step = step if last is None or step > last else last
         if with_config:
             self._config_pending = False
         if files is not None:
@@ -373,20 +378,17 @@ class TrackioClient(AlertMethods, ArtifactMethods):
             )
         )
 
-    def _append_media(self, kept: Kept, step: int | None, log_id: bytes | None) -> None:
+    def _append_media(self, kept: Kept, step: int, log_id: bytes | None) -> None:
         """A point with media values: their files into the spool, then the point (lock held).
 
-        Files need a step folder before the server numbers the point: a point logged without a
-        step gets the step it will be given, the last one plus one.
+        The files' step folder is the point's step (``log()`` numbered a point given none).
         """
         from trackio_integrations.media.encode import (
             encode_point,  # NumPy, PIL, torch: only where a value needs them
         )
 
         assert self._spool is not None
-        last = self._last_step
-        folder = step if step is not None else (0 if last is None else last + 1)
-        stager = FileStager(self._spool, self.project, self.name, folder)
+        stager = FileStager(self._spool, self.project, self.name, step)
         body = encode_point(kept, stager.store, self._warn)
         if not stager.files:  # tables, histograms, reports: JSON only
             self._append(body, step, self._config_pending, log_id=log_id)
@@ -483,19 +485,6 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         if uploader is not None:
             uploader.abandon_after_fork()  # the parent's uploads and lock stay the parent's
         self._uploader = None
-
-
-def _as_config(value: Any) -> dict[str, Any]:
-    if value is None:
-        return {}
-    safe = json_safe(value)
-    if isinstance(safe, dict):
-        return safe
-    warn_user(
-        f"config must be a mapping (or dataclass, Namespace, ...), got {type(value).__name__}; "
-        "it is stored under the key 'value'."
-    )
-    return {"value": safe}
 
 
 os.register_at_fork(after_in_child=after_fork_in_child)
