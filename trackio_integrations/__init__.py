@@ -29,9 +29,11 @@ __all__ = [
     "TrackioClient",
     "TrackioConfigError",
     "TrackioError",
+    "TrackioGatewayError",
     "TrackioLogger",
     "TrackioServerError",
     "TrackioTracker",
+    "TrackioUnavailableError",
     "Video",
     "install",
     "uninstall",
@@ -46,6 +48,8 @@ _WHERE = {
     "TrackioConfigError": "trackio_integrations.errors",
     "TrackioAuthError": "trackio_integrations.errors",
     "TrackioServerError": "trackio_integrations.errors",
+    "TrackioGatewayError": "trackio_integrations.errors",
+    "TrackioUnavailableError": "trackio_integrations.errors",
     "Image": "trackio_integrations.media.kinds",
     "Audio": "trackio_integrations.media.kinds",
     "Video": "trackio_integrations.media.kinds",
@@ -66,7 +70,9 @@ if TYPE_CHECKING:
         TrackioAuthError,
         TrackioConfigError,
         TrackioError,
+        TrackioGatewayError,
         TrackioServerError,
+        TrackioUnavailableError,
     )
     from trackio_integrations.integrations.accelerate import TrackioTracker
     from trackio_integrations.integrations.lightning.logger import TrackioLogger

@@ -42,6 +42,7 @@ from trackio_integrations.core.writer import adopt_orphans, open_spool, report_u
 from trackio_integrations.errors import (
     TrackioAuthError,
     TrackioConfigError,
+    TrackioGatewayError,
     TrackioServerError,
     TrackioUnavailableError,
     warn_user,
@@ -430,6 +431,11 @@ class TrackioClient(AlertMethods, ArtifactMethods):
             self.server_info = transport.check(timeout=5.0)
         except TrackioUnavailableError as exc:  # a restart, a gateway's 502/503/504, a 429
             warn_user(str(exc))
+        except TrackioGatewayError as exc:  # the gateway's settings, not the write token
+            warn_user(
+                f"{exc} Training goes on: points are kept on disk; once fixed, "
+                "`trackio-integrations sync` sends them."
+            )
         except (TrackioAuthError, TrackioServerError):  # the configuration is wrong: say so now
             transport.close()
             raise
