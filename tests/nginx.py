@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import json
 import os
 import re
 import secrets
@@ -26,11 +27,12 @@ import subprocess
 import threading
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 import trustme
 
-from tests.harness import REPO, free_port
+from tests.harness import REPO, free_port, wait_until
 
 NGINX = "/usr/sbin/nginx"
 MISSING = "nginx is missing: apt-get install nginx-light"
@@ -183,7 +185,8 @@ class NginxGateway:
     ``basic_auth``, ``access_header``); ``server_cert`` picks the certificate it serves (server,
     wrong-host, expired). The credentials a client needs are ``user``/``password``,
     ``header_name``/``header_value``, and ``certs`` (trust ``certs.ca``, present
-    ``certs.client_cert`` + ``certs.client_key``). ``access_log`` is nginx's log so far.
+    ``certs.client_cert`` + ``certs.client_key``). ``access_log`` is nginx's log so far;
+    ``logged(fragment)`` waits for a request's line (written just after its answer).
     """
 
     def __init__(
@@ -232,9 +235,39 @@ class NginxGateway:
         return (self.user, self.password)
 
     @property
+    def url_with_auth(self) -> str:
+        """``url`` with ``user:password@`` (percent-encoded), as a user would write it."""
+        user, password = (quote(part, safe="") for part in self.auth)
+        return f"https://{user}:{password}@127.0.0.1:{self.port}/trackio/"
+
+    def client_env(self, write_token: str) -> dict[str, str]:
+        """The environment of a job that logs through this gateway (docs/gateway.md's names)."""
+        env = {
+            "TRACKIO_SERVER_URL": self.url_with_auth if self.pieces["basic_auth"] else self.url,
+            "TRACKIO_WRITE_TOKEN": write_token,
+            "TRACKIO_CA_BUNDLE": str(self.certs.ca),
+        }
+        if self.pieces["mtls"]:
+            env["TRACKIO_CLIENT_CERT"] = str(self.certs.client_cert)
+            env["TRACKIO_CLIENT_KEY"] = str(self.certs.client_key)
+        if self.pieces["access_header"]:
+            env["TRACKIO_HEADERS"] = json.dumps(self.headers)
+        return env
+
+    @property
     def access_log(self) -> str:
         path = self.work / "access.log"
         return path.read_text() if path.exists() else ""
+
+    def logged(self, fragment: str, timeout: float = 10.0) -> str:
+        """The access log's last line holding ``fragment``, waiting for it: nginx writes a
+        request's line just after its answer, so a client may read the answer first."""
+
+        def line() -> str | None:
+            found = [text for text in self.access_log.splitlines() if fragment in text]
+            return found[-1] if found else None
+
+        return str(wait_until(line, timeout, 0.02))
 
     @property
     def error_log(self) -> str:
