@@ -18,7 +18,7 @@ from collections.abc import Iterable
 
 MASK = "***"
 SECRET_ENV = ("TRACKIO_WRITE_TOKEN", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "TRACKIO_CLIENT_KEY")
-_MIN_LENGTH = 4  # shorter values would mask ordinary words; no real token is this short
+_MIN_LENGTH = 6  # shorter values would mask ordinary words; no real token is this short
 _SECRET_QUERY = re.compile(
     r"(?i)([?&;]|\b)((?:[\w.-]*?)(?:token|secret|password|passwd|key|signature|sig|auth))"
     r"=([^&#\s'\",;)]+)"
