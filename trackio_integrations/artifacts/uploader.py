@@ -61,7 +61,9 @@ class Uploader:
         ids: dict[str, str],
         *,
         transport: httpx.BaseTransport | None = None,
+        offline: bool = False,
     ) -> None:
+        self.offline = offline  # requests are only written: no thread, no connection
         self.root = spool_root / ARTIFACTS
         self.target = target
         self.ids = ids
@@ -70,7 +72,13 @@ class Uploader:
         self._transport = transport
         self.store: Store | None = None  # made by the worker: a connection costs ~0.1 s to set up
         self.writer_id = secrets.token_hex(8)
-        meta = {"writer": self.writer_id, "target": target.public(), **ids, "pid": os.getpid()}
+        meta = {
+            "writer": self.writer_id,
+            "target": target.public(),
+            **ids,
+            "pid": os.getpid(),
+            "mode": "offline" if offline else "online",
+        }
         try:
             self.spool = Spool.create(self.root, self.writer_id, meta)
         except OSError as exc:
@@ -91,7 +99,8 @@ class Uploader:
         self._orphans_done = False
         self._worker = Worker(UPLOADER_THREAD, self._cycle, first=0.0)
         self.queue.stopping = lambda: self._stop.is_set() or self._worker.stopping
-        self._worker.ensure_started()
+        if not offline:
+            self._worker.ensure_started()
 
     @property
     def pending(self) -> int:
@@ -105,13 +114,13 @@ class Uploader:
             record_id = f"{self.writer_id}-{self._seq:08d}"
             self._seq += 1
             if files is not None:
-                folder = self.spool.path / "snapshots" / record_id if self.spool.path else None
-                snapshot(files, folder)
+                snapshot(files, self.spool.path, f"snapshots/{record_id}", copy=self.offline)
                 fields["files"] = files
             if handle is not None:
                 self.queue.handles[record_id] = handle
             self.spool.append(record(kind, record_id, self.ids, **fields))
-        self._worker.wake()
+        if not self.offline:
+            self._worker.wake()
 
     def flush(self, timeout: float, stall: float = STALL) -> bool:
         """Wait while requests are pending and uploads progress (at most ``timeout``); a target
@@ -132,6 +141,9 @@ class Uploader:
 
     def finish(self, timeout: float, stall: float = STALL) -> bool:
         """Wait as ``flush`` does, then stop; what is left stays queued for ``sync``."""
+        if self.offline:  # nothing was meant to be sent: the requests wait for ``sync``
+            self.spool.close()
+            return True
         if self.spool.pending:
             logger.info("trackio-integrations: waiting for %d upload(s) to finish", self.pending)
         ok = self.flush(timeout, stall)
