@@ -287,7 +287,9 @@ def queued(root: Path) -> list[dict[str, Any]]:
                 "run": spool.meta.get("run"),
                 "requests": requests,
                 "bytes": size,
-                "state": f"live (pid {spool.meta.get('pid')})" if live else "waiting",
+                "state": f"live (pid {spool.meta.get('pid')})"
+                if live
+                else ("offline run, waiting" if spool.meta.get("mode") == "offline" else "waiting"),
             }
         )
         spool.close()
@@ -299,9 +301,11 @@ def sync(
     target_for: Callable[[dict[str, Any]], Target],
     project: str | None,
     retries: int,
+    report: Callable[[dict[str, Any], int, int, str | None], None] | None = None,
 ) -> tuple[int, dict[str, int], int, int]:
     """Send the requests left in the artifact spools under ``root`` (``trackio-integrations
-    sync``): (requests sent, requests left per target, set aside, spools in use by live runs)."""
+    sync``): (requests sent, requests left per target, set aside, spools in use by live runs).
+    ``report(meta, sent, left, why)`` is told each spool's outcome (the per-run table)."""
     queue = Queue(root / ARTIFACTS)
     left: dict[str, int] = {}
     busy = 0
@@ -316,14 +320,18 @@ def sync(
         target = target_for(spool.meta)
         store = make_store(target, Throttle(upload_mbps()))
         queue.blocked = None
+        done_before = queue.done
         try:
             for attempt in range(max(retries, 1)):
                 if queue.drain(spool, store) or queue.blocked:
                     break
                 time.sleep(min(2.0**attempt, 10.0))
+            reason = None
             if spool.pending:
                 reason = queue.blocked or queue.last_error or "not delivered"
                 left[f"{target} ({reason})"] = left.get(f"{target} ({reason})", 0) + spool.pending
+            if report is not None:
+                report(spool.meta, queue.done - done_before, spool.pending, reason)
         finally:
             spool.close()
             store.close()
