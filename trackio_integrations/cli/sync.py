@@ -151,7 +151,6 @@ def sync_command(args: argparse.Namespace, default_root: Path) -> int:
                 transport.close()
     finally:
         bar.close()
-    uploads = _sync_uploads(roots, choose, args, row)
     sent = total - sum(left.values()) - dead
     if not spools:
         print("No points to send." + (f" ({busy} spool(s) in use by live runs.)" if busy else ""))
@@ -165,6 +164,7 @@ def sync_command(args: argparse.Namespace, default_root: Path) -> int:
         print(f"Left {count} point(s) for {where}")
     if busy:
         print(f"{busy} spool(s) in use by live runs were left to them.")
+    uploads = _sync_uploads(roots, choose, args, row)
     print_table(list(rows.values()))
     return 1 if left or uploads else 0
 

@@ -1,0 +1,177 @@
+"""Air-gapped compute nodes: an offline run touches no network, its spool travels to a login
+node (another path, hostname and pid space) and `sync` sends it there exactly once."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.harness import REPO, TrackioServer, assert_each_step_once, counting_proxy, run_python
+from tests.test_media import decoded, fetch, media_rows
+from trackio_integrations import Image, TrackioClient
+from trackio_integrations.errors import TrackioConfigError
+
+OFFLINE_JOB = textwrap.dedent(
+    """
+    import numpy as np
+    from pathlib import Path
+    from trackio_integrations import Image, TrackioClient
+    run = TrackioClient(name="air-gapped", config={{"lr": 0.01}}, system_metrics=False)
+    for step in range(10):
+        run.log({{"loss": 1 / (step + 1)}}, step=step)
+    run.log({{"sample": Image(np.full((8, 8, 3), 200, dtype=np.uint8))}}, step=10)
+    run.log_system({{"cpu/utilization": 42.0}})
+    run.alert("Loss spike", "loss jumped", level="warn")
+    ckpt = Path({ckpt!r})
+    ckpt.mkdir()
+    (ckpt / "weights.bin").write_bytes(b"w" * 4096)
+    run.log_artifact(ckpt, name="model", type="model")
+    print("FINISHED", run.finish())
+    """
+)
+
+
+def test_an_offline_run_sends_nothing_while_it_runs(
+    shared_server: TrackioServer, project: str, tmp_path: Path, spool_dir: Path
+) -> None:
+    proxy = counting_proxy(shared_server.port)
+    try:
+        run = TrackioClient(
+            project,
+            "no-network",
+            server_url=proxy.url,
+            write_token=shared_server.token,
+            mode="offline",
+            config={"lr": 0.1},
+            alert_webhook=f"{proxy.url}/hook",
+        )
+        for step in range(50):
+            run.log({"loss": float(step)}, step=step)
+        run.log({"img": Image(np.zeros((4, 4, 3), dtype=np.uint8))}, step=50)
+        run.log_system({"cpu/utilization": 1.0})
+        run.update_config({"batch": 8})
+        run.alert("Stalled", level="error")
+        (tmp_path / "f.txt").write_text("x")
+        assert run.log_artifact(tmp_path / "f.txt", name="notes") is not None
+        assert run.use_artifact("notes:latest") is not None
+        assert run.save(tmp_path / "f.txt", base_path=tmp_path) == 1
+        assert run.finish() is True
+        assert proxy.sent_bytes == 0  # not one request: no check, sender, uploader or webhook
+        assert shared_server.runs(project) == []
+        assert "mode='offline'" in repr(run) and shared_server.token not in repr(run)
+    finally:
+        proxy.close()
+    # Everything waits in the spool, without the token.
+    files = [p for p in spool_dir.rglob("*") if p.is_file()]
+    assert any(p.parent.name == "blobs" for p in files)  # the image's bytes
+    assert any("snapshots" in p.parts for p in files)  # the artifact's bytes
+    assert all(shared_server.token.encode() not in p.read_bytes() for p in files)
+
+
+def test_finish_prints_the_command_that_sends_an_offline_run(tmp_path: Path) -> None:
+    result = run_python(
+        "from trackio_integrations import TrackioClient\n"
+        "run = TrackioClient('p', 'r', system_metrics=False)\n"
+        "run.log({'a': 1}, step=0)\n"
+        "run.finish()\n",
+        env={"TRACKIO_MODE": "offline", "TRACKIO_SPOOL_DIR": str(tmp_path / "sp")},
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"trackio-integrations sync {tmp_path / 'sp'}" in result.stderr
+
+
+def test_a_disabled_run_writes_nothing_and_says_nothing(
+    spool_dir: Path, tmp_path: Path, recwarn: pytest.WarningsRecorder
+) -> None:
+    run = TrackioClient(mode="disabled")  # no project needed
+    run.log({"loss": 1.0}, step=0)
+    run.log({"img": Image(np.zeros((4, 4, 3), dtype=np.uint8))})
+    run.log_system({"cpu/utilization": 1.0})
+    run.update_config({"lr": 1})
+    run.alert("nothing")
+    (tmp_path / "f.txt").write_text("x")
+    assert run.log_artifact(tmp_path / "f.txt") is None
+    assert run.flush() and run.finish() and run.pending == 0
+    assert not spool_dir.exists() and not (tmp_path / "trackio").exists()
+    assert not [w for w in recwarn if "trackio" in str(w.message).lower()]
+
+
+def test_a_mode_that_is_not_one_is_refused_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRACKIO_MODE", "ofline")
+    with pytest.raises(TrackioConfigError, match="TRACKIO_MODE 'ofline' is not a mode"):
+        TrackioClient("p")
+    monkeypatch.setenv("TRACKIO_MODE", "disabled")
+    assert TrackioClient("p", mode="OFFLINE", system_metrics=False).mode == "offline"
+
+
+def _login_node_sync(path: Path, server: TrackioServer) -> subprocess.CompletedProcess[str]:
+    """`sync PATH` in another hostname and pid space, with this machine's own settings."""
+    script = (
+        "hostname login-node && "
+        f"exec {sys.executable} -m trackio_integrations.cli sync {path} --server-url {server.url}"
+    )
+    env = {**os.environ, "TRACKIO_WRITE_TOKEN": server.token, "PYTHONPATH": str(REPO)}
+    env.pop("TRACKIO_SPOOL_DIR", None)
+    return subprocess.run(
+        ["unshare", "--uts", "--pid", "--fork", "sh", "-c", script],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=REPO,
+    )
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None or os.geteuid() != 0, reason="needs root")
+def test_a_spool_copied_to_a_login_node_is_sent_once_from_another_host_and_pid_space(
+    server: TrackioServer, project: str, tmp_path: Path
+) -> None:
+    compute, login = tmp_path / "node-local-spool", tmp_path / "share" / "spool"
+    ckpt = tmp_path / "ckpt"
+    job = run_python(
+        OFFLINE_JOB.format(ckpt=str(ckpt)),
+        env={
+            "TRACKIO_MODE": "offline",
+            "TRACKIO_PROJECT": project,
+            "TRACKIO_SERVER_URL": server.url,  # the job knows where, never the token
+            "TRACKIO_SPOOL_DIR": str(compute),
+        },
+    )
+    assert job.returncode == 0 and "FINISHED True" in job.stdout, job.stderr
+    digest = hashlib.sha256((ckpt / "weights.bin").read_bytes()).hexdigest()
+    shutil.copytree(compute, login)  # the share, mounted at another path
+    shutil.rmtree(compute)  # the node's disk is gone, and so is the checkpoint
+    shutil.rmtree(ckpt)
+
+    result = _login_node_sync(login, server)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    assert "Sent 13 of 13 point(s) and 1 of 1 file(s)" in result.stdout, out
+    assert "Uploads: 1 request(s) delivered" in result.stdout, out
+    row = next(line for line in result.stdout.splitlines() if f"{project}/air-gapped" in line)
+    assert row.split()[1:7] == ["10", "1", "1", "1", "1", "0"], result.stdout  # the table
+    assert server.token not in out
+
+    assert_each_step_once(server, project, "air-gapped", "loss", 10)
+    assert [c.get("lr") for c in server.configs(project).values()] == [0.01]
+    (image,) = media_rows(server, project, "air-gapped", "sample")
+    assert decoded(fetch(server, image["sample"]["file_path"]))[0][0] == [200, 200, 200]
+    alerts = server.api("get_alerts", project, "air-gapped")
+    assert [(a["title"], a["level"]) for a in alerts] == [("Loss spike", "warn")]
+    record = server.api("get_artifact_manifest", project, "model", "latest")
+    assert [(e["path"], e["digest"]) for e in record["manifest"]] == [("weights.bin", digest)]
+    assert record["producer_run_name"] == "air-gapped"
+
+    again = _login_node_sync(login, server)
+    assert again.returncode == 0 and "No points to send." in again.stdout, again.stdout
+    assert "Uploads:" not in again.stdout
+    assert_each_step_once(server, project, "air-gapped", "loss", 10)
+    assert len(server.api("get_alerts", project, "air-gapped")) == 1
