@@ -81,24 +81,26 @@ def spool_roots(paths: Sequence[str], default: Path) -> tuple[list[Path], list[P
     return folders, list(dict.fromkeys(roots))
 
 
-def target_for(args: argparse.Namespace, named: Target) -> Callable[[dict[str, Any]], Target]:
-    """Where a spool goes from here (see the module's docstring): by its metadata."""
-
-    def choose(meta: dict[str, Any]) -> Target:
-        saved = meta.get("target") or {}
-        if meta.get("mode") == OFFLINE:
-            if named.kind != "local":
-                return named
-            if saved.get("kind") == "local":
-                return named  # this machine's TRACKIO_DIR, not the compute node's path
-        return spool_targets(args, named, [meta])[0]
-
-    return choose
+def targets_for(
+    args: argparse.Namespace, named: Target, metas: Sequence[dict[str, Any]]
+) -> list[Target]:
+    """Where each spool goes from here (see the module's docstring), by its metadata; a loose
+    write token is judged against all of them at once (``spool_targets``)."""
+    chosen = spool_targets(args, named, metas)
+    for i, meta in enumerate(metas):
+        if meta.get("mode") == OFFLINE and (
+            named.kind != "local" or (meta.get("target") or {}).get("kind") == "local"
+        ):
+            chosen[i] = named  # for local storage: this machine's TRACKIO_DIR, not the node's
+    return chosen
 
 
 def sync_command(args: argparse.Namespace, default_root: Path) -> int:
     named = named_target(args)
-    choose = target_for(args, named)
+
+    def choose(meta: dict[str, Any]) -> Target:
+        return targets_for(args, named, [meta])[0]
+
     folders, roots = spool_roots(args.paths, default_root)
     rows: dict[tuple[str, str, str], RunRow] = {}
 
@@ -123,8 +125,9 @@ def sync_command(args: argparse.Namespace, default_root: Path) -> int:
     left: dict[str, int] = defaultdict(int)
     dead = 0
     groups: dict[Target, list[Spool]] = defaultdict(list)
-    for spool in spools:  # one connection and one write-access check per target
-        groups[choose(spool.meta)].append(spool)
+    targets = targets_for(args, named, [s.meta for s in spools])
+    for spool, target in zip(spools, targets, strict=True):  # one connection and check each
+        groups[target].append(spool)
     try:
         for target, members in groups.items():
             transport = Transport(target) if target.url else None
