@@ -175,3 +175,14 @@ def test_a_spool_copied_to_a_login_node_is_sent_once_from_another_host_and_pid_s
     assert "Uploads:" not in again.stdout
     assert_each_step_once(server, project, "air-gapped", "loss", 10)
     assert len(server.api("get_alerts", project, "air-gapped")) == 1
+
+
+def test_a_disabled_log_costs_less_than_an_online_one(shared_server: TrackioServer) -> None:
+    """bench/modes.py's measurement, small: each mode in a fresh interpreter."""
+    sys.path.insert(0, str(REPO / "bench"))
+    try:
+        import modes
+    finally:
+        sys.path.remove(str(REPO / "bench"))
+    cost = modes.measure(2000, 1, shared_server.url, shared_server.token)
+    assert cost["disabled"] < cost["online"] / 5, cost  # one attribute test against a spool line
