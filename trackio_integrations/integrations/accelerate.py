@@ -113,6 +113,7 @@ class TrackioTracker(GeneralTracker):
         alert_webhook_min_level: str | None = None,
         health: HealthChecks | bool | Mapping[str, Any] = True,
         save_code: bool = False,
+        mode: str | None = None,
     ) -> None:
         super().__init__()
         self.save_code = save_code
@@ -136,7 +137,7 @@ class TrackioTracker(GeneralTracker):
         self._finished = False
         self._ignored_kwargs: set[str] = set()
         self._monitoring = Monitoring(
-            system_metrics, system_interval, alert_webhook, alert_webhook_min_level, health
+            system_metrics, system_interval, alert_webhook, alert_webhook_min_level, health, mode
         )
         # accelerate calls a tracker on the main process only: on another node's local rank 0
         # (known from the launcher's variables) a thread waits for the run to be announced.
@@ -170,7 +171,7 @@ class TrackioTracker(GeneralTracker):
             )
         check_resume(self._resume, name)
         options = dict(self._options)
-        if options["run_id"] is None:
+        if options["run_id"] is None and self._monitoring.online:  # offline: no lookup
             target = ("server_url", "space_id", "write_token", "hf_token")
             where = {key: options[key] for key in target}
             options["run_id"] = run_to_resume(project, name, self._resume, **where)

@@ -31,7 +31,7 @@ from trackio_integrations.client import TrackioClient, new_run_name
 from trackio_integrations.core.runs import Resume, check_resume, run_to_resume
 from trackio_integrations.core.values import json_safe
 from trackio_integrations.errors import TrackioConfigError, warn_user
-from trackio_integrations.integrations.common import Monitoring
+from trackio_integrations.integrations.common import Monitoring, slurm_run
 from trackio_integrations.integrations.lightning.checkpoints import (
     checkpoint_metadata,
     checkpoint_record,
@@ -174,6 +174,7 @@ class TrackioLogger(_LightningLoggers):
         health: HealthChecks | bool | Mapping[str, Any] = True,
         log_model: bool | Literal["all"] = False,
         save_code: bool = False,
+        mode: str | None = None,
         **trackio_options: Any,
     ) -> None:
         super().__init__()
@@ -187,8 +188,10 @@ class TrackioLogger(_LightningLoggers):
         check_resume(resume, name)
         self._project: str = project
         # Decided now, so that `version` (and the checkpoint folder) is known before the run starts.
-        self._name: str = name or new_run_name()
-        self._run_id: str = run_id or uuid.uuid4().hex
+        # Under SLURM, from the job: a requeued job (auto-requeue) logs into the run it started.
+        slurm = slurm_run(project, name) if not run_id and resume != "never" else None
+        self._name: str = slurm[0] if slurm else (name or new_run_name())
+        self._run_id: str = run_id or (slurm[1] if slurm else uuid.uuid4().hex)
         # A named run may continue one that exists (resume): looked up once, when the run starts.
         self._resume: str | None = resume if name and not run_id and resume != "never" else None
         self._prefix = prefix
@@ -205,7 +208,7 @@ class TrackioLogger(_LightningLoggers):
         self._client: TrackioClient | None = None
         self._watchers: dict[int, Watcher] = {}
         self._monitoring = Monitoring(
-            system_metrics, system_interval, alert_webhook, alert_webhook_min_level, health
+            system_metrics, system_interval, alert_webhook, alert_webhook_min_level, health, mode
         )
 
     # --- what Lightning reads --------------------------------------------------------------------
@@ -241,7 +244,7 @@ class TrackioLogger(_LightningLoggers):
     def experiment(self) -> TrackioClient:
         """The run's ``TrackioClient`` (created on first use), e.g. ``experiment.log({...})``."""
         if self._client is None:
-            if self._resume is not None:
+            if self._resume is not None and self._monitoring.online:  # offline: no lookup
                 found = run_to_resume(self._project, self._name, self._resume, **self._target())
                 self._run_id = found or self._run_id
                 self._resume = None

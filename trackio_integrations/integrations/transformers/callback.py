@@ -13,7 +13,7 @@ from trackio_integrations.artifacts.model import safe_name
 from trackio_integrations.client import DEFAULT_FINISH_TIMEOUT, TrackioClient
 from trackio_integrations.core.target import resolve_target, split_write_token
 from trackio_integrations.errors import warn_user
-from trackio_integrations.integrations.common import Monitoring
+from trackio_integrations.integrations.common import Monitoring, slurm_run
 from trackio_integrations.integrations.transformers.args import SUMMARY_KEYS as SUMMARY_KEYS
 from trackio_integrations.integrations.transformers.args import (
     checkpoint_metadata,
@@ -130,6 +130,7 @@ class TrackioCallback(TrainerCallback, ExportableState):
         health: HealthChecks | bool | Mapping[str, Any] = True,
         log_checkpoints: str | None = None,
         save_code: bool = False,
+        mode: str | None = None,
     ) -> None:
         if server_url:
             resolve_target(server_url=server_url, env={})  # a malformed URL fails here, now
@@ -155,7 +156,7 @@ class TrackioCallback(TrainerCallback, ExportableState):
         self.watch_every = watch_every
         self._watcher: Watcher | None = None
         self.monitoring = Monitoring(
-            system_metrics, system_interval, alert_webhook, alert_webhook_min_level, health
+            system_metrics, system_interval, alert_webhook, alert_webhook_min_level, health, mode
         )
         self.log_checkpoints = log_checkpoints_setting(log_checkpoints)
         self.save_code = save_code
@@ -212,6 +213,8 @@ class TrackioCallback(TrainerCallback, ExportableState):
             and opened["project"] == project
         ):
             name, run_id = opened["name"], opened["run_id"]  # a run an evaluate() opened
+        elif (slurm := slurm_run(project, name)) is not None:
+            name, run_id = slurm  # a requeued SLURM job before its first checkpoint: same run
         self._close()
         self.client = TrackioClient(
             project,
