@@ -186,3 +186,61 @@ def test_a_disabled_log_costs_less_than_an_online_one(shared_server: TrackioServ
         sys.path.remove(str(REPO / "bench"))
     cost = modes.measure(2000, 1, shared_server.url, shared_server.token)
     assert cost["disabled"] < cost["online"] / 5, cost  # one attribute test against a spool line
+
+
+REQUEUED_JOB = textwrap.dedent(
+    """
+    import sys
+    import lightning as L
+    import torch
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from tests.test_lightning import QUIET, Regressor, loaders
+    from trackio_integrations import TrackioLogger
+    epochs, ckpt = int(sys.argv[1]), {ckpt!r}
+    torch.serialization.add_safe_globals([torch.nn.Tanh])  # the model's hyperparameters
+    logger = TrackioLogger(system_metrics=False)  # project, target and job from the environment
+    save = ModelCheckpoint(dirpath=ckpt, save_last=True)
+    trainer = L.Trainer(max_epochs=epochs, logger=logger, callbacks=[save], **QUIET)
+    train, val = loaders()
+    trainer.fit(Regressor(), train, val, ckpt_path="last" if epochs > 1 else None)
+    print("RUN", logger.version, logger.run_id)
+    """
+)
+
+
+def test_a_requeued_slurm_job_logs_into_the_run_it_started(
+    shared_server: TrackioServer, project: str, tmp_path: Path
+) -> None:
+    script = REQUEUED_JOB.format(ckpt=str(tmp_path / "ckpt"))
+    env = {
+        "TRACKIO_PROJECT": project,
+        "TRACKIO_SERVER_URL": shared_server.write_url,
+        "SLURM_JOB_ID": "4242",
+        "SLURM_JOB_NAME": "pretrain",
+    }
+    runs = []
+    for epochs in (1, 2):  # the first attempt, then the job requeued: same job id, a new process
+        result = subprocess.run(
+            [sys.executable, "-c", script, str(epochs)],
+            env={**os.environ, **env},
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert result.returncode == 0, result.stderr
+        runs.append(result.stdout.split("RUN ")[1].split())
+    assert runs[0] == runs[1] and runs[0][0] == "pretrain-4242"
+    assert [r["name"] for r in shared_server.runs(project)] == ["pretrain-4242"]
+    assert shared_server.steps(project, "pretrain-4242", "train_loss") == list(range(8))
+
+
+def test_the_run_of_a_slurm_job_is_named_by_the_job_and_each_run_of_it_apart() -> None:
+    from trackio_integrations.integrations.common import slurm_run
+
+    env = {"SLURM_JOB_ID": "7", "SLURM_ARRAY_JOB_ID": "5", "SLURM_ARRAY_TASK_ID": "3"}
+    first, second = slurm_run("p-unit", None, env), slurm_run("p-unit", None, env)
+    assert first is not None and second is not None
+    assert (first[0], second[0]) == ("slurm-5_3", "slurm-5_3-1")  # two runs in one job
+    assert first[1] != second[1]
+    assert slurm_run("p-unit", "x", {}) is None
