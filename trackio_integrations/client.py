@@ -27,25 +27,23 @@ from trackio_integrations.core.process import live as _live
 from trackio_integrations.core.records import RunFields
 from trackio_integrations.core.sender import (
     Delivery,
-    HttpDelivery,
-    InboxDelivery,
     Sender,
     close_quietly,
 )
 from trackio_integrations.core.spool import Spool, default_root
 from trackio_integrations.core.target import Target, resolve_target
 from trackio_integrations.core.transport import Transport
-from trackio_integrations.core.values import Kept, encode_metrics, json_safe
+from trackio_integrations.core.values import Kept, as_config, encode_metrics
 from trackio_integrations.core.writer import (
     adopt_orphans,
+    check_target,
     close_offline,
+    delivery_for,
     open_spool,
     report_undelivered,
 )
 from trackio_integrations.errors import (
-    TrackioAuthError,
     TrackioConfigError,
-    TrackioServerError,
     warn_user,
 )
 from trackio_integrations.media.kinds import is_media
@@ -137,7 +135,7 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         self.name: str = name or new_run_name()
         self.run_id: str = run_id or uuid.uuid4().hex
         self.server_info: dict[str, Any] | None = None
-        self._config: dict[str, Any] = _as_config(config)
+        self._config: dict[str, Any] = as_config(config)
         self._config_pending = bool(self._config)
         self._config_since = time.monotonic()
         self._spool_root = Path(spool_dir) if spool_dir else default_root()
@@ -246,7 +244,7 @@ class TrackioClient(AlertMethods, ArtifactMethods):
             if self.mode == DISABLED:
                 return
             with self._lock:
-                self._config.update(_as_config(mapping))
+                self._config.update(as_config(mapping))
                 if self._spool is None:
                     self._start_writer()
                 # The config rides on the next point; if none comes soon, the sender writes it
@@ -418,18 +416,7 @@ class TrackioClient(AlertMethods, ArtifactMethods):
             warn_user(message)
 
     def _check_target(self, transport: Transport) -> None:
-        import httpx  # already loaded by the transport
-
-        try:
-            self.server_info = transport.check(timeout=5.0)
-        except (TrackioAuthError, TrackioServerError):
-            transport.close()
-            raise
-        except httpx.HTTPError as exc:
-            warn_user(
-                f"Trackio {self.target} is not reachable ({type(exc).__name__}). Training goes "
-                "on: points are kept on disk and sent when it answers."
-            )
+        self.server_info = check_target(transport, self.target)
 
     def _start_writer(self, transport: Transport | None = None) -> None:
         """Open a spool folder and a sender for this process (again in a forked child)."""
@@ -446,14 +433,8 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         )
         if self.mode == OFFLINE:
             return  # no sender: the spool waits for `trackio-integrations sync`
-        if self.target.url:
-            # A forked child comes here with no transport: its parent's connection is not its own.
-            self._delivery = HttpDelivery(
-                transport or Transport(self.target, transport=self._http_transport)
-            )
-        else:
-            assert self.target.trackio_dir is not None
-            self._delivery = InboxDelivery(Path(self.target.trackio_dir), writer_id)
+        # A forked child comes here with no transport: its parent's connection is not its own.
+        self._delivery = delivery_for(self.target, writer_id, transport, self._http_transport)
         self._sender = Sender(
             self._spool,
             self._delivery,
@@ -491,19 +472,6 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         if uploader is not None:
             uploader.abandon_after_fork()  # the parent's uploads and lock stay the parent's
         self._uploader = None
-
-
-def _as_config(value: Any) -> dict[str, Any]:
-    if value is None:
-        return {}
-    safe = json_safe(value)
-    if isinstance(safe, dict):
-        return safe
-    warn_user(
-        f"config must be a mapping (or dataclass, Namespace, ...), got {type(value).__name__}; "
-        "it is stored under the key 'value'."
-    )
-    return {"value": safe}
 
 
 os.register_at_fork(after_in_child=after_fork_in_child)

@@ -30,6 +30,8 @@ from typing import Any, overload
 
 import orjson
 
+from trackio_integrations.errors import warn_user
+
 Warn = Callable[[str, str], None]
 """``warn(key, message)``: the caller decides how often a message with that key is shown."""
 
@@ -304,3 +306,18 @@ def _array_summary(obj: Any, tolist: Callable[[], Any], depth: int) -> Any:
         except Exception:
             pass
     return f"{type(obj).__name__}(shape={list(obj.shape)}, dtype={getattr(obj, 'dtype', '?')})"
+
+
+def as_config(value: Any) -> dict[str, Any]:
+    """A run's config as a JSON-safe mapping; anything else is kept under ``value``, with a
+    warning."""
+    if value is None:
+        return {}
+    safe = json_safe(value)
+    if isinstance(safe, dict):
+        return safe
+    warn_user(
+        f"config must be a mapping (or dataclass, Namespace, ...), got {type(value).__name__}; "
+        "it is stored under the key 'value'."
+    )
+    return {"value": safe}
