@@ -3,10 +3,11 @@ the page says it does.
 
 Fences: ```python blocks are programs and run as they are; ```bash lines are commands and run as
 they are (in a clean environment: the embedded default, a temporary TRACKIO_DIR and spool).
-```py, ```sh and ```text blocks are fragments or synopses that need your model, data or cluster;
-they are not run, so each ```py or ```sh block says why on the line before it, in a comment that
-starts `<!-- fragment` (e.g. `<!-- fragments, not programs: each needs your model and data -->`).
-A command that appears on several pages runs once. `make test` is this suite itself; `pip install`
+```nginx is the gateway configuration of docs/gateway.md (one block, on that page only), which
+tests/nginx.py renders and runs. ```py, ```sh and ```text blocks are fragments or synopses that
+need your model, data or cluster; they are not run, so each ```py or ```sh block says why on the
+line before it, in a comment that starts `<!-- fragment` (e.g.
+`<!-- fragments, not programs: each needs your model and data -->`). A command that appears on several pages runs once. `make test` is this suite itself; `pip install`
 lines are checked against the extras pyproject.toml declares instead of being installed over the
 test environment.
 
@@ -33,6 +34,7 @@ from tests.harness import BIN, REPO, TrackioServer, run_python
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 FENCE = r"^ *```{language}\n(.*?)^ *```"
 PERFORMANCE = REPO / "docs" / "performance.md"
+GATEWAY_PAGE = REPO / "docs" / "gateway.md"  # its one nginx block is what tests/nginx.py runs
 
 # What each command's output must show (all of the patterns, as regular expressions).
 EXPECTED = {
@@ -193,8 +195,10 @@ def test_every_fence_is_a_program_a_command_or_a_marked_fragment() -> None:
             if not inside:
                 continue  # a closing fence
             language = line.strip()[3:]
-            if language not in ("python", "bash", "py", "sh", "text"):
+            if language not in ("python", "bash", "py", "sh", "text", "nginx"):
                 problems.append(f"{where}: fence language {language!r}")
+            if language == "nginx" and page != GATEWAY_PAGE:
+                problems.append(f"{where}: an nginx block the gateway tests do not run")
             before = [text.strip() for text in lines[:number] if text.strip()]
             if language in ("py", "sh") and not (before and before[-1].startswith("<!-- fragment")):
                 problems.append(f"{where}: add a `<!-- fragment: why -->` line before it")

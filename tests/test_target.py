@@ -85,10 +85,21 @@ def test_write_token_precedence(arg, in_url, env, expected) -> None:
         assert target.headers()["X-Trackio-Write-Token"] == expected
 
 
-def test_other_query_parameters_survive_token_stripping() -> None:
-    target = resolve_target(server_url="http://h:1/base?project=p&write_token=s3", env={})
-    assert target.url == "http://h:1/base?project=p"
+def test_the_dashboards_own_query_parameters_are_dropped_and_the_token_kept() -> None:
+    # Issue 23: a URL copied from the dashboard carries ?project=...&sidebar=...; the API takes
+    # none of them, so only the sub-path and the write token are kept.
+    target = resolve_target(
+        server_url="http://h:1/base/?project=p&write_token=s3&sidebar=collapsed#x", env={}
+    )
+    assert target.url == "http://h:1/base"
     assert target.write_token == "s3"
+
+
+def test_a_password_in_the_url_becomes_basic_auth_and_leaves_the_url() -> None:
+    target = resolve_target(server_url="https://u%40corp:p%3Ass@h/trackio/?write_token=w", env={})
+    assert target.url == "https://h/trackio"
+    assert target.basic_auth == ("u@corp", "p:ss")
+    assert "p:ss" not in repr(target) and "p:ss" not in str(target.public())
 
 
 @pytest.mark.parametrize(

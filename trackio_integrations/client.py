@@ -16,6 +16,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, cast
 
 from trackio_integrations.artifacts.methods import ArtifactMethods, _has_queued_uploads
+from trackio_integrations.core.access import explain
 from trackio_integrations.core.media_files import FileStager
 from trackio_integrations.core.mode import DISABLED, OFFLINE, ONLINE, resolve_mode
 from trackio_integrations.core.process import (
@@ -36,20 +37,24 @@ from trackio_integrations.core.transport import Transport
 from trackio_integrations.core.values import Kept, as_config, encode_metrics
 from trackio_integrations.core.writer import (
     adopt_orphans,
-    check_target,
     close_offline,
     delivery_for,
     open_spool,
     report_undelivered,
 )
 from trackio_integrations.errors import (
+    TrackioAuthError,
     TrackioConfigError,
+    TrackioServerError,
+    TrackioUnavailableError,
     warn_user,
 )
 from trackio_integrations.media.kinds import is_media
 from trackio_integrations.monitoring.alerts import AlertMethods
 from trackio_integrations.monitoring.system import DEFAULT_INTERVAL, SystemSampler
 from trackio_integrations.monitoring.webhook import WebhookPoster
+from trackio_integrations.provenance.recorder import Recorder
+from trackio_integrations.provenance.recorder import enabled as provenance_enabled
 
 if TYPE_CHECKING:
     import httpx  # loaded only for a server or a Space (in transport.py)
@@ -98,6 +103,17 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         mode: ``"online"`` (the default), ``"offline"`` (no network: the whole run is kept in
             the spool folder for ``trackio-integrations sync``) or ``"disabled"`` (every call
             does nothing); else ``TRACKIO_MODE``. See ``core/mode.py``.
+        ca_bundle: a PEM file or folder of CAs to trust for an https server (else
+            ``TRACKIO_CA_BUNDLE``, ``SSL_CERT_FILE``, ..., then the machine's trust store).
+        client_cert: a client certificate for a gateway that asks for one (mTLS): a PEM path
+            holding certificate and key, or a ``(certificate, key)`` pair (else
+            ``TRACKIO_CLIENT_CERT`` and ``TRACKIO_CLIENT_KEY``).
+        headers: headers sent with every request to that server and nothing else, e.g. a
+            gateway's access token (else ``TRACKIO_HEADERS``, a JSON object). Never shown or
+            written to disk.
+        provenance: record git commit, diff, packages, command line (secrets redacted) and
+            machine in the background (``provenance/`` in the config, Files); else
+            ``TRACKIO_PROVENANCE`` (``0`` is off), else on.
     """
 
     def __init__(
@@ -121,6 +137,10 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         alert_webhook: str | None = None,
         alert_webhook_min_level: str | None = None,
         mode: str | None = None,
+        ca_bundle: str | os.PathLike[str] | None = None,
+        client_cert: str | os.PathLike[str] | tuple[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        provenance: bool | None = None,
     ) -> None:
         self.mode: str = resolve_mode(mode)
         project = project or os.environ.get("TRACKIO_PROJECT")
@@ -129,7 +149,13 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         if not project:
             raise TrackioConfigError("No Trackio project: pass project=... or set TRACKIO_PROJECT.")
         self.target: Target = resolve_target(
-            server_url=server_url, space_id=space_id, write_token=write_token, hf_token=hf_token
+            server_url=server_url,
+            space_id=space_id,
+            write_token=write_token,
+            hf_token=hf_token,
+            ca_bundle=ca_bundle,
+            client_cert=client_cert,
+            headers=headers,
         )
         self.project: str = project
         self.name: str = name or new_run_name()
@@ -160,6 +186,7 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         self._code_saved = False
         self._sampler: SystemSampler | None = None
         self._webhook: WebhookPoster | None = None
+        self._provenance: Recorder | None = None
         if self.mode == DISABLED:  # every call returns at its first line; nothing is written
             self._finished = True
             return
@@ -180,6 +207,10 @@ class TrackioClient(AlertMethods, ArtifactMethods):
             self._webhook = WebhookPoster.configured(alert_webhook, alert_webhook_min_level)
         if system_metrics:
             self._sampler = SystemSampler(self.log_system, system_interval).start()
+        if provenance_enabled(provenance):
+            secrets = (self.target.write_token, self.target.hf_token)
+            folder = self._spool_root / "provenance" / self.run_id
+            self._provenance = Recorder(self, folder, [s for s in secrets if s]).start()
 
     # --- public API ----------------------------------------------------------------------------
 
@@ -284,6 +315,8 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         run.
         """
         deadline = time.monotonic() + timeout
+        if self._provenance is not None:  # its config and files belong to this run
+            self._provenance.wait(min(timeout / 2, 5.0))
         if self._sampler is not None and not self._finished:  # its last sample goes out too
             self._sampler.stop(min(timeout / 4, 1.0))
         with self._lock:
@@ -308,7 +341,10 @@ class TrackioClient(AlertMethods, ArtifactMethods):
             if self._delivery is not None:
                 close_quietly(self._delivery)
         ok = ok and not dropped
-        ok = self._finish_uploads(artifact_timeout) and ok
+        uploaded = self._finish_uploads(artifact_timeout)
+        if uploaded and self._provenance is not None:
+            self._provenance.discard()  # its files are on the target now
+        ok = uploaded and ok
         self._finish_result = ok
         return ok
 
@@ -416,7 +452,20 @@ class TrackioClient(AlertMethods, ArtifactMethods):
             warn_user(message)
 
     def _check_target(self, transport: Transport) -> None:
-        self.server_info = check_target(transport, self.target)
+        import httpx  # already loaded by the transport
+
+        try:
+            self.server_info = transport.check(timeout=5.0)
+        except TrackioUnavailableError as exc:  # a restart, a gateway's 502/503/504, a 429
+            warn_user(str(exc))
+        except (TrackioAuthError, TrackioServerError):  # the configuration is wrong: say so now
+            transport.close()
+            raise
+        except httpx.HTTPError as exc:  # refused, timed out, or a TLS handshake that failed
+            warn_user(
+                f"{explain(exc, self.target)} Training goes on: points are kept on disk and "
+                "sent when it answers."
+            )
 
     def _start_writer(self, transport: Transport | None = None) -> None:
         """Open a spool folder and a sender for this process (again in a forked child)."""
@@ -466,6 +515,7 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         self._sender = None
         self._delivery = None  # the parent's connection is not ours to use or close
         self._sampler = None  # a child (a DataLoader worker) does not sample; its parent does
+        self._provenance = None  # nor record provenance: the parent's run has it
         if self._webhook is not None:  # nor post its parent's queued alerts a second time
             self._webhook = WebhookPoster.configured(self._webhook.url, self._webhook.min_level)
         uploader = getattr(self, "_uploader", None)

@@ -26,7 +26,7 @@ import orjson
 
 from trackio_integrations.artifacts.files import CHUNK, FileChanged, pause, verified_write
 from trackio_integrations.core.target import Target
-from trackio_integrations.core.transport import Outcome, Reply, classify
+from trackio_integrations.core.transport import Outcome, Reply, classify, open_http
 
 
 class StoreError(Exception):
@@ -80,20 +80,14 @@ class ServerStore:
         timeout: float = 30.0,
     ) -> None:
         assert target.url
-        headers = {k: v for k, v in target.headers().items() if k != "Content-Type"}
         self.target = target
         self.throttle = throttle
         self.bytes_sent = 0  # blob and file bytes, for progress and tests
         self.progress: Callable[[int], None] | None = None
         self._stop = stop or threading.Event()  # set: the upload in flight ends at its next chunk
-        self._http = httpx.Client(
-            base_url=target.url,
-            headers=headers,
-            # A large upload is many short writes; the answer comes once the server has it all.
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0), read=300.0),
-            limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
-            follow_redirects=False,
-            transport=transport,
+        # A large upload is many short writes; the answer comes once the server has it all.
+        self._http = open_http(
+            target, timeout=timeout, read_timeout=300.0, transport=transport, json=False
         )
 
     def close(self) -> None:

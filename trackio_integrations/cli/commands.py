@@ -1,4 +1,5 @@
-"""``trackio-integrations``: ``doctor`` (will logging work?), ``status`` and ``sync`` (the spool).
+"""``trackio-integrations``: ``doctor`` (will logging work?), ``status`` and ``sync`` (the spool),
+``reproduce`` (rebuild a run from its provenance: ``reproduce.py``).
 
 Every command resolves the target from its flags, then the environment, as ``TrackioClient``
 does. A spool goes to the target it was written for; the write token that the flags or the
@@ -13,13 +14,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from trackio_integrations.cli.reproduce import add_parser as add_reproduce
+from trackio_integrations.cli.reproduce import reproduce_command
 from trackio_integrations.cli.targets import credential, named_target, spool_targets, token_origin
 from trackio_integrations.cli.uploads import status_uploads
+from trackio_integrations.core.access import explain
 from trackio_integrations.core.dead_letter import iter_dead_letters
 from trackio_integrations.core.spool import Spool, default_root
 from trackio_integrations.core.target import Target, same_server
 from trackio_integrations.core.transport import Transport
 from trackio_integrations.errors import TrackioError
+from trackio_integrations.redaction import redact
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         "status", help="points waiting in the spool, per target, project and run"
     )
     _target_flags(status)
+    add_reproduce(commands, _target_flags)
 
     args = parser.parse_args(argv)
     root = Path(args.spool_dir) if args.spool_dir else default_root()
@@ -60,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
             from trackio_integrations.cli.sync import sync_command
 
             return sync_command(args, root)
+        if args.command == "reproduce":
+            return reproduce_command(args)
         return status_command(args, root)
     except TrackioError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -106,7 +114,7 @@ def doctor_command(args: argparse.Namespace, root: Path) -> int:
             print(f"Problem:      {exc}")
         except Exception as exc:
             ok = False
-            print(f"Server:       not reachable ({type(exc).__name__}: {exc})")
+            print(f"Problem:      {redact(explain(exc, target))}")
             print("Fix:          start the server, check the URL and port, or your network.")
         finally:
             transport.close()

@@ -39,11 +39,7 @@ def run_to_resume(
     project: str,
     name: str | None,
     resume: str,
-    *,
-    server_url: str | None = None,
-    space_id: str | None = None,
-    write_token: str | None = None,
-    hf_token: str | None = None,
+    **target_options: Any,
 ) -> str | None:
     """The id of the run that ``resume`` continues, or None for a new run.
 
@@ -54,9 +50,7 @@ def run_to_resume(
     check_resume(resume, name)
     if resume == "never" or not name:
         return None
-    target = resolve_target(
-        server_url=server_url, space_id=space_id, write_token=write_token, hf_token=hf_token
-    )
+    target = resolve_target(**target_options)  # TARGET_OPTIONS, as the integrations hold them
     try:
         run_id = find_run(target, project, name)
     except (httpx.HTTPError, OSError, sqlite3.Error, TrackioServerError, ValueError) as exc:

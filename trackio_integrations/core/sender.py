@@ -138,7 +138,8 @@ class Sender:
         self.max_points = max_points
         self.blocked: str | None = None
         self.last_error: str | None = None
-        self.dead_lettered = 0
+        self.dead_lettered = 0  # points set aside for good: flush() and finish() say False
+        self._retry_after: float | None = None
         self._known_good: bytes | None = None  # a point the server has stored (never a config)
         self._budget = MAX_REQUESTS_PER_BATCH
         self.on_progress: Callable[[int], None] | None = None
@@ -162,7 +163,8 @@ class Sender:
         self._worker.ensure_started()
 
     def flush(self, timeout: float | None) -> bool:
-        """Wait until every point is delivered or ``timeout`` passes; True if none is pending."""
+        """Wait until every point is delivered or ``timeout`` passes; True if none is pending and
+        none was set aside as undeliverable."""
         deadline = None if timeout is None else time.monotonic() + timeout
         self.ensure_started()
         with self._done:
@@ -176,7 +178,7 @@ class Sender:
                     self._done.wait(remaining if remaining is not None else 1.0)
             finally:
                 self._flushing -= 1
-        return self.spool.pending == 0
+        return self.spool.pending == 0 and not self.dead_lettered
 
     def stop(self, timeout: float) -> bool:
         """Ask the thread to end after one last cycle; True if it has ended within ``timeout``."""
@@ -210,7 +212,8 @@ class Sender:
             return self.interval
         self._failures = min(self._failures + 1, 16)
         ceiling = min(self._backoff_cap, self.interval * 2**self._failures)
-        return ceiling / 2 + random.uniform(0, ceiling / 2)
+        wait, self._retry_after = self._retry_after or 0.0, None  # a 429's or 503's Retry-After
+        return max(ceiling / 2 + random.uniform(0, ceiling / 2), wait)
 
     def drain(self, spool: Spool, delivery: Delivery) -> bool:
         """Deliver the points pending in ``spool`` now (or until none is, while a ``flush()``
@@ -257,7 +260,10 @@ class Sender:
             path = dead_letter(self.root, spool, lines, reply.message or str(reply.status))
             self.dead_lettered += 1
             logger.warning(
-                "trackio-integrations: the server refused a point (%s); it was set aside in %s",
+                "trackio-integrations: %s can never be delivered (%s), not even on its own; it is "
+                "set aside, with its files, in %s, and flush()/finish() report the run as not "
+                "fully delivered.",
+                describe(lines[0]),
                 reply.message or f"HTTP {reply.status}",
                 path,
             )
@@ -273,6 +279,7 @@ class Sender:
 
     def _retry_later(self, reply: Reply) -> bool:
         self.last_error = reply.message or f"HTTP {reply.status}"
+        self._retry_after = reply.retry_after
         logger.debug("trackio-integrations: delivery failed, will retry: %s", self.last_error)
         return False
 
@@ -346,6 +353,27 @@ def _one_config_per_batch(batch: Batch) -> Batch:
                 return batch.head(i)
             seen = True
     return batch
+
+
+def describe(line: bytes) -> str:
+    """A spool line in words, for a message: its kind, step and first keys (never values)."""
+    try:
+        record = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return "a point"
+    if not isinstance(record, dict):
+        return "a point"
+    keys = list((record.get("metrics") or {}).keys())
+    shown = ", ".join(repr(k) for k in keys[:3]) + (
+        f" and {len(keys) - 3} more" if len(keys) > 3 else ""
+    )
+    kind = "a point with files" if record.get("kind") == MEDIA else "a point"
+    step = record.get("step")
+    return (
+        f"{kind} of run {record.get('run')!r}"
+        + (f" at step {step}" if step is not None else "")
+        + (f" ({shown})" if shown else "")
+    )
 
 
 def close_quietly(delivery: Delivery) -> None:

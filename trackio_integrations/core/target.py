@@ -6,7 +6,13 @@ The rules, in order (an argument always beats its environment variable):
 2. ``server_url`` / ``TRACKIO_SERVER_URL``: a self-hosted ``trackio show`` server.
 3. Neither: the embedded default, stored under ``TRACKIO_DIR`` for ``trackio show`` to display.
 
-Tokens live only in this module's ``Target`` (never in its repr) and in request headers.
+A server URL is taken as a browser's address bar holds it: ``http://host:7860/?project=p&
+write_token=...&sidebar=collapsed#top`` names the server ``http://host:7860``. The write token is
+kept, the dashboard's own query parameters and the fragment are dropped (the API takes none), a
+sub-path is kept (``https://gw/trackio/``), and ``user:password@`` becomes basic auth.
+
+Tokens and passwords live only in this module's ``Target`` (never in its repr or ``public()``) and
+in request headers; each is handed to ``redaction.remember`` so no message can show it.
 """
 
 from __future__ import annotations
@@ -17,14 +23,25 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
+from trackio_integrations.core.access import Access, resolve_access
 from trackio_integrations.errors import TrackioConfigError, warn_user
+from trackio_integrations.redaction import redact, remember
 
 Kind = Literal["space", "server", "local"]
 
 WRITE_TOKEN_HEADER = "X-Trackio-Write-Token"
-_SECRET_PARAMS = re.compile(r"token|secret|password|key", re.IGNORECASE)
+# The arguments that name a target and how to reach it, as every entry point takes them.
+TARGET_OPTIONS = (
+    "server_url",
+    "space_id",
+    "write_token",
+    "hf_token",
+    "ca_bundle",
+    "client_cert",
+    "headers",
+)
 _SPACE_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
 
 
@@ -40,6 +57,13 @@ class Target:
     hf_token: str | None = field(default=None, repr=False, compare=False)
     # Where the write token came from (a setting's name, never the token), for messages.
     token_from: str | None = field(default=None, repr=False, compare=False)
+    # ``user:password@`` of the URL, sent as HTTP basic auth to that server only.
+    basic_auth: tuple[str, str] | None = field(default=None, repr=False, compare=False)
+    # What the gateway in front of the server asks: CAs, a client certificate, headers.
+    access: Access = field(default_factory=Access, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        remember(self.write_token, self.hf_token, *(self.basic_auth or ())[1:])
 
     def __str__(self) -> str:
         if self.kind == "space":
@@ -51,8 +75,10 @@ class Target:
     def headers(self) -> dict[str, str]:
         """Request headers: each token goes only where it belongs."""
         headers = {"Content-Type": "application/json"}
-        if self.kind == "server" and self.write_token:
-            headers[WRITE_TOKEN_HEADER] = self.write_token
+        if self.kind == "server":  # the gateway's headers go to that server and nothing else
+            headers.update(self.access.headers)
+            if self.write_token:
+                headers[WRITE_TOKEN_HEADER] = self.write_token
         if self.hf_token and self.url and is_hf_host(self.url):
             headers["Authorization"] = f"Bearer {self.hf_token}"
         return headers
@@ -73,9 +99,14 @@ def resolve_target(
     space_id: str | None = None,
     write_token: str | None = None,
     hf_token: str | None = None,
+    ca_bundle: str | os.PathLike[str] | None = None,
+    client_cert: str | os.PathLike[str] | tuple[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
     env: Mapping[str, str] | None = None,
 ) -> Target:
     """Apply the target rules to arguments and environment; raise ``TrackioConfigError`` if unusable.
+
+    ``ca_bundle``, ``client_cert`` and ``headers`` reach a server behind a gateway (see ``access``).
 
     >>> resolve_target(server_url="http://127.0.0.1:7860?write_token=s3cret", env={})
     Target(kind='server', url='http://127.0.0.1:7860', space_id=None, trackio_dir=None)
@@ -95,6 +126,7 @@ def resolve_target(
 
     if url:
         clean, url_token = split_write_token(validate_url(url))
+        clean, auth = split_basic_auth(clean)
         sources = (
             ("write_token", write_token),
             ("server_url" if server_url else "TRACKIO_SERVER_URL", url_token),
@@ -102,7 +134,16 @@ def resolve_target(
         )
         source, token = next(((name, t) for name, t in sources if t), (None, None))
         hf = (hf_token or _hf_token(env)) if is_hf_host(clean) else None
-        return Target("server", clean, None, None, token, hf, source)
+        access = resolve_access(
+            ca_bundle=ca_bundle, client_cert=client_cert, headers=headers, env=env
+        )
+        if not access.verify and clean.startswith("https:"):
+            warn_user(
+                f"TLS verification is off for {clean} (TRACKIO_TLS_VERIFY=0): anyone on the "
+                "network path can read the write token. Use this with a test server only; set "
+                "TRACKIO_CA_BUNDLE to trust a private CA instead."
+            )
+        return Target("server", clean, None, None, token, hf, source, auth, access)
 
     return Target("local", None, None, str(trackio_dir(env)))
 
@@ -131,12 +172,26 @@ def saved_target(
     if kind == "space":
         space = str(saved.get("space_id") or "")
         return Target("space", space_url_for(space), space, None, None, hf_token or _hf_token(env))
-    url = validate_url(str(saved.get("url") or ""))
+    url, _ = split_basic_auth(validate_url(str(saved.get("url") or "")))
     hf = (hf_token or _hf_token(env)) if is_hf_host(url) else None
     if named.kind == "server" and named.url and same_server(named.url, url):
-        return Target("server", url, None, None, named.write_token, hf, named.token_from)
+        return Target(
+            "server",
+            url,
+            None,
+            None,
+            named.write_token,
+            hf,
+            named.token_from,
+            named.basic_auth,
+            named.access,
+        )
     token, source = loose_write_token or (None, None)
-    return Target("server", url, None, None, token, hf, source)
+    # Another server: what to trust applies, nothing that speaks for us (headers, certificate).
+    trust = (
+        named.access.tls_only() if named.kind == "server" else resolve_access(env=env).tls_only()
+    )
+    return Target("server", url, None, None, token, hf, source, None, trust)
 
 
 def same_server(a: str, b: str) -> bool:
@@ -161,6 +216,10 @@ def _server_key(url: str) -> tuple[str, str, int | None, str]:
 def validate_url(url: str) -> str:
     """Return ``url`` if it is an absolute http(s) URL with a host, else raise (token redacted)."""
     problem = None
+    if not isinstance(url, str):
+        raise TrackioConfigError(
+            f"Invalid Trackio server URL: expected a string, got {type(url).__name__}."
+        )
     try:
         parts = urlsplit(url.strip())
         _ = parts.port  # raises ValueError on a malformed port
@@ -180,34 +239,40 @@ def validate_url(url: str) -> str:
 
 
 def split_write_token(url: str) -> tuple[str, str | None]:
-    """Strip a ``write_token`` query parameter from ``url``: (clean URL, token or None)."""
-    parts = urlsplit(url)
+    """The server's base URL and the ``write_token`` it carried: (clean URL, token or None).
+
+    Every other query parameter (the dashboard's ``project``, ``sidebar``, ...) and the fragment
+    are dropped, a trailing slash too; the path (a gateway's sub-path) and ``user:password@`` stay.
+
+    >>> split_write_token("http://h:7860/?project=p&write_token=w&sidebar=collapsed#x")
+    ('http://h:7860', 'w')
+    """
+    parts = urlsplit(url.strip())
     token = None
-    rest = []
     for key, value in parse_qsl(parts.query, keep_blank_values=True):
-        if key == "write_token":
-            token = value or None
-        else:
-            rest.append((key, value))
-    path = parts.path.rstrip("/")
-    clean = urlunsplit((parts.scheme, parts.netloc, path, urlencode(rest), ""))
+        if key == "write_token" and value:
+            token = value
+    clean = urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
     return clean, token
 
 
+def split_basic_auth(url: str) -> tuple[str, tuple[str, str] | None]:
+    """``https://user:pa%40ss@host/x`` -> (``https://host/x``, (``user``, ``pa@ss``)).
+
+    The credentials are percent-decoded, as a browser sends them; the URL keeps the rest.
+    """
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, None
+    userinfo, host = parts.netloc.rsplit("@", 1)
+    user, _, password = userinfo.partition(":")
+    clean = urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    return clean, (unquote(user), unquote(password))
+
+
 def redact_url(url: str) -> str:
-    """Hide every secret-looking query value and any password in ``url``, for messages."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return re.sub(r"(?i)(token|secret|password|key)=[^&#\s]*", r"\1=***", url)
-    query = "&".join(
-        f"{k}=***" if _SECRET_PARAMS.search(k) else f"{k}={v}"
-        for k, v in parse_qsl(parts.query, keep_blank_values=True)
-    )
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = "***@" + netloc.rsplit("@", 1)[1]
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    """``url`` for a message: no password, no secret-looking query value (see ``redaction``)."""
+    return redact(str(url))
 
 
 def space_url_for(space_id: str) -> str:

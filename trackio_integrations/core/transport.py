@@ -3,24 +3,43 @@
 The wire protocol (``POST /api/<name>`` with ``{"args": [...], "kwargs": {...}}``) answers 200 on
 success, 400 for validation *and* a wrong write token, 500 for anything else, including a malformed
 entry. ``Reply.outcome`` turns that into what the sender must do.
+
+Only a JSON body comes from Trackio. A gateway in front of it (nginx, Traefik, oauth2-proxy)
+answers with its own page: 502/503/504 while the server restarts, 429 with ``Retry-After``, 413 for
+a body over its limit, 401/403/400 when it refuses the client. Such an answer says nothing about the
+points: it is never read as Trackio's verdict on their content (see ``classify``).
+
+``open_http`` is the one place an HTTP client for a target is built (the sender's, the uploader's
+and the CLI's): what the target's settings ask (basic auth, headers) is decided here.
 """
 
 from __future__ import annotations
 
 import enum
+import re
 import secrets
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from trackio_integrations.core.access import ssl_context
 from trackio_integrations.core.records import ALERT, MEDIA, METRIC, SYSTEM, by_kind
-from trackio_integrations.core.target import Target
-from trackio_integrations.errors import TrackioAuthError, TrackioServerError
+from trackio_integrations.core.target import Target, redact_url
+from trackio_integrations.errors import (
+    TrackioAuthError,
+    TrackioError,
+    TrackioServerError,
+    TrackioUnavailableError,
+)
 
 if TYPE_CHECKING:
     import httpx
 
 SUPPORTED_API_VERSION = 1
+# Answers that mean "away for now": the server restarts, a gateway times out or sheds load.
+AWAY = frozenset({408, 425, 429, 500, 502, 503, 504})
+MAX_RETRY_AFTER = 300.0  # a Retry-After longer than this is capped: points wait on disk anyway
 # Each record kind's call, as "<list argument>:<path>".
 _CALLS = {
     METRIC: "logs:/api/bulk_log",
@@ -43,6 +62,40 @@ class Reply:
     outcome: Outcome
     status: int | None
     message: str
+    retry_after: float | None = None  # seconds the server (or its gateway) asked us to wait
+
+
+def open_http(
+    target: Target,
+    *,
+    timeout: float = 10.0,
+    read_timeout: float | None = None,
+    transport: httpx.BaseTransport | None = None,
+    json: bool = True,
+) -> httpx.Client:
+    """The HTTP client for ``target``: its base URL (sub-path kept), its credentials, no redirects.
+
+    Every request to a target goes through a client made here, so a setting that changes how we
+    reach a server (basic auth from ``user:password@``, headers, TLS) reaches every caller at once.
+    """
+    import httpx
+
+    headers = target.headers()
+    if not json:
+        headers.pop("Content-Type", None)
+    secure = (target.url or "").startswith("https:")
+    return httpx.Client(
+        base_url=target.url or "",
+        headers=headers,
+        # TLS as the target's settings say (CA bundle, client certificate, trust store); proxies
+        # from HTTPS_PROXY / HTTP_PROXY / NO_PROXY, as httpx reads them.
+        verify=ssl_context(target.access) if secure else True,
+        auth=httpx.BasicAuth(*target.basic_auth) if target.basic_auth else None,
+        timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0), read=read_timeout or timeout),
+        limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+        follow_redirects=False,  # a token or a password must not travel on to another host
+        transport=transport,
+    )
 
 
 class Transport:
@@ -57,17 +110,8 @@ class Transport:
     ) -> None:
         if not target.url:
             raise ValueError("Transport needs a server or Space target")
-        import httpx  # here, not at the top: a run on local storage never loads it
-
         self.target = target
-        self._http = httpx.Client(
-            base_url=target.url,
-            headers=target.headers(),
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
-            limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
-            follow_redirects=False,
-            transport=transport,
-        )
+        self._http = open_http(target, timeout=timeout, transport=transport)
 
     def __repr__(self) -> str:
         return f"Transport({self.target!s})"
@@ -76,17 +120,17 @@ class Transport:
         self._http.close()
 
     def version(self, timeout: float | None = None) -> dict[str, Any]:
-        """``GET /version``; raises ``TrackioServerError`` for an API this client does not speak."""
+        """``GET /version``. Raises ``TrackioUnavailableError`` when the server is away for now,
+        ``TrackioAuthError`` when a gateway refuses us, ``TrackioServerError`` when the answer
+        proves the URL wrong (not Trackio, a redirect, an API this client does not speak).
+
+        Network errors propagate as ``httpx.TransportError``: the caller decides what they mean.
+        """
         response = self._http.get("/version", timeout=timeout or self._http.timeout)
-        try:
-            info = response.json()
-        except ValueError:
-            info = None
-        if response.status_code != 200 or not isinstance(info, dict):
-            raise TrackioServerError(
-                f"{self.target} did not answer /version like a Trackio server "
-                f"(HTTP {response.status_code}). Check the URL."
-            )
+        info = _json(response)
+        status = response.status_code
+        if status != 200 or not isinstance(info, dict) or "api_version" not in info:
+            raise _version_error(self.target, response, info)
         if info.get("api_version") != SUPPORTED_API_VERSION:
             raise TrackioServerError(
                 f"{self.target} runs Trackio {info.get('version', '?')} with API version "
@@ -104,6 +148,11 @@ class Transport:
         reply = self.send([], timeout)
         if reply.outcome is Outcome.AUTH:
             raise TrackioAuthError(self.auth_advice(reply))
+        if reply.outcome is Outcome.RETRY:
+            raise TrackioUnavailableError(
+                f"{self.target} is away for now ({reply.message or reply.status}). Training goes "
+                "on: points are kept on disk and sent when it answers."
+            )
         if reply.outcome is not Outcome.OK:
             raise TrackioServerError(
                 f"{self.target} refused a write-access check (HTTP {reply.status}): {reply.message}"
@@ -145,6 +194,8 @@ class Transport:
 
     def upload(self, files: Sequence[tuple[str, bytes]]) -> tuple[Reply, list[str]]:
         """``POST /api/upload`` (multipart, field ``files``): the server's temporary paths."""
+        import httpx
+
         boundary = secrets.token_hex(16)
         parts = []
         for name, data in files:
@@ -189,7 +240,22 @@ class Transport:
             )
         return response.json().get("data")
 
+    def download(self, path: str) -> bytes:
+        """``GET /file?path=...``: the bytes of a file the target stores (a project file)."""
+        response = self._http.get("/file", params={"path": path})
+        if response.status_code != 200:
+            raise TrackioServerError(
+                f"{self.target} refused the file {path} (HTTP {response.status_code})"
+            )
+        return response.content
+
     def auth_advice(self, reply: Reply) -> str:
+        if "from a gateway" in reply.message:
+            return (
+                f"A gateway in front of {self.target} refused the request ({reply.message}). "
+                "This is not the write token: check the gateway's login (user:password@ in the "
+                "URL), access header or client certificate."
+            )
         if self.target.kind == "space":
             return (
                 f"The {self.target} refused the Hugging Face token ({reply.message}). "
@@ -203,17 +269,99 @@ class Transport:
 
 
 def classify(response: httpx.Response) -> Reply:
+    """What an answer means for the points in the request (see the module's docstring)."""
     status = response.status_code
     if status == 200:
         return Reply(Outcome.OK, status, "")
-    try:
-        message = str(response.json().get("error", ""))
-    except Exception:
-        message = response.text[:200]
+    body = _json(response)
+    wait = retry_after(response)
+    if not isinstance(body, dict) or "error" not in body:  # a gateway's page, not Trackio's verdict
+        page = gateway_page(response)
+        if status == 413:  # over the gateway's body limit: a smaller request may pass
+            return Reply(Outcome.REJECTED, status, f"HTTP 413 from a gateway: {page}")
+        if status in (401, 403) or (status == 400 and "certificate" in page.lower()):
+            return Reply(Outcome.AUTH, status, f"HTTP {status} from a gateway: {page}")
+        return Reply(Outcome.RETRY, status, f"HTTP {status}: {page}", wait)
+    message = str(body.get("error", ""))
     auth_words = any(hint in message.lower() for hint in _AUTH_HINTS)
     if status in (401, 403) or (status in (400, 500) and auth_words):
         return Reply(Outcome.AUTH, status, message)
     if status in (400, 413, 422):
         return Reply(Outcome.REJECTED, status, message)
     # 500 may be a poison entry or a sick server; the sender tells them apart.
-    return Reply(Outcome.RETRY, status, message)
+    return Reply(Outcome.RETRY, status, message, wait)
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """The seconds a ``Retry-After`` header asks for (a number or an HTTP date), capped."""
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            seconds = parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError):
+            return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+def gateway_page(response: httpx.Response) -> str:
+    """A gateway's answer in one short line: the page's title or first words, never its markup."""
+    text = response.text or ""
+    title = re.search(r"(?is)<title>(.*?)</title>", text) or re.search(r"(?is)<h1>(.*?)</h1>", text)
+    words = title.group(1) if title else re.sub(r"(?s)<[^>]*>", " ", text)
+    words = " ".join(words.split())[:120]
+    return words or "an empty answer"
+
+
+def _json(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _version_error(target: Target, response: httpx.Response, info: Any) -> TrackioError:
+    status = response.status_code
+    page = gateway_page(response) if not isinstance(info, dict) else "a JSON answer"
+    if status in AWAY or status >= 500:
+        wait = retry_after(response)
+        return TrackioUnavailableError(
+            f"{target} is away for now (HTTP {status}: {page})"
+            + (f"; it asks to retry in {wait:.0f} s" if wait is not None else "")
+            + ". Training goes on: points are kept on disk and sent when it answers."
+        )
+    if status == 401:
+        return TrackioAuthError(
+            f"A gateway in front of {target} asks for a login (HTTP 401: {page}). Put the "
+            "user name and password in the URL (https://user:password@host/...)."
+        )
+    if status == 403:
+        return TrackioAuthError(
+            f"A gateway in front of {target} refused access (HTTP 403: {page}). This is not the "
+            "write token: check what the gateway asks for (an access header, a client "
+            "certificate, an allowed network)."
+        )
+    if status == 400 and "certificate" in page.lower():
+        return TrackioAuthError(
+            f"A gateway in front of {target} wants a client certificate (HTTP 400: {page})."
+        )
+    if 300 <= status < 400:
+        where = response.headers.get("location", "?")
+        return TrackioServerError(
+            f"{target} redirects to {redact_url(where)} (HTTP {status}); redirects are not "
+            "followed, so that credentials never travel on: use that URL instead."
+        )
+    if status == 404:
+        return TrackioServerError(
+            f"No Trackio server at {target}: /version is not found (HTTP 404: {page}). Check "
+            "the URL's host, port and path (a gateway's sub-path such as /trackio belongs in it)."
+        )
+    return TrackioServerError(
+        f"{target} did not answer /version like a Trackio server (HTTP {status}, {page}). "
+        "Check the URL: it must be the address `trackio show` prints."
+    )

@@ -41,6 +41,7 @@ _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1  # what JSON libraries round-trip exact
 _DROP = object()
 _MAX_DEPTH = 32
 _MAX_LIST_IN_CONFIG = 1000
+_PLAIN_ONLY = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
 class Kept(dict[str, Any]):
@@ -188,14 +189,17 @@ def encode_metrics(
 
     The fast path lets the JSON encoder do the type checks in C: it refuses non-native types and
     non-string keys, and any ``null`` or nested object in its output sends the point down the
-    slow path. ``plain_keys`` remembers key sets already seen to need no renaming. When ``keep``
+    slow path, and so does a list: lists are not scalars (see the module's rules). ``plain_keys``
+    remembers key sets already seen to need no renaming. When ``keep``
     kept a value, the cleaned point is returned unencoded, as ``Kept``, for its encoder.
     """
     try:
-        body = orjson.dumps(metrics)
+        # Dates and dataclasses refused too: only JSON's own scalars may skip the cleaning.
+        body = orjson.dumps(metrics, option=_PLAIN_ONLY)
     except (TypeError, orjson.JSONEncodeError):
         body = b""
-    if body and b"null" not in body and b"{" not in body[1:]:
+    # A nested object, a list (``[4, 5]`` is no scalar) or a NaN (``null``): the slow path decides.
+    if body and b"null" not in body and b"{" not in body[1:] and b"[" not in body:
         keys = tuple(metrics)
         if keys in plain_keys:
             return body

@@ -14,14 +14,14 @@ import socket
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from trackio_integrations.core.mode import sync_command
 from trackio_integrations.core.sender import Delivery, HttpDelivery, InboxDelivery, Sender
 from trackio_integrations.core.spool import Spool
 from trackio_integrations.core.target import Target
 from trackio_integrations.core.transport import Transport
-from trackio_integrations.errors import TrackioAuthError, TrackioServerError, warn_user
+from trackio_integrations.errors import warn_user
 
 if TYPE_CHECKING:
     import httpx
@@ -153,24 +153,6 @@ def close_offline(spool: Spool | None, root: Path, project: str, run: str) -> bo
         file=sys.stderr,
     )
     return not dropped
-
-
-def check_target(transport: Transport, target: Target) -> dict[str, Any] | None:
-    """The server's version answer; a refused token or another API raises (and closes the
-    connection); a server that does not answer now only warns: training goes on."""
-    import httpx  # already loaded by the transport
-
-    try:
-        return transport.check(timeout=5.0)
-    except (TrackioAuthError, TrackioServerError):
-        transport.close()
-        raise
-    except httpx.HTTPError as exc:
-        warn_user(
-            f"Trackio {target} is not reachable ({type(exc).__name__}). Training goes on: "
-            "points are kept on disk and sent when it answers."
-        )
-        return None
 
 
 def delivery_for(

@@ -15,6 +15,7 @@ from accelerate.tracking import GeneralTracker, on_main_process
 from trackio_integrations.artifacts.model import Artifact, UsedArtifact
 from trackio_integrations.client import DEFAULT_FINISH_TIMEOUT, TrackioClient
 from trackio_integrations.core.runs import Resume, check_resume, run_to_resume
+from trackio_integrations.core.target import TARGET_OPTIONS
 from trackio_integrations.errors import TrackioConfigError, warn_user
 from trackio_integrations.integrations.common import Monitoring
 from trackio_integrations.media.kinds import Image, Table, each
@@ -60,6 +61,12 @@ class TrackioTracker(GeneralTracker):
         space_id: a Hugging Face Space ``owner/name`` (``TRACKIO_SPACE_ID``); wins over a URL.
         write_token: the server's write token (else from the URL, else ``TRACKIO_WRITE_TOKEN``).
         hf_token: Hugging Face token, sent to Hugging Face hosts only (else ``HF_TOKEN``).
+        ca_bundle: a PEM file or folder of CAs to trust (else ``TRACKIO_CA_BUNDLE``, then the
+            machine's trust store); see the gateway page of the docs.
+        client_cert: a client certificate for mTLS: a path, or (certificate, key) (else
+            ``TRACKIO_CLIENT_CERT`` / ``TRACKIO_CLIENT_KEY``).
+        headers: headers for that server only, e.g. a gateway's access token (else
+            ``TRACKIO_HEADERS``, a JSON object).
         run_id: a stable id for the run; pass the same one to continue a run after a restart.
         spool_dir: where unsent points wait (``TRACKIO_SPOOL_DIR``, else the user cache).
         check: check the server version and write access when the run starts.
@@ -75,6 +82,7 @@ class TrackioTracker(GeneralTracker):
         alert_webhook: a Slack, Discord or plain URL each alert is also posted to
             (``TRACKIO_WEBHOOK_URL``).
         alert_webhook_min_level: the lowest level posted there (``TRACKIO_WEBHOOK_MIN_LEVEL``).
+        provenance: record git commit, diff, packages, command (see ``TrackioClient``).
         health: the training-health alerts (``HealthChecks``, ``False`` for none): a NaN or
             infinite loss or gradient norm among the logged values, a loss spike, a stall (nothing
             logged within ``stall_after``), an exception that ends the program before
@@ -112,7 +120,11 @@ class TrackioTracker(GeneralTracker):
         alert_webhook: str | None = None,
         alert_webhook_min_level: str | None = None,
         health: HealthChecks | bool | Mapping[str, Any] = True,
+        provenance: bool | None = None,
         save_code: bool = False,
+        ca_bundle: str | os.PathLike[str] | None = None,
+        client_cert: str | os.PathLike[str] | tuple[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
         mode: str | None = None,
     ) -> None:
         super().__init__()
@@ -127,6 +139,9 @@ class TrackioTracker(GeneralTracker):
             "space_id": space_id,
             "write_token": write_token,
             "hf_token": hf_token,
+            "ca_bundle": ca_bundle,
+            "client_cert": client_cert,
+            "headers": headers,
             "config": config,
             "run_id": run_id,
             "spool_dir": spool_dir,
@@ -137,11 +152,17 @@ class TrackioTracker(GeneralTracker):
         self._finished = False
         self._ignored_kwargs: set[str] = set()
         self._monitoring = Monitoring(
-            system_metrics, system_interval, alert_webhook, alert_webhook_min_level, health, mode
+            system_metrics,
+            system_interval,
+            alert_webhook,
+            alert_webhook_min_level,
+            health,
+            provenance,
+            mode=mode,
         )
         # accelerate calls a tracker on the main process only: on another node's local rank 0
         # (known from the launcher's variables) a thread waits for the run to be announced.
-        target = ("server_url", "space_id", "write_token", "hf_token", "spool_dir")
+        target = (*TARGET_OPTIONS, "spool_dir")
         self._monitoring.follow({k: self._options[k] for k in target})
 
     @property
@@ -172,8 +193,7 @@ class TrackioTracker(GeneralTracker):
         check_resume(self._resume, name)
         options = dict(self._options)
         if options["run_id"] is None and self._monitoring.online:  # offline: no lookup
-            target = ("server_url", "space_id", "write_token", "hf_token")
-            where = {key: options[key] for key in target}
+            where = {key: options[key] for key in TARGET_OPTIONS}
             options["run_id"] = run_to_resume(project, name, self._resume, **where)
         self._client = TrackioClient(project, name, **options, **self._monitoring.client_options())
         self._finished = False

@@ -30,6 +30,7 @@ class Monitoring:
         alert_webhook: str | None = None,
         alert_webhook_min_level: str | None = None,
         health: HealthChecks | bool | Mapping[str, Any] | None = True,
+        provenance: bool | None = None,
         mode: str | None = None,
     ) -> None:
         resolve_mode(mode)  # a mode that is not one fails here, when the adapter is made
@@ -39,6 +40,7 @@ class Monitoring:
         self.alert_webhook = alert_webhook
         self.alert_webhook_min_level = alert_webhook_min_level
         self.health = HealthChecks.of(health)
+        self.provenance = provenance
         self.checks: Health | None = None
         self.node: NodeFollower | None = None
         self._announced = False
@@ -51,6 +53,7 @@ class Monitoring:
             "system_interval": self.system_interval,
             "alert_webhook": self.alert_webhook,
             "alert_webhook_min_level": self.alert_webhook_min_level,
+            "provenance": self.provenance,
             "mode": self.mode,
         }
 
@@ -66,6 +69,7 @@ class Monitoring:
             "system_interval": self.system_interval,
             "alert_webhook_min_level": self.alert_webhook_min_level,
             "health": self.health.as_dict() if self.health is not None else False,
+            "provenance": self.provenance,
             "mode": self.mode,
         }
 
@@ -120,6 +124,7 @@ class Monitoring:
                     run_id=run["run_id"],
                     check=False,  # rank 0 checked the target; a node only adds samples
                     system_metrics=False,  # the node's sampler names this node
+                    provenance=False,  # rank 0 records it for the run
                     mode=self.mode,
                     **options,
                 )

@@ -29,6 +29,7 @@ from lightning_utilities.core.rank_zero import rank_zero_only
 from trackio_integrations.artifacts.model import safe_name
 from trackio_integrations.client import TrackioClient, new_run_name
 from trackio_integrations.core.runs import Resume, check_resume, run_to_resume
+from trackio_integrations.core.target import TARGET_OPTIONS
 from trackio_integrations.core.values import json_safe
 from trackio_integrations.errors import TrackioConfigError, warn_user
 from trackio_integrations.integrations.common import Monitoring, slurm_run
@@ -120,6 +121,12 @@ class TrackioLogger(_LightningLoggers):
         space_id: a Hugging Face Space ``owner/name`` (``TRACKIO_SPACE_ID``); wins over a URL.
         write_token: the server's write token (else from the URL, else ``TRACKIO_WRITE_TOKEN``).
         hf_token: Hugging Face token, sent to Hugging Face hosts only (else ``HF_TOKEN``).
+        ca_bundle: a PEM file or folder of CAs to trust (else ``TRACKIO_CA_BUNDLE``, then the
+            machine's trust store); see the gateway page of the docs.
+        client_cert: a client certificate for mTLS: a path, or (certificate, key) (else
+            ``TRACKIO_CLIENT_CERT`` / ``TRACKIO_CLIENT_KEY``).
+        headers: headers for that server only, e.g. a gateway's access token (else
+            ``TRACKIO_HEADERS``, a JSON object).
         spool_dir: where unsent points wait (``TRACKIO_SPOOL_DIR``, else the user cache).
         prefix: put at the start of every metric name, joined with ``-`` as Lightning's loggers do.
         run_id: continue the run with this id (``logger.run_id`` of the earlier run).
@@ -135,6 +142,7 @@ class TrackioLogger(_LightningLoggers):
         alert_webhook: a Slack, Discord or plain URL each alert is also posted to
             (``TRACKIO_WEBHOOK_URL``).
         alert_webhook_min_level: the lowest level posted there (``TRACKIO_WEBHOOK_MIN_LEVEL``).
+        provenance: record git commit, diff, packages, command (see ``TrackioClient``).
         health: the training-health alerts (``HealthChecks``, ``False`` for none): a NaN or
             infinite loss or gradient norm among the logged metrics, a loss spike, a stall (nothing
             logged within ``stall_after``), and a ``finalize("failed")`` (with the exception type).
@@ -172,8 +180,12 @@ class TrackioLogger(_LightningLoggers):
         alert_webhook: str | None = None,
         alert_webhook_min_level: str | None = None,
         health: HealthChecks | bool | Mapping[str, Any] = True,
+        provenance: bool | None = None,
         log_model: bool | Literal["all"] = False,
         save_code: bool = False,
+        ca_bundle: str | os.PathLike[str] | None = None,
+        client_cert: str | os.PathLike[str] | tuple[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
         mode: str | None = None,
         **trackio_options: Any,
     ) -> None:
@@ -201,6 +213,9 @@ class TrackioLogger(_LightningLoggers):
             "space_id": space_id,
             "write_token": write_token,
             "hf_token": hf_token,
+            "ca_bundle": ca_bundle,
+            "client_cert": client_cert,
+            "headers": headers,
             "spool_dir": spool_dir,
             "step_ids": step_ids,
         }
@@ -208,7 +223,13 @@ class TrackioLogger(_LightningLoggers):
         self._client: TrackioClient | None = None
         self._watchers: dict[int, Watcher] = {}
         self._monitoring = Monitoring(
-            system_metrics, system_interval, alert_webhook, alert_webhook_min_level, health, mode
+            system_metrics,
+            system_interval,
+            alert_webhook,
+            alert_webhook_min_level,
+            health,
+            provenance,
+            mode=mode,
         )
 
     # --- what Lightning reads --------------------------------------------------------------------
@@ -319,8 +340,7 @@ class TrackioLogger(_LightningLoggers):
         self._config = client.config
 
     def _target(self) -> dict[str, Any]:
-        keys = ("server_url", "space_id", "write_token", "hf_token")
-        return {key: self._options[key] for key in keys}
+        return {key: self._options[key] for key in TARGET_OPTIONS}
 
     # --- media, as WandbLogger takes them --------------------------------------------------------
 
@@ -393,10 +413,7 @@ class TrackioLogger(_LightningLoggers):
         super().save()
         rank = getattr(rank_zero_only, "rank", 0)
         if rank:
-            target = {k: self._options[k] for k in ("server_url", "space_id", "spool_dir")}
-            target.update(
-                write_token=self._options["write_token"], hf_token=self._options["hf_token"]
-            )
+            target = {k: self._options[k] for k in (*TARGET_OPTIONS, "spool_dir")}
             self._monitoring.follow(target, rank=rank)
 
     def _log_checkpoints(self, callback: Any, every: bool) -> None:

@@ -68,31 +68,22 @@ def resolve_settings(
     return project, name, space_id
 
 
-# Tokens given to a callback, in memory only, for the copy that transformers rebuilds
-# (``_restored=True``) from a checkpoint's token-free state() when
+# Secrets given to a callback (tokens, a webhook URL, the URL with its password, a gateway's
+# headers and client certificate), in memory only, for the copy that transformers rebuilds
+# (``_restored=True``) from a checkpoint's secret-free state() when
 # ``restore_callback_states_from_checkpoint`` is set. Keyed by (project, name, URL, Space id).
-_tokens: dict[tuple[Any, ...], tuple[str | None, str | None]] = {}
-_webhooks: dict[tuple[Any, ...], str] = {}
+_secrets: dict[tuple[Any, ...], dict[str, Any]] = {}
 
 
-def kept_secrets(
-    key: tuple[Any, ...],
-    restored: bool,
-    write_token: str | None,
-    hf_token: str | None,
-    alert_webhook: str | None,
-) -> tuple[str | None, str | None, str | None]:
-    """(write token, HF token, webhook URL) of a callback: kept in memory for the copy restored
-    from a checkpoint, and given back to that copy; never written in checkpoints."""
+def kept_secrets(key: tuple[Any, ...], restored: bool, given: dict[str, Any]) -> dict[str, Any]:
+    """A callback's secrets: kept in memory for the copy restored from a checkpoint, and given
+    back to that copy; never written in checkpoints."""
     if restored:
-        write_token, hf_token = _tokens.get(key, (None, None))
-    elif write_token or hf_token:
-        _tokens[key] = (write_token, hf_token)
-    if restored:  # like the tokens, a webhook URL (a secret) is not saved in checkpoints
-        alert_webhook = _webhooks.get(key)
-    elif alert_webhook:
-        _webhooks[key] = alert_webhook
-    return write_token, hf_token, alert_webhook
+        return dict(_secrets.get(key, {}))
+    kept = {name: value for name, value in given.items() if value}
+    if kept:
+        _secrets[key] = kept
+    return kept
 
 
 def log_checkpoints_setting(value: str | None) -> str | None:

@@ -11,7 +11,7 @@ from transformers.trainer_callback import CallbackHandler, ExportableState
 
 from trackio_integrations.artifacts.model import safe_name
 from trackio_integrations.client import DEFAULT_FINISH_TIMEOUT, TrackioClient
-from trackio_integrations.core.target import resolve_target, split_write_token
+from trackio_integrations.core.target import resolve_target, split_basic_auth, split_write_token
 from trackio_integrations.errors import warn_user
 from trackio_integrations.integrations.common import Monitoring, slurm_run
 from trackio_integrations.integrations.transformers.args import SUMMARY_KEYS as SUMMARY_KEYS
@@ -78,6 +78,12 @@ class TrackioCallback(TrainerCallback, ExportableState):
         space_id: a Hugging Face Space ``owner/name`` (``TRACKIO_SPACE_ID``); wins over a URL.
         write_token: the server's write token (else from the URL, else ``TRACKIO_WRITE_TOKEN``).
         hf_token: Hugging Face token, sent to Hugging Face hosts only (else ``HF_TOKEN``).
+        ca_bundle: a PEM file or folder of CAs to trust (else ``TRACKIO_CA_BUNDLE``, then the
+            machine's trust store); see the gateway page of the docs.
+        client_cert: a client certificate for mTLS: a path, or (certificate, key) (else
+            ``TRACKIO_CLIENT_CERT`` / ``TRACKIO_CLIENT_KEY``).
+        headers: headers for that server only, e.g. a gateway's access token (else
+            ``TRACKIO_HEADERS``, a JSON object). Like the tokens, never saved in checkpoints.
         spool_dir: where unsent points wait (``TRACKIO_SPOOL_DIR``, else the user cache).
         finish_timeout: how long the end of training waits for points still in flight; what is
             left stays in the spool and is sent by the next run or ``trackio-integrations sync``.
@@ -93,6 +99,7 @@ class TrackioCallback(TrainerCallback, ExportableState):
         alert_webhook: a Slack, Discord or plain URL each alert is also posted to
             (``TRACKIO_WEBHOOK_URL``).
         alert_webhook_min_level: the lowest level posted there (``TRACKIO_WEBHOOK_MIN_LEVEL``).
+        provenance: record git commit, diff, packages, command (see ``TrackioClient``).
         health: the training-health alerts (``HealthChecks``, ``False`` for none): a NaN or
             infinite ``loss`` / ``grad_norm``, a loss spike, a stall (no step ended within
             ``stall_after``), an exception out of ``trainer.train()`` (via ``sys.excepthook``).
@@ -128,25 +135,54 @@ class TrackioCallback(TrainerCallback, ExportableState):
         alert_webhook: str | None = None,
         alert_webhook_min_level: str | None = None,
         health: HealthChecks | bool | Mapping[str, Any] = True,
+        provenance: bool | None = None,
         log_checkpoints: str | None = None,
         save_code: bool = False,
+        ca_bundle: str | os.PathLike[str] | None = None,
+        client_cert: str | os.PathLike[str] | tuple[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
         mode: str | None = None,
     ) -> None:
+        login_url = None
         if server_url:
             resolve_target(server_url=server_url, env={})  # a malformed URL fails here, now
             server_url, url_token = split_write_token(server_url)
             write_token = write_token or url_token
+            public_url, login = split_basic_auth(server_url)
+            login_url, server_url = (server_url if login else None), public_url
         self.project = project
         self.name = name
-        self.server_url = server_url
+        self.server_url = server_url  # never with a password: state() saves it in checkpoints
         self.space_id = space_id
         self.spool_dir = os.fspath(spool_dir) if spool_dir is not None else None
         self.finish_timeout = finish_timeout
         key = (project, name, server_url, space_id)
-        write_token, hf_token, alert_webhook = kept_secrets(
-            key, _restored, write_token, hf_token, alert_webhook
+        secrets = kept_secrets(
+            key,
+            _restored,
+            {
+                "write_token": write_token,
+                "hf_token": hf_token,
+                "alert_webhook": alert_webhook,
+                "login_url": login_url,
+                "ca_bundle": os.fspath(ca_bundle)
+                if isinstance(ca_bundle, os.PathLike)
+                else ca_bundle,
+                "client_cert": client_cert,
+                "headers": dict(headers) if headers else None,
+            },
         )
-        self._write_token, self._hf_token = write_token, hf_token
+        self._write_token, self._hf_token = secrets.get("write_token"), secrets.get("hf_token")
+        alert_webhook = secrets.get("alert_webhook")
+        # How this process reaches the server: the URL with its password, the gateway's settings.
+        self._reach: dict[str, Any] = {
+            "server_url": secrets.get("login_url") or server_url,
+            "write_token": self._write_token,
+            "hf_token": self._hf_token,
+            "ca_bundle": secrets.get("ca_bundle"),
+            "client_cert": secrets.get("client_cert"),
+            "headers": secrets.get("headers"),
+        }
         self.client: TrackioClient | None = None
         self._run: dict[str, str] | None = None  # project, name, run_id: saved in checkpoints
         self._run_trained = False  # a run opened by evaluate() before train() continues in it
@@ -156,7 +192,13 @@ class TrackioCallback(TrainerCallback, ExportableState):
         self.watch_every = watch_every
         self._watcher: Watcher | None = None
         self.monitoring = Monitoring(
-            system_metrics, system_interval, alert_webhook, alert_webhook_min_level, health, mode
+            system_metrics,
+            system_interval,
+            alert_webhook,
+            alert_webhook_min_level,
+            health,
+            provenance,
+            mode=mode,
         )
         self.log_checkpoints = log_checkpoints_setting(log_checkpoints)
         self.save_code = save_code
@@ -194,8 +236,7 @@ class TrackioCallback(TrainerCallback, ExportableState):
         project, name, space_id = self._settings(args)
         if not state.is_world_process_zero:
             if state.is_local_process_zero:  # another node: sample it into rank 0's run
-                target = {"server_url": self.server_url, "space_id": space_id}
-                target.update(write_token=self._write_token, hf_token=self._hf_token)
+                target = {**self._reach, "space_id": space_id}
                 self.monitoring.follow(
                     {**target, "spool_dir": self.spool_dir},
                     rank=args.process_index,
@@ -219,10 +260,8 @@ class TrackioCallback(TrainerCallback, ExportableState):
         self.client = TrackioClient(
             project,
             name,
-            server_url=self.server_url,
             space_id=space_id,
-            write_token=self._write_token,
-            hf_token=self._hf_token,
+            **self._reach,
             config=run_config(args, state, model),
             run_id=run_id,
             spool_dir=self.spool_dir,
@@ -382,10 +421,8 @@ class TrackioCallback(TrainerCallback, ExportableState):
         self.client = TrackioClient(
             project,
             run["name"] if run else name,
-            server_url=self.server_url,
             space_id=space_id,
-            write_token=self._write_token,
-            hf_token=self._hf_token,
+            **self._reach,
             # An existing run keeps the config it has; a new one (evaluate first) gets one.
             config=None if run else run_config(args, state, model),
             run_id=run["run_id"] if run else None,

@@ -1,0 +1,105 @@
+"""The git checkout a run was started from: commit, branch, remote, dirty, diff, untracked files.
+
+git runs as a subprocess with ``GIT_OPTIONAL_LOCKS=0``: reading never takes the index lock, so a
+run never gets in the way of a ``git commit`` in the same checkout. No git, or no checkout,
+is recorded as such, never raised.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from trackio_integrations.provenance.redact import clean_url
+
+GIT_TIMEOUT = 30.0
+DIFF_LIMIT = 10 * 1024 * 1024  # a diff past this is not saved (a checkpoint committed by mistake)
+UNTRACKED_LIMIT = 1000  # names listed at most
+
+
+@dataclass
+class Checkout:
+    """What git says about the working tree at ``root`` (None: not a checkout)."""
+
+    root: Path | None = None
+    commit: str | None = None
+    branch: str | None = None
+    remote: str | None = None
+    dirty: bool = False
+    subdir: str = "."
+    diff: bytes = b""
+    diff_size: int = 0
+    untracked: list[str] = field(default_factory=list)
+
+    def config(self) -> dict[str, object]:
+        """The run-config entries (under ``provenance/git/``)."""
+        if self.root is None:
+            return {"provenance/git/checkout": False}
+        return {
+            "provenance/git/checkout": True,
+            "provenance/git/commit": self.commit,
+            "provenance/git/branch": self.branch,
+            "provenance/git/remote": self.remote,
+            "provenance/git/dirty": self.dirty,
+            "provenance/git/subdir": self.subdir,
+            "provenance/git/diff_bytes": self.diff_size,
+            "provenance/git/diff_saved": bool(self.diff) and self.diff_size <= DIFF_LIMIT,
+            "provenance/git/untracked": len(self.untracked),
+        }
+
+
+def git(cwd: Path, *args: str) -> bytes | None:
+    """git's standard output, or None when it fails (no git, not a checkout, no commit yet)."""
+    env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0"}
+    try:
+        done = subprocess.run(
+            ["git", "-c", "core.quotepath=off", *args],
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            timeout=GIT_TIMEOUT,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout if done.returncode == 0 else None
+
+
+def read_checkout(cwd: Path) -> Checkout:
+    """The checkout holding ``cwd``: facts, the binary diff against HEAD, untracked names."""
+    top = git(cwd, "rev-parse", "--show-toplevel")
+    if top is None:
+        return Checkout()
+    root = Path(top.decode().strip())
+    out = Checkout(root=root)
+    text = _text(git(root, "rev-parse", "HEAD"))
+    out.commit = text
+    branch = _text(git(root, "rev-parse", "--abbrev-ref", "HEAD"))
+    out.branch = None if branch in (None, "HEAD") else branch
+    remote = _text(git(root, "config", "--get", "remote.origin.url"))
+    if remote is None:
+        names = (_text(git(root, "remote")) or "").split()
+        remote = _text(git(root, "config", "--get", f"remote.{names[0]}.url")) if names else None
+    out.remote = clean_url(remote) if remote else None
+    try:
+        out.subdir = Path(os.path.relpath(cwd.resolve(), root.resolve())).as_posix()
+    except ValueError:
+        out.subdir = "."
+    if out.commit is not None:
+        diff = git(root, "diff", "--binary", "--no-color", "--no-ext-diff", "HEAD", "--")
+        out.diff = diff or b""
+        out.diff_size = len(out.diff)
+        status = git(root, "status", "--porcelain", "--untracked-files=no")
+        out.dirty = bool(status and status.strip())
+    others = git(root, "ls-files", "--others", "--exclude-standard", "-z") or b""
+    out.untracked = [p.decode(errors="replace") for p in others.split(b"\0") if p]
+    return out
+
+
+def _text(raw: bytes | None) -> str | None:
+    if raw is None:
+        return None
+    text = raw.decode(errors="replace").strip()
+    return text or None

@@ -1,0 +1,150 @@
+"""Once per run, in a background thread: read the provenance and hand it to the run.
+
+The training thread only copies ``sys.argv`` and the working directory and starts a thread
+(about a hundred microseconds: ``bench/provenance.py``); git, the package list and
+``nvidia-smi`` run in that thread. The facts go into the run's config under ``provenance/``;
+the diff, the untracked names and the package list are written to a folder of the run's own
+and saved to the project's Files as ``provenance/<run>/diff.patch``, ``untracked.txt`` and
+``requirements.txt`` (uploaded by the run's patient uploader, like every project file).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import sys
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+logger = logging.getLogger("trackio_integrations")
+
+ENV_SWITCH = "TRACKIO_PROVENANCE"
+DIFF_FILE = "diff.patch"
+UNTRACKED_FILE = "untracked.txt"
+PACKAGES_FILE = "requirements.txt"
+
+
+class ProvenanceRun(Protocol):
+    """The part of the client API provenance calls (``TrackioClient`` is one)."""
+
+    name: str
+    run_id: str
+
+    def update_config(self, mapping: Mapping[str, Any] | Any) -> None: ...
+
+    def save(
+        self, glob: str | os.PathLike[str], base_path: str | os.PathLike[str] | None = None
+    ) -> int: ...
+
+
+def enabled(setting: bool | None) -> bool:
+    """An explicit ``provenance=`` wins; else ``TRACKIO_PROVENANCE`` (``0``/``false``/``off``
+    switch it off); else on."""
+    if setting is not None:
+        return bool(setting)
+    value = os.environ.get(ENV_SWITCH, "1").strip().lower()
+    return value not in ("0", "false", "no", "off")
+
+
+def files_folder(run_name: str) -> str:
+    """Where a run's provenance files are named in the project's Files."""
+    return "provenance/" + (re.sub(r"[^\w.-]+", "_", run_name).strip("._") or "run")
+
+
+class Recorder:
+    """Reads a run's provenance once, in a daemon thread; ``wait()`` before the run closes.
+
+    >>> Recorder(run, Path("/tmp/spool/provenance/<run id>")).start()  # doctest: +SKIP
+    """
+
+    def __init__(self, run: ProvenanceRun, folder: Path, secrets: Iterable[str] = ()) -> None:
+        self.run = run
+        self.folder = folder
+        self._secrets = {s for s in secrets if s}  # and the environment's, in the thread
+        # What the process was started with, read now: the thread may run after a chdir.
+        self._argv = list(getattr(sys, "orig_argv", [])[1:] or sys.argv)
+        self._cwd = Path.cwd()
+        self._thread = threading.Thread(target=self._record, name="trackio-provenance", daemon=True)
+
+    def start(self) -> Recorder:
+        self._thread.start()
+        return self
+
+    def wait(self, timeout: float) -> bool:
+        """Wait at most ``timeout`` seconds for the recording; True once it is done."""
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _record(self) -> None:
+        # Give the GIL back at once: start() returns as soon as the training thread runs again.
+        time.sleep(0.01)
+        try:
+            config, files = self.collect()
+            self.run.update_config(config)
+            if files:
+                self.run.save(str(self.folder / files_folder(self.run.name) / "*"), self.folder)
+        except Exception:  # provenance must never disturb the run
+            logger.exception("trackio-integrations: recording the run's provenance failed")
+
+    def collect(self) -> tuple[dict[str, Any], list[str]]:
+        """The config entries and the names of the files written (relative to ``folder``)."""
+        # Imported here, in the thread: importlib.metadata and subprocess cost ~15 ms to import.
+        from trackio_integrations.provenance.facts import (
+            command_line,
+            installed_packages,
+            machine,
+            versions,
+        )
+        from trackio_integrations.provenance.git import DIFF_LIMIT, UNTRACKED_LIMIT, read_checkout
+        from trackio_integrations.provenance.redact import environment_secrets
+
+        self._secrets |= environment_secrets(os.environ)
+        checkout = read_checkout(self._cwd)
+        config: dict[str, Any] = {"provenance/command": command_line(self._argv, self._secrets)}
+        config.update(versions(dict(sys.modules)))
+        config.update(machine(os.environ))
+        config.update(checkout.config())
+        written: list[str] = []
+        if checkout.diff and checkout.diff_size <= DIFF_LIMIT:
+            written.append(self._write(DIFF_FILE, checkout.diff))
+        elif checkout.diff:
+            logger.warning(
+                "trackio-integrations: the uncommitted diff (%d bytes) is over %d bytes; "
+                "it is not saved with the run",
+                checkout.diff_size,
+                DIFF_LIMIT,
+            )
+        if checkout.untracked:
+            names = checkout.untracked[:UNTRACKED_LIMIT]
+            text = "".join(name + "\n" for name in names)
+            written.append(self._write(UNTRACKED_FILE, text.encode()))
+        written.append(self._write(PACKAGES_FILE, installed_packages()))
+        for name in written:
+            config[f"provenance/files/{Path(name).stem}"] = name
+        return config, written
+
+    def _write(self, name: str, data: bytes) -> str:
+        """One file under ``folder``, the known secrets' values replaced by ``***``."""
+        relative = f"{files_folder(self.run.name)}/{name}"
+        path = self.folder / relative
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if self._secrets:
+            from trackio_integrations.provenance.redact import hide_values
+
+            text = data.decode("utf-8", errors="surrogateescape")
+            hidden = hide_values(text, self._secrets)
+            if hidden != text:
+                data = hidden.encode("utf-8", errors="surrogateescape")
+        path.write_bytes(data)
+        return relative
+
+    def discard(self) -> None:
+        """Remove the files written, once the run's uploads are done."""
+        if not self._thread.is_alive():
+            shutil.rmtree(self.folder, ignore_errors=True)
