@@ -151,6 +151,17 @@ def test_a_spool_copied_to_a_login_node_is_sent_once_from_another_host_and_pid_s
     shutil.rmtree(compute)  # the node's disk is gone, and so is the checkpoint
     shutil.rmtree(ckpt)
 
+    status = subprocess.run(
+        [sys.executable, "-m", "trackio_integrations.cli", "--spool-dir", str(login), "status"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "offline run, waiting" in status.stdout, status.stdout  # the points and the artifact
+    assert "13 point(s) waiting, with 1 file(s)" in status.stdout, status.stdout
+    assert "(1 offline run(s))" in status.stdout and "Uploads: 1 request(s)" in status.stdout
+
     result = _login_node_sync(login, server)
     out = result.stdout + result.stderr
     assert result.returncode == 0, out
