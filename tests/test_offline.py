@@ -255,3 +255,27 @@ def test_the_run_of_a_slurm_job_is_named_by_the_job_and_each_run_of_it_apart() -
     assert (first[0], second[0]) == ("slurm-5_3", "slurm-5_3-1")  # two runs in one job
     assert first[1] != second[1]
     assert slurm_run("p-unit", "x", {}) is None
+
+
+@pytest.mark.skipif(shutil.which("script") is None, reason="needs util-linux script (a pty)")
+def test_sync_draws_a_progress_bar_in_a_terminal_and_ends_with_a_table(
+    tmp_path: Path, spool_dir: Path
+) -> None:
+    with TrackioClient("bar-project", "bar-run", mode="offline", system_metrics=False) as run:
+        for step in range(40):
+            run.log({"loss": float(step)}, step=step)
+    command = (
+        f"stty cols 100 rows 30; {sys.executable} -m trackio_integrations.cli sync {spool_dir}"
+    )
+    result = subprocess.run(
+        ["script", "-qec", command, "/dev/null"],  # stderr is a terminal: tqdm draws
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout
+    assert "sync:" in result.stdout and "40/40" in result.stdout, result.stdout  # tqdm's bar
+    assert "bar-project/bar-run" in result.stdout and "Sent 40 of 40 point(s)" in result.stdout
+    assert list((tmp_path / "trackio" / "inbox").glob("*/*.jsonl"))  # local storage here

@@ -263,4 +263,4 @@ def _bar(total: int) -> Any:
     """tqdm's bar on stderr, in points (off where stderr is not a terminal, e.g. a batch log)."""
     from tqdm import tqdm  # only `sync` draws one: `import trackio_integrations` stays cheap
 
-    return tqdm(total=total, unit="point", desc="sync", file=sys.stderr, disable=None, leave=False)
+    return tqdm(total=total, unit="point", desc="sync", file=sys.stderr, disable=None, leave=True)
