@@ -279,3 +279,28 @@ def test_sync_draws_a_progress_bar_in_a_terminal_and_ends_with_a_table(
     assert "sync:" in result.stdout and "40/40" in result.stdout, result.stdout  # tqdm's bar
     assert "bar-project/bar-run" in result.stdout and "Sent 40 of 40 point(s)" in result.stdout
     assert list((tmp_path / "trackio" / "inbox").glob("*/*.jsonl"))  # local storage here
+
+
+def test_an_online_run_leaves_an_offline_run_to_sync(spool_dir: Path) -> None:
+    from trackio_integrations.cli import main as cli_main
+    from trackio_integrations.core.spool import Spool
+
+    with TrackioClient("kept-for-sync", "offline-run", mode="offline", system_metrics=False) as run:
+        for step in range(5):
+            run.log({"loss": float(step)}, step=step)
+    with TrackioClient("kept-for-sync", "online-run", system_metrics=False) as later:
+        later.log({"loss": 0.0}, step=0)
+        assert later.flush(30)
+
+    def waiting() -> int:
+        total = 0
+        for folder in Spool.folders(spool_dir):
+            found = Spool.inspect(folder)
+            if found is not None:
+                total += found[0].pending if found[0].meta.get("mode") == "offline" else 0
+                found[0].close()
+        return total
+
+    assert waiting() == 5  # the online client adopted no offline spool
+    assert cli_main(["sync"]) == 0
+    assert waiting() == 0

@@ -214,6 +214,9 @@ class Uploader:
         for folder in Spool.folders(self.root):
             if folder == self.spool.path or (spool := Spool.adopt(folder)) is None:
                 continue
+            if spool.meta.get("mode") == "offline":  # kept for `sync`
+                spool.close()
+                continue
             target = spool.meta.get("target") or {}
             store: Store | None = None
             if target.get("kind") == "local" and target.get("trackio_dir"):
@@ -265,7 +268,7 @@ def orphans_waiting(root: Path, target: Target) -> bool:
         kept = (spool.meta.get("target") or {}).copy()
         spool.close()
         ours = kept.get("kind") == "local" or (target.url and kept.get("url") == target.url)
-        if not live and ours:
+        if not live and ours and spool.meta.get("mode") != "offline":
             return True
     return False
 

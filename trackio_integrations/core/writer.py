@@ -76,6 +76,9 @@ def adopt_orphans(
         spool = Spool.adopt(folder)
         if spool is None:
             continue
+        if spool.meta.get("mode") == "offline":  # kept for `sync`, wherever it will run
+            spool.close()
+            continue
         theirs = spool.meta.get("target") or {}
         if theirs.get("kind") == "local" and theirs.get("trackio_dir"):
             found.append((spool, InboxDelivery(Path(theirs["trackio_dir"]), spool.writer_id)))
