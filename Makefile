@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 TF4 := .venv-transformers4
 TF4_STAMP := $(TF4)/.installed-stamp
 
-.PHONY: test lint test-transformers4 demo dashboard screenshot bench bench-media bench-system docs clean
+.PHONY: test lint test-transformers4 demo dashboard screenshot bench bench-media bench-system bench-module-api docs clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -65,6 +65,9 @@ docs: $(STAMP)
 # What system metrics cost: log() with the sampler on and off, CPU per sample against trackio's
 bench-system: $(STAMP)
 	$(BIN)/python bench/system.py
+
+bench-module-api: $(STAMP)
+	$(BIN)/python bench/module_api.py
 
 clean:
 	rm -rf $(VENV) $(TF4) .demo site .pytest_cache .mypy_cache .ruff_cache

@@ -24,7 +24,7 @@ import httpx
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_PROJECT = "trackio-integrations-demo"  # one project: the dashboard shows the runs together
-TABS = ("metrics", "media", "reports", "system", "files", "artifacts")
+TABS = ("metrics", "media", "reports", "system", "files", "artifacts", "traces")
 EXAMPLES = [
     "examples.client_quickstart",
     "examples.transformers_trainer",
@@ -32,6 +32,7 @@ EXAMPLES = [
     "examples.accelerate_tracker",
     "examples.media_samples",  # a grid of samples, a predictions table, weight histograms
     "examples.health_alerts",  # system metrics, and alerts from a loop that goes wrong
+    "examples.trackio_api",  # trackio's module style: rewards and rollouts (the Traces tab)
 ]
 
 
@@ -99,7 +100,7 @@ def _report(base: str, summaries: list[dict[str, Any]]) -> int:
             if len(got) >= expected:
                 break
             time.sleep(0.5)
-        ok = len(got) == expected and _media_arrived(call, s)
+        ok = len(got) == expected and _media_arrived(call, s) and _traces_arrived(call, s)
         whole &= ok
         first = got[0]["value"] if got else float("nan")
         last = got[-1]["value"] if got else float("nan")
@@ -120,7 +121,7 @@ def _report(base: str, summaries: list[dict[str, Any]]) -> int:
             found = _artifact(call, s["project"], s["artifact"])
             whole &= found is not None
             print(f"artifact {s['artifact']}: {found or 'MISSING'}")
-    # Every tab a training run can fill (traces come from agent runs, not training).
+    # Every tab: traces come from the rollouts of examples/trackio_api.py (as TRL's GRPO logs).
     tabs = call("get_tab_availability", DEMO_PROJECT) or {}
     grey = [tab for tab in TABS if not tabs.get(tab)]
     whole &= not grey
@@ -145,6 +146,16 @@ def _media_arrived(call: Any, summary: dict[str, Any]) -> bool:
     rows = call("get_logs", summary["project"], summary["run"]) or []
     found = {key: sum(key in row for row in rows) for key in wanted}
     say(f"  {summary['run']}: " + ", ".join(f"{k} {found[k]}/{n}" for k, n in wanted.items()))
+    return found == wanted
+
+
+def _traces_arrived(call: Any, summary: dict[str, Any]) -> bool:
+    """As many traces as the example logged (none promised: True)."""
+    wanted = summary.get("traces")
+    if not wanted:
+        return True
+    found = len(call("get_traces", summary["project"], summary["run"]) or [])
+    say(f"  {summary['run']}: traces {found}/{wanted}")
     return found == wanted
 
 

@@ -25,6 +25,8 @@ _REASONS = {
     502: "Bad Gateway",
     503: "Service Temporarily Unavailable",
     504: "Gateway Time-out",
+    301: "Moved Permanently",
+    308: "Permanent Redirect",
     200: "OK",
 }
 _HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host", "te", "upgrade"}
@@ -47,6 +49,7 @@ class Fault:
     body: bytes | None = None  # None: nginx's page for the status
     retry_after: str | None = None
     close_mid_body: bool = False
+    headers: dict[str, str] | None = None
 
 
 class HostileGateway:
@@ -106,10 +109,13 @@ class HostileGateway:
         body: bytes | None = None,
         retry_after: str | None = None,
         close_mid_body: bool = False,
+        headers: dict[str, str] | None = None,
     ) -> None:
         """Answer the next ``times`` requests whose path holds ``path`` with ``status``."""
         with self._lock:
-            self.faults.append(Fault(status, times, path, body, retry_after, close_mid_body))
+            self.faults.append(
+                Fault(status, times, path, body, retry_after, close_mid_body, headers)
+            )
 
     def heal(self) -> None:
         with self._lock:
@@ -191,6 +197,7 @@ class HostileGateway:
                 h.close_connection = True
                 return fault.status
             extra = {"Retry_After": fault.retry_after} if fault.retry_after else {}
+            extra.update(fault.headers or {})
             self._answer(h, fault.status, page, **extra)
             return fault.status
         upstream = http.client.HTTPConnection("127.0.0.1", self.upstream_port, timeout=60)

@@ -6,8 +6,8 @@
 - ``NginxGateway``: ``/usr/sbin/nginx`` on a free loopback port with TLS, mTLS, basic auth, an
   access header and the ``/trackio/`` sub-path; its ``server { }`` block is the one in
   docs/gateway.md, read from there and rendered, so the page shows what the tests run.
-- ``ForwardProxy``: a loopback forward HTTP proxy (CONNECT tunnels and absolute-form requests)
-  that counts what goes through it.
+- ``ForwardProxy`` (tests/forward_proxy.py, importable from here): a loopback forward HTTP proxy
+  (CONNECT tunnels and absolute-form requests) that counts what goes through it.
 
 Loopback only: the gateway listens on 127.0.0.1, the proxy only connects to it.
 """
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import json
 import os
 import re
 import secrets
@@ -23,14 +24,17 @@ import signal
 import socket
 import ssl
 import subprocess
-import threading
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 import trustme
 
-from tests.harness import REPO, free_port
+from tests.forward_proxy import ForwardProxy
+from tests.harness import REPO, free_port, wait_until
+
+__all__ = ["Certificates", "ForwardProxy", "NginxGateway", "require_nginx"]
 
 NGINX = "/usr/sbin/nginx"
 MISSING = "nginx is missing: apt-get install nginx-light"
@@ -183,7 +187,8 @@ class NginxGateway:
     ``basic_auth``, ``access_header``); ``server_cert`` picks the certificate it serves (server,
     wrong-host, expired). The credentials a client needs are ``user``/``password``,
     ``header_name``/``header_value``, and ``certs`` (trust ``certs.ca``, present
-    ``certs.client_cert`` + ``certs.client_key``). ``access_log`` is nginx's log so far.
+    ``certs.client_cert`` + ``certs.client_key``). ``access_log`` is nginx's log so far;
+    ``logged(fragment)`` waits for a request's line (written just after its answer).
     """
 
     def __init__(
@@ -232,9 +237,39 @@ class NginxGateway:
         return (self.user, self.password)
 
     @property
+    def url_with_auth(self) -> str:
+        """``url`` with ``user:password@`` (percent-encoded), as a user would write it."""
+        user, password = (quote(part, safe="") for part in self.auth)
+        return f"https://{user}:{password}@127.0.0.1:{self.port}/trackio/"
+
+    def client_env(self, write_token: str) -> dict[str, str]:
+        """The environment of a job that logs through this gateway (docs/gateway.md's names)."""
+        env = {
+            "TRACKIO_SERVER_URL": self.url_with_auth if self.pieces["basic_auth"] else self.url,
+            "TRACKIO_WRITE_TOKEN": write_token,
+            "TRACKIO_CA_BUNDLE": str(self.certs.ca),
+        }
+        if self.pieces["mtls"]:
+            env["TRACKIO_CLIENT_CERT"] = str(self.certs.client_cert)
+            env["TRACKIO_CLIENT_KEY"] = str(self.certs.client_key)
+        if self.pieces["access_header"]:
+            env["TRACKIO_HEADERS"] = json.dumps(self.headers)
+        return env
+
+    @property
     def access_log(self) -> str:
         path = self.work / "access.log"
         return path.read_text() if path.exists() else ""
+
+    def logged(self, fragment: str, timeout: float = 10.0) -> str:
+        """The access log's last line holding ``fragment``, waiting for it: nginx writes a
+        request's line just after its answer, so a client may read the answer first."""
+
+        def line() -> str | None:
+            found = [text for text in self.access_log.splitlines() if fragment in text]
+            return found[-1] if found else None
+
+        return str(wait_until(line, timeout, 0.02))
 
     @property
     def error_log(self) -> str:
@@ -316,158 +351,6 @@ class NginxGateway:
 
     def __enter__(self) -> NginxGateway:
         self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-class ForwardProxy:
-    """A loopback forward HTTP proxy, as ``HTTPS_PROXY=http://127.0.0.1:<port>`` names one.
-
-    ``CONNECT host:port`` opens a blind tunnel (for https); an absolute-form request
-    (``GET http://host:port/path``) is passed on in origin form (for http). ``connects`` lists
-    the CONNECT targets seen, ``requests`` the absolute URLs, ``proxy_authorization`` every
-    ``Proxy-Authorization`` header sent. Only 127.0.0.1 and localhost are reached; any other
-    target is answered 403 and listed in ``refused``.
-    """
-
-    def __init__(self) -> None:
-        self.connects: list[str] = []
-        self.requests: list[str] = []
-        self.refused: list[str] = []
-        self.proxy_authorization: list[str] = []
-        self._lock = threading.Lock()
-        self._sock = socket.create_server(("127.0.0.1", 0))
-        self.port = int(self._sock.getsockname()[1])
-        self._stop = threading.Event()
-        self._open: set[socket.socket] = set()
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-        self._thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def _accept(self) -> None:
-        self._sock.settimeout(0.2)
-        while not self._stop.is_set():
-            try:
-                client, _ = self._sock.accept()
-            except OSError:
-                continue
-            self._track(client)
-            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
-
-    def _track(self, sock: socket.socket) -> None:
-        with self._lock:
-            self._open.add(sock)
-
-    def _serve(self, client: socket.socket) -> None:
-        upstream: socket.socket | None = None
-        try:
-            head, rest = self._read_head(client)
-            if head is None:
-                return
-            lines = head.decode("latin-1").split("\r\n")
-            method, target, version = lines[0].split(" ", 2)
-            headers = [line for line in lines[1:] if line]
-            for line in headers:
-                name, _, value = line.partition(":")
-                if name.strip().lower() == "proxy-authorization":
-                    with self._lock:
-                        self.proxy_authorization.append(value.strip())
-            if method == "CONNECT":
-                host, _, port = target.rpartition(":")
-                if not self._allowed(host, target, client):
-                    return
-                with self._lock:
-                    self.connects.append(target)
-                upstream = socket.create_connection((host.strip("[]"), int(port)), timeout=10)
-                upstream.settimeout(None)
-                self._track(upstream)
-                client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
-                if rest:
-                    upstream.sendall(rest)
-            else:
-                match = re.match(r"http://([^/:]+)(?::(\d+))?(/.*)?$", target)
-                if match is None:
-                    client.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
-                    return
-                host, port, path = match[1], int(match[2] or 80), match[3] or "/"
-                if not self._allowed(host, target, client):
-                    return
-                with self._lock:
-                    self.requests.append(target)
-                kept = [
-                    line
-                    for line in headers
-                    if not line.lower().startswith(("proxy-", "connection:", "keep-alive:"))
-                ]
-                upstream = socket.create_connection((host, port), timeout=10)
-                upstream.settimeout(None)
-                self._track(upstream)
-                request = "\r\n".join([f"{method} {path} {version}", *kept, "Connection: close"])
-                upstream.sendall(request.encode("latin-1") + b"\r\n\r\n" + rest)
-            back = threading.Thread(target=self._pipe, args=(upstream, client), daemon=True)
-            back.start()
-            self._pipe(client, upstream)
-            back.join(30)
-        except (OSError, ValueError):
-            pass
-        finally:
-            self._close(client)
-            if upstream is not None:
-                self._close(upstream)
-
-    def _allowed(self, host: str, target: str, client: socket.socket) -> bool:
-        if host.strip("[]") in ("127.0.0.1", "localhost"):
-            return True
-        with self._lock:
-            self.refused.append(target)
-        client.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-        return False
-
-    @staticmethod
-    def _read_head(sock: socket.socket) -> tuple[bytes | None, bytes]:
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = sock.recv(65536)
-            if not chunk or len(data) > 65536:
-                return None, b""
-            data += chunk
-        head, _, rest = data.partition(b"\r\n\r\n")
-        return head, rest
-
-    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while chunk := src.recv(65536):
-                dst.sendall(chunk)
-        except OSError:
-            pass
-        finally:
-            with contextlib.suppress(OSError):
-                dst.shutdown(socket.SHUT_WR)
-
-    def _close(self, sock: socket.socket) -> None:
-        with self._lock:
-            self._open.discard(sock)
-        with contextlib.suppress(OSError):
-            sock.close()
-
-    def stop(self) -> None:
-        """Stop accepting, close every open connection, and wait for the accepting thread."""
-        self._stop.set()
-        self._thread.join(5)
-        self._sock.close()
-        with self._lock:
-            open_now = list(self._open)
-        for sock in open_now:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            self._close(sock)
-
-    def __enter__(self) -> ForwardProxy:
         return self
 
     def __exit__(self, *exc: object) -> None:

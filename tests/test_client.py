@@ -35,8 +35,10 @@ def test_public_api_is_the_four_classes_and_the_errors() -> None:
         "TrackioConfigError": ValueError,
         "TrackioAuthError": PermissionError,
         "TrackioServerError": RuntimeError,
+        "TrackioGatewayError": PermissionError,  # a gateway refused us, not the write token
+        "TrackioUnavailableError": RuntimeError,  # the server is away for now
     }
-    media = ("Image", "Audio", "Video", "Table", "Histogram", "Markdown")
+    media = ("Image", "Audio", "Video", "Table", "Histogram", "Markdown", "Html", "Trace")
     functions = ("install", "uninstall")
     settings = ("HealthChecks",)
     assert sorted(package.__all__) == sorted([*classes, *errors, *media, *functions, *settings])

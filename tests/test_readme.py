@@ -40,7 +40,7 @@ GATEWAY_PAGE = REPO / "docs" / "gateway.md"  # its one nginx block is what tests
 EXPECTED = {
     "make demo": [
         r"framework\s+project\s+run\s+points",
-        r"dashboard tabs lit: metrics, media, reports, system, files, artifacts\n",
+        r"dashboard tabs lit: metrics, media, reports, system, files, artifacts, traces\n",
         r"Every run arrived whole\.",
     ],
     "trackio-integrations doctor": [r"Target:\s+local", r"Logging would work\."],

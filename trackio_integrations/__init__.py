@@ -1,7 +1,7 @@
 """Send Transformers, Lightning and Accelerate metrics to your own Trackio server or Space.
 
 >>> from trackio_integrations import TrackioClient, TrackioCallback, TrackioLogger, TrackioTracker
->>> from trackio_integrations import Image, Audio, Video, Table, Histogram, Markdown
+>>> from trackio_integrations import Image, Audio, Video, Table, Histogram, Markdown, Html, Trace
 
 Importing this package is cheap: each name (and the framework behind it) loads on first use.
 It also makes ``report_to="trackio-integrations"`` (transformers) and
@@ -19,17 +19,21 @@ __all__ = [
     "Audio",
     "HealthChecks",
     "Histogram",
+    "Html",
     "Image",
     "Markdown",
     "Table",
+    "Trace",
     "TrackioAuthError",
     "TrackioCallback",
     "TrackioClient",
     "TrackioConfigError",
     "TrackioError",
+    "TrackioGatewayError",
     "TrackioLogger",
     "TrackioServerError",
     "TrackioTracker",
+    "TrackioUnavailableError",
     "Video",
     "install",
     "uninstall",
@@ -44,12 +48,16 @@ _WHERE = {
     "TrackioConfigError": "trackio_integrations.errors",
     "TrackioAuthError": "trackio_integrations.errors",
     "TrackioServerError": "trackio_integrations.errors",
+    "TrackioGatewayError": "trackio_integrations.errors",
+    "TrackioUnavailableError": "trackio_integrations.errors",
     "Image": "trackio_integrations.media.kinds",
     "Audio": "trackio_integrations.media.kinds",
     "Video": "trackio_integrations.media.kinds",
     "Table": "trackio_integrations.media.kinds",
     "Histogram": "trackio_integrations.media.kinds",
     "Markdown": "trackio_integrations.media.kinds",
+    "Html": "trackio_integrations.media.kinds",
+    "Trace": "trackio_integrations.media.kinds",
     "install": "trackio_integrations.adopt.install",
     "uninstall": "trackio_integrations.adopt.install",
     "HealthChecks": "trackio_integrations.monitoring.health",
@@ -62,12 +70,23 @@ if TYPE_CHECKING:
         TrackioAuthError,
         TrackioConfigError,
         TrackioError,
+        TrackioGatewayError,
         TrackioServerError,
+        TrackioUnavailableError,
     )
     from trackio_integrations.integrations.accelerate import TrackioTracker
     from trackio_integrations.integrations.lightning.logger import TrackioLogger
     from trackio_integrations.integrations.transformers.callback import TrackioCallback
-    from trackio_integrations.media.kinds import Audio, Histogram, Image, Markdown, Table, Video
+    from trackio_integrations.media.kinds import (
+        Audio,
+        Histogram,
+        Html,
+        Image,
+        Markdown,
+        Table,
+        Trace,
+        Video,
+    )
     from trackio_integrations.monitoring.health import HealthChecks
 
 

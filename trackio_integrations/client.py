@@ -21,8 +21,10 @@ from trackio_integrations.core.media_files import FileStager
 from trackio_integrations.core.mode import DISABLED, OFFLINE, ONLINE, resolve_mode
 from trackio_integrations.core.process import (
     after_fork_in_child,
+    clear_current,
     finish_all_at_exit,
     new_run_name,
+    set_current,
 )
 from trackio_integrations.core.process import live as _live
 from trackio_integrations.core.records import RunFields
@@ -45,6 +47,7 @@ from trackio_integrations.core.writer import (
 from trackio_integrations.errors import (
     TrackioAuthError,
     TrackioConfigError,
+    TrackioGatewayError,
     TrackioServerError,
     TrackioUnavailableError,
     warn_user,
@@ -89,6 +92,7 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         hf_token: Hugging Face token, sent to Hugging Face hosts only (else ``HF_TOKEN``).
         config: the run's configuration (made JSON-safe).
         run_id: a stable id for the run; pass the same one to continue a run after a restart.
+        last_step: the last step a continued run reached: a point without a step follows it.
         spool_dir: where unsent points wait (``TRACKIO_SPOOL_DIR``, else the user cache).
         check: check the server version and write access now (a wrong token raises here).
         step_ids: derive each point's id from (run id, step, metric names), so that a step logged
@@ -127,6 +131,7 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         hf_token: str | None = None,
         config: Mapping[str, Any] | Any | None = None,
         run_id: str | None = None,
+        last_step: int | None = None,
         spool_dir: str | os.PathLike[str] | None = None,
         check: bool = True,
         step_ids: bool = False,
@@ -175,7 +180,7 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         self._plain_keys: set[tuple[Any, ...]] = set()
         self._lock = threading.Lock()
         self._seq = 0
-        self._last_step: int | None = None
+        self._last_step: int | None = last_step
         self._finished = False
         self._finish_result = True
         self._spool: Spool | None = None
@@ -189,6 +194,7 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         self._provenance: Recorder | None = None
         if self.mode == DISABLED:  # every call returns at its first line; nothing is written
             self._finished = True
+            set_current(self)  # trackio.log() after trackio.init() does nothing too
             return
         online = self.mode == ONLINE
         # One connection serves the checks below and then the sender (offline: none at all).
@@ -203,6 +209,7 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         if online and _has_queued_uploads(self._spool_root, self.target):  # a dead run's
             self._uploads()
         _live.add(self)
+        set_current(self)  # the run trackio.log() writes to (adopt/module_api.py)
         if online:
             self._webhook = WebhookPoster.configured(alert_webhook, alert_webhook_min_level)
         if system_metrics:
@@ -232,7 +239,7 @@ class TrackioClient(AlertMethods, ArtifactMethods):
             if step is not None and type(step) is not int:
                 step = self._as_step(step)
             log_id = None
-            if self._step_ids and step is not None:
+            if self._step_ids and step is not None:  # an explicit step only
                 # Same run, step and metric names -> same id: a step re-logged after resuming
                 # from a checkpoint is stored once (the server ignores a known log_id).
                 names = "\0".join(sorted(str(k) for k in metrics)).encode()
@@ -240,6 +247,8 @@ class TrackioClient(AlertMethods, ArtifactMethods):
             with self._lock:
                 if self._spool is None:  # first point in a forked child
                     self._start_writer()
+                if step is None:  # as trackio numbers it: the run's last step plus one
+                    step = 0 if self._last_step is None else self._last_step + 1
                 if type(body) is bytes:
                     self._append(body, step, self._config_pending, log_id=log_id)
                 else:  # media values, kept for their encoder
@@ -314,6 +323,9 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         (600 s); a target that fails them is not waited for: they resume with ``sync`` or the next
         run.
         """
+        if self.mode == DISABLED:
+            clear_current(self)
+            return True
         deadline = time.monotonic() + timeout
         if self._provenance is not None:  # its config and files belong to this run
             self._provenance.wait(min(timeout / 2, 5.0))
@@ -325,6 +337,7 @@ class TrackioClient(AlertMethods, ArtifactMethods):
             self._finished = True
         self._write_pending_config(stale_after=0.0)
         _live.discard(self)
+        clear_current(self)
         if self.mode == OFFLINE:
             self._finish_result = self._finish_offline()
             return self._finish_result
@@ -379,12 +392,9 @@ class TrackioClient(AlertMethods, ArtifactMethods):
     ) -> None:
         """Write one point's spool line (caller holds the lock)."""
         assert self._spool is not None
-        if advance:
-            self._last_step = (
-                step
-                if step is not None
-                else (0 if self._last_step is None else self._last_step + 1)
-            )
+        if advance and step is not None:  # the highest step so far, as trackio keeps it
+            last = self._last_step
+            self._last_step = step if last is None or step > last else last
         if with_config:
             self._config_pending = False
         if files is not None:
@@ -401,20 +411,17 @@ class TrackioClient(AlertMethods, ArtifactMethods):
             )
         )
 
-    def _append_media(self, kept: Kept, step: int | None, log_id: bytes | None) -> None:
+    def _append_media(self, kept: Kept, step: int, log_id: bytes | None) -> None:
         """A point with media values: their files into the spool, then the point (lock held).
 
-        Files need a step folder before the server numbers the point: a point logged without a
-        step gets the step it will be given, the last one plus one.
+        The files' step folder is the point's step (``log()`` numbered a point given none).
         """
         from trackio_integrations.media.encode import (
             encode_point,  # NumPy, PIL, torch: only where a value needs them
         )
 
         assert self._spool is not None
-        last = self._last_step
-        folder = step if step is not None else (0 if last is None else last + 1)
-        stager = FileStager(self._spool, self.project, self.name, folder)
+        stager = FileStager(self._spool, self.project, self.name, step)
         body = encode_point(kept, stager.store, self._warn)
         if not stager.files:  # tables, histograms, reports: JSON only
             self._append(body, step, self._config_pending, log_id=log_id)
@@ -458,6 +465,11 @@ class TrackioClient(AlertMethods, ArtifactMethods):
             self.server_info = transport.check(timeout=5.0)
         except TrackioUnavailableError as exc:  # a restart, a gateway's 502/503/504, a 429
             warn_user(str(exc))
+        except TrackioGatewayError as exc:  # the gateway's settings, not the write token
+            warn_user(
+                f"{exc} Training goes on: points are kept on disk; once fixed, "
+                "`trackio-integrations sync` sends them."
+            )
         except (TrackioAuthError, TrackioServerError):  # the configuration is wrong: say so now
             transport.close()
             raise

@@ -34,6 +34,11 @@ class TrackioAuthError(TrackioError, PermissionError):
     """The server rejected the write token (or the Hugging Face token for a Space)."""
 
 
+class TrackioGatewayError(TrackioAuthError):
+    """A gateway in front of the server refused us (a login, an access header, a client
+    certificate): not the write token. A training run warns and keeps its points on disk."""
+
+
 class TrackioServerError(TrackioError, RuntimeError):
     """The server answered, but not in a way this client can use (e.g. an unknown API version)."""
 

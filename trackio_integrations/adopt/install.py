@@ -31,6 +31,20 @@ OWN_NAME = "trackio-integrations"
 _TRANSFORMERS = "transformers.integrations.integration_utils"
 _ACCELERATE = "accelerate"  # the whole package: our tracker module needs accelerate.Accelerator
 _AVAILABLE = "get_available_reporting_integrations"
+_TRACKIO = "trackio"
+# trackio's module API that runs on our client after install() (see module_api.py).
+_TRACKIO_NAMES = (
+    "init",
+    "log",
+    "log_system",
+    "finish",
+    "alert",
+    "log_artifact",
+    "use_artifact",
+    "save",
+    "config",
+    "context_vars",
+)
 
 _lock = (
     _thread.RLock()
@@ -62,6 +76,10 @@ def install() -> None:
       ``TRACKIO_SPACE_ID`` is set.
     - accelerate: ``log_with="trackio"`` builds ``LogWithTrackioTracker`` from ``init_trackers``'
       arguments; the ``trackio`` package is not needed.
+    - trackio (when installed): ``trackio.init``, ``log``, ``finish``, ``config``, ``alert``,
+      ``log_artifact``, ``use_artifact``, ``save``, ``log_system`` and ``context_vars`` run on
+      our client (``adopt/module_api.py``), so a library that calls ``trackio.log`` itself (TRL)
+      writes into the run the Trainer opened.
 
     Each framework is taken over when it is imported (at once if it already is), with one
     message saying so. ``uninstall()`` puts the frameworks' own classes back.
@@ -74,6 +92,7 @@ def install() -> None:
     register_names()
     when_imported(_TRANSFORMERS, _take_transformers)
     when_imported(_ACCELERATE, _take_accelerate)
+    when_imported(_TRACKIO, _take_trackio)
 
 
 def uninstall() -> None:
@@ -87,6 +106,7 @@ def uninstall() -> None:
         _installed = False
         forget(_take_transformers)
         forget(_take_accelerate)
+        forget(_take_trackio)
         for framework, saved in list(_saved.items()):
             _RESTORE[framework](saved)
             del _saved[framework]
@@ -226,7 +246,37 @@ def _restore_accelerate(saved: dict[str, Any]) -> None:
         available.remove(saved["kind"])
 
 
-_RESTORE = {"transformers": _restore_transformers, "accelerate": _restore_accelerate}
+# --- trackio's module API ------------------------------------------------------------------------
+
+
+def _take_trackio(trackio: ModuleType) -> None:
+    from trackio_integrations.adopt import module_api
+
+    with _lock:
+        if not _installed or "trackio" in _saved:
+            return
+        own = {name: vars(trackio)[name] for name in _TRACKIO_NAMES if name in vars(trackio)}
+        _saved["trackio"] = {"module": trackio, "own": own}
+        for name in _TRACKIO_NAMES:
+            setattr(trackio, name, getattr(module_api, name))
+    _announce(
+        "trackio",
+        "trackio.init/log/finish/config/alert now run on trackio_integrations' client (one run "
+        "per process, shared with the Trainer's, Lightning's or Accelerate's run)",
+    )
+
+
+def _restore_trackio(saved: dict[str, Any]) -> None:
+    trackio = saved["module"]
+    for name, value in saved["own"].items():
+        setattr(trackio, name, value)
+
+
+_RESTORE = {
+    "transformers": _restore_transformers,
+    "accelerate": _restore_accelerate,
+    "trackio": _restore_trackio,
+}
 
 
 def _announce(framework: str, what: str) -> None:

@@ -27,6 +27,29 @@ class Live(Protocol):
 
 live: weakref.WeakSet[Live] = weakref.WeakSet()  # the clients not yet finished
 
+# The process's current run: the client opened last and not finished. trackio's module API
+# (``trackio.log`` after ``install()``) writes to it, so a library that logs through trackio (TRL)
+# lands in the run a Trainer, a Lightning logger or an Accelerator opened. A plain global, not a
+# context variable: another thread, or code run through ``copy_context().run``, sees the same run.
+_current: dict[str, Any] = {"run": None}
+
+
+def set_current(client: Any) -> None:
+    """Make ``client`` the run that ``trackio.log()`` writes to."""
+    _current["run"] = client
+
+
+def current() -> Any:
+    """The run ``trackio.log()`` writes to, or None."""
+    return _current["run"]
+
+
+def clear_current(client: Any) -> None:
+    """``client`` finished: if it was the current run, the process has none until the next."""
+    if _current["run"] is client:
+        _current["run"] = None
+
+
 _ADJECTIVES = (
     "amber bold brisk calm clever crisp dapper eager fair gentle glad keen lively lucid merry "
     "nimble noble quiet rapid sharp silent steady sunny swift tidy vivid warm witty"

@@ -21,7 +21,7 @@ from trackio_integrations.core.target import Target, resolve_target
 from trackio_integrations.core.transport import Transport
 from trackio_integrations.errors import TrackioConfigError, TrackioServerError, warn_user
 
-__all__ = ["RESUME_MODES", "Resume", "check_resume", "find_run", "run_to_resume"]
+__all__ = ["RESUME_MODES", "Resume", "check_resume", "find_run", "last_step", "run_to_resume"]
 
 Resume = Literal["never", "allow", "must"]
 RESUME_MODES: tuple[str, ...] = ("never", "allow", "must")
@@ -87,6 +87,38 @@ def find_run(target: Target, project: str, name: str) -> str | None:
     return _in_inbox(folder / "inbox", project, name) or _in_database(
         folder / f"{_file_name(project)}.db", name
     )
+
+
+def last_step(target: Target, project: str, run_id: str) -> int | None:
+    """The last step the run ``run_id`` stored on ``target`` (None: none, or cannot tell), so that
+    a resumed run's points without a step continue after it, as ``trackio.init`` does."""
+    try:
+        if target.url:
+            transport = Transport(target, timeout=10.0)
+            try:
+                summary = transport.read("get_run_summary", project=project, run_id=run_id)
+            finally:
+                transport.close()
+            step = summary.get("last_step") if isinstance(summary, dict) else None
+            return step if type(step) is int else None
+        assert target.trackio_dir is not None
+        path = Path(target.trackio_dir) / f"{_file_name(project)}.db"
+        if not path.exists():
+            return None
+        connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=10)
+        try:
+            row = connection.execute(
+                "SELECT MAX(step) FROM metrics WHERE run_id = ?", (run_id,)
+            ).fetchone()
+        finally:
+            connection.close()
+        return int(row[0]) if row and row[0] is not None else None
+    except (httpx.HTTPError, OSError, sqlite3.Error, TrackioServerError, ValueError) as exc:
+        warn_user(
+            f"Cannot read the last step of the resumed run ({type(exc).__name__}): a point "
+            "logged without a step starts at 0."
+        )
+        return None
 
 
 def _latest(records: list[Any], name: str) -> str | None:

@@ -29,6 +29,7 @@ from trackio_integrations.core.target import Target, redact_url
 from trackio_integrations.errors import (
     TrackioAuthError,
     TrackioError,
+    TrackioGatewayError,
     TrackioServerError,
     TrackioUnavailableError,
 )
@@ -147,7 +148,8 @@ class Transport:
         info = self.version(timeout)
         reply = self.send([], timeout)
         if reply.outcome is Outcome.AUTH:
-            raise TrackioAuthError(self.auth_advice(reply))
+            gateway = "from a gateway" in reply.message
+            raise (TrackioGatewayError if gateway else TrackioAuthError)(self.auth_advice(reply))
         if reply.outcome is Outcome.RETRY:
             raise TrackioUnavailableError(
                 f"{self.target} is away for now ({reply.message or reply.status}). Training goes "
@@ -336,19 +338,23 @@ def _version_error(target: Target, response: httpx.Response, info: Any) -> Track
             + ". Training goes on: points are kept on disk and sent when it answers."
         )
     if status == 401:
-        return TrackioAuthError(
+        return TrackioGatewayError(
             f"A gateway in front of {target} asks for a login (HTTP 401: {page}). Put the "
             "user name and password in the URL (https://user:password@host/...)."
         )
     if status == 403:
-        return TrackioAuthError(
+        return TrackioGatewayError(
             f"A gateway in front of {target} refused access (HTTP 403: {page}). This is not the "
             "write token: check what the gateway asks for (an access header, a client "
             "certificate, an allowed network)."
         )
     if status == 400 and "certificate" in page.lower():
-        return TrackioAuthError(
-            f"A gateway in front of {target} wants a client certificate (HTTP 400: {page})."
+        refused = "no required" not in page.lower()  # nginx: sent but refused, or not sent
+        return TrackioGatewayError(
+            f"A gateway in front of {target} "
+            + ("refused the client certificate" if refused else "wants a client certificate")
+            + f" (HTTP 400: {page}): set TRACKIO_CLIENT_CERT and TRACKIO_CLIENT_KEY (or "
+            "client_cert=) to a certificate the gateway trusts."
         )
     if 300 <= status < 400:
         where = response.headers.get("location", "?")

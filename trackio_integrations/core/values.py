@@ -313,8 +313,7 @@ def _array_summary(obj: Any, tolist: Callable[[], Any], depth: int) -> Any:
 
 
 def as_config(value: Any) -> dict[str, Any]:
-    """A run's config as a JSON-safe mapping; anything else is kept under ``value``, with a
-    warning."""
+    """``value`` as a run config: a JSON-safe dict (anything else under the key ``value``)."""
     if value is None:
         return {}
     safe = json_safe(value)

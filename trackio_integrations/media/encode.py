@@ -34,9 +34,11 @@ from trackio_integrations.media.codecs import video_frames as video_frames
 from trackio_integrations.media.kinds import (
     Audio,
     Histogram,
+    Html,
     Image,
     Markdown,
     Table,
+    Trace,
     Video,
     as_ours,
     is_media,
@@ -47,6 +49,7 @@ Store = Callable[[str, bytes, str], str]
 
 IMAGE, AUDIO, VIDEO = "trackio.image", "trackio.audio", "trackio.video"
 TABLE, HISTOGRAM, MARKDOWN = "trackio.table", "trackio.histogram", "trackio.markdown"
+HTML, TRACE = "trackio.html", "trackio.trace"
 MAX_BINS = 512  # as trackio
 
 
@@ -60,6 +63,12 @@ def encode_point(kept: Mapping[str, Any], store: Store, warn: Warn) -> bytes:
     for key, value in kept.items():
         if not is_media(value):
             out[key] = value
+            continue
+        if isinstance(value, (list, tuple)) and all(isinstance(as_ours(v), Trace) for v in value):
+            try:  # traces stay one list under their key, as trackio logs TRL's rollouts
+                out[key] = [encode_value(key, v, store) for v in value]
+            except Exception as exc:
+                warn(f"media:{key}", f"Metric {key!r} was not logged: {exc}. The rest is kept.")
             continue
         items = (
             [(f"{key}/{i}", v) for i, v in enumerate(value)]
@@ -99,7 +108,47 @@ def encode_value(key: str, value: Any, store: Store) -> dict[str, Any]:
     if isinstance(value, Video):
         data, ext = video_bytes(value)
         return {"_type": VIDEO, "file_path": store(key, data, ext), "caption": value.caption}
+    if isinstance(value, Trace):
+        return {
+            "_type": TRACE,
+            "messages": _nested(key, value.messages, store),
+            "metadata": _nested(key, value.metadata, store),
+            "spans": _nested(key, value.spans, store),
+        }
+    if isinstance(value, Html):
+        page = html_text(value.data).encode("utf-8")
+        return {"_type": HTML, "file_path": store(key, page, "html"), "caption": value.caption}
     raise TypeError(f"a {type(value).__name__} is not a media value")
+
+
+def _nested(key: str, value: Any, store: Store) -> Any:
+    """A trace's messages, metadata or spans: media inside are encoded, the rest made JSON-safe."""
+    if isinstance(value, Mapping):
+        return {str(k): _nested(key, v, store) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_nested(key, v, store) for v in value]
+    if is_media(value):
+        return encode_value(key, value, store)
+    return json_safe(value)
+
+
+def html_text(data: Any) -> str:
+    """The page an ``Html`` stands for: its text, an ``.html`` file's, a file-like object's, or a
+    Plotly figure's (its JavaScript from the CDN, as trackio writes it)."""
+    from pathlib import Path
+
+    if hasattr(data, "to_html") and type(data).__module__.startswith("plotly"):
+        return str(data.to_html(full_html=True, include_plotlyjs="cdn"))
+    if hasattr(data, "read"):
+        content = data.read()
+        return content.decode("utf-8") if isinstance(content, bytes) else str(content)
+    if isinstance(data, Path) or (
+        isinstance(data, str) and data.lower().endswith((".html", ".htm")) and "<" not in data
+    ):
+        return Path(data).read_text(encoding="utf-8")
+    if isinstance(data, str):
+        return data
+    raise TypeError(f"Html takes HTML text, a file, or a Plotly figure, not {type(data).__name__}")
 
 
 # --- histograms ----------------------------------------------------------------------------------
@@ -242,9 +291,8 @@ def _cell(key: str, value: Any, store: Store) -> Any:
         return value
     if kind is float:
         return value if math.isfinite(value) else json_safe(value)
-    ours = as_ours(value)
-    if isinstance(ours, Image):
-        return encode_value(key, ours, store)
+    if is_media(value) and not isinstance(value, (list, tuple)):  # an image, audio, a trace...
+        return encode_value(key, value, store)
     if isinstance(value, (list, tuple)) and value and all(is_media(v) for v in value):
         return [encode_value(key, v, store) for v in value]
     return json_safe(value)

@@ -1,4 +1,5 @@
-"""Media values: ``Image``, ``Audio``, ``Video``, ``Table``, ``Histogram``, ``Markdown``.
+"""Media values: ``Image``, ``Audio``, ``Video``, ``Table``, ``Histogram``, ``Markdown``, ``Html``,
+``Trace``.
 
 The same constructors as trackio's classes of the same names, so migrating is a change of import:
 
@@ -19,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Audio", "Histogram", "Image", "Markdown", "Table", "Video"]
+__all__ = ["Audio", "Histogram", "Html", "Image", "Markdown", "Table", "Trace", "Video"]
 
 
 class Media:
@@ -155,14 +156,64 @@ class Markdown:
         return f"Markdown({self.text[:40]!r})"
 
 
-MEDIA_TYPES = (Media, Table, Histogram, Markdown)
+class Html:
+    """An HTML page, shown in the dashboard's Media tab: raw HTML, a path to an ``.html`` file,
+    a file-like object, or a Plotly figure (drawn with Plotly's JavaScript from its CDN).
+
+    >>> Html("<h1>Results</h1><p>accuracy <b>0.93</b></p>")  # doctest: +SKIP
+    >>> Html(plotly.express.line(x=[1, 2, 3], y=[4, 5, 6]))  # doctest: +SKIP
+    """
+
+    def __init__(self, data: Any, caption: str | None = None) -> None:
+        self.data = data
+        self.caption = None if caption is None else str(caption)
+
+    def __repr__(self) -> str:
+        return f"Html({_describe(self.data)}, caption={self.caption!r})"
+
+
+class Trace:
+    """A conversation or an agent's request, shown in the dashboard's Traces tab: OpenAI-style
+    ``messages`` (``{"role": ..., "content": ...}``), optional ``metadata`` and execution
+    ``spans`` (dicts with ``id``, ``name``, ``kind``...), as trackio's ``Trace``. Images in them
+    are stored as files.
+
+    >>> Trace(messages=[{"role": "user", "content": "2+2?"},  # doctest: +SKIP
+    ...                 {"role": "assistant", "content": "4"}], metadata={"reward": 1.0})
+    """
+
+    def __init__(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        metadata: Mapping[str, Any] | None = None,
+        spans: Sequence[Mapping[str, Any]] | None = None,
+    ) -> None:
+        if not isinstance(messages, (list, tuple)) or not all(
+            isinstance(m, Mapping) for m in messages
+        ):
+            raise TypeError("Trace messages must be a list of dicts")
+        if spans is not None and (
+            not isinstance(spans, (list, tuple)) or not all(isinstance(s, Mapping) for s in spans)
+        ):
+            raise TypeError("Trace spans must be a list of dicts")
+        self.messages = [dict(m) for m in messages]
+        self.metadata = dict(metadata) if metadata is not None else {}
+        self.spans = [dict(s) for s in spans] if spans is not None else []
+
+    def __repr__(self) -> str:
+        return f"Trace(messages={len(self.messages)}, spans={len(self.spans)})"
+
+
+MEDIA_TYPES = (Media, Table, Histogram, Markdown, Html, Trace)
 _TRACKIO_CLASSES = {
     "TrackioImage",
     "TrackioAudio",
     "TrackioVideo",
+    "TrackioHtml",
     "Table",
     "Histogram",
     "Markdown",
+    "Trace",
 }
 
 
@@ -189,8 +240,12 @@ def as_ours(value: Any) -> Any:
         return Audio(value._value, value.caption, value._sample_rate, value._format)
     if name == "TrackioVideo":
         return Video(value._value, value.caption, value._fps, value._format)
-    if name == "Table":
+    if name == "Table":  # rows as dicts (trackio reads a dataframe= into them)
         return Table(data=value.data)
+    if name == "TrackioHtml":  # the page trackio already rendered (a figure, a file...)
+        return Html(value._html, value.caption)
+    if name == "Trace":
+        return Trace(value.messages, value.metadata, value.spans)
     if name == "Histogram":
         return Histogram(np_histogram=(value.histogram, value.bins))
     return Markdown(value.text)

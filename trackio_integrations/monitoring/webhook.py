@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 from trackio_integrations.core.worker import Worker
 from trackio_integrations.errors import warn_user
+from trackio_integrations.redaction import remember
 
 if TYPE_CHECKING:
     import httpx  # loaded on the first post: a run with no webhook never needs it
@@ -98,6 +99,9 @@ class WebhookPoster:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.url = url
+        remember(
+            url, urlsplit(url).path.strip("/") or None
+        )  # Slack and Discord: the path is the key
         self.min_level = min_level
         self.posted = 0
         self.dropped = 0
