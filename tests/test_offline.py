@@ -304,3 +304,30 @@ def test_an_online_run_leaves_an_offline_run_to_sync(spool_dir: Path) -> None:
     assert waiting() == 5  # the online client adopted no offline spool
     assert cli_main(["sync"]) == 0
     assert waiting() == 0
+
+
+def test_trackio_init_after_install_honours_trackio_mode_offline(
+    shared_server: TrackioServer, project: str, tmp_path: Path
+) -> None:
+    proxy = counting_proxy(shared_server.port)
+    try:
+        result = run_python(
+            "import trackio_integrations\n"
+            "trackio_integrations.install()\n"
+            "import trackio\n"
+            f"trackio.init(project={project!r}, name='via-trackio', resume='allow')\n"
+            "trackio.log({'loss': 0.5})\n"
+            "trackio.alert('x', 'y')\n"
+            "trackio.finish()\n",
+            env={
+                "TRACKIO_MODE": "offline",
+                "TRACKIO_SERVER_URL": proxy.url,
+                "TRACKIO_WRITE_TOKEN": shared_server.token,
+                "TRACKIO_SPOOL_DIR": str(tmp_path / "spool"),
+            },
+        )
+        assert result.returncode == 0, result.stderr
+        assert proxy.sent_bytes == 0  # no resume look-up, no check, no sender
+        assert f"trackio-integrations sync {tmp_path / 'spool'}" in result.stderr
+    finally:
+        proxy.close()
