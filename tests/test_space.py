@@ -24,6 +24,7 @@ from tests.harness import (
 )
 from trackio_integrations import TrackioAuthError, TrackioClient, client
 from trackio_integrations.cli import commands as cli
+from trackio_integrations.cli import sync as cli_sync
 from trackio_integrations.core.spool import Spool
 from trackio_integrations.core.target import space_url_for
 from trackio_integrations.core.transport import Transport
@@ -66,6 +67,7 @@ def router(space: TrackioServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sp
 
     monkeypatch.setattr(client, "Transport", through_router)
     monkeypatch.setattr(cli, "Transport", through_router)
+    monkeypatch.setattr(cli_sync, "Transport", through_router)  # `sync` lives in cli/sync.py
     yield routed
     routed.close()
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, cast
 from trackio_integrations.artifacts.methods import ArtifactMethods, _has_queued_uploads
 from trackio_integrations.core.access import explain
 from trackio_integrations.core.media_files import FileStager
+from trackio_integrations.core.mode import DISABLED, OFFLINE, ONLINE, resolve_mode
 from trackio_integrations.core.process import (
     after_fork_in_child,
     clear_current,
@@ -29,8 +30,6 @@ from trackio_integrations.core.process import live as _live
 from trackio_integrations.core.records import RunFields
 from trackio_integrations.core.sender import (
     Delivery,
-    HttpDelivery,
-    InboxDelivery,
     Sender,
     close_quietly,
 )
@@ -38,7 +37,13 @@ from trackio_integrations.core.spool import Spool, default_root
 from trackio_integrations.core.target import Target, resolve_target
 from trackio_integrations.core.transport import Transport
 from trackio_integrations.core.values import Kept, as_config, encode_metrics
-from trackio_integrations.core.writer import adopt_orphans, open_spool, report_undelivered
+from trackio_integrations.core.writer import (
+    adopt_orphans,
+    close_offline,
+    delivery_for,
+    open_spool,
+    report_undelivered,
+)
 from trackio_integrations.errors import (
     TrackioAuthError,
     TrackioConfigError,
@@ -99,6 +104,9 @@ class TrackioClient(AlertMethods, ArtifactMethods):
             (else ``TRACKIO_WEBHOOK_URL``), from the background, retried.
         alert_webhook_min_level: the lowest level posted (else ``TRACKIO_WEBHOOK_MIN_LEVEL``,
             else all).
+        mode: ``"online"`` (the default), ``"offline"`` (no network: the whole run is kept in
+            the spool folder for ``trackio-integrations sync``) or ``"disabled"`` (every call
+            does nothing); else ``TRACKIO_MODE``. See ``core/mode.py``.
         ca_bundle: a PEM file or folder of CAs to trust for an https server (else
             ``TRACKIO_CA_BUNDLE``, ``SSL_CERT_FILE``, ..., then the machine's trust store).
         client_cert: a client certificate for a gateway that asks for one (mTLS): a PEM path
@@ -133,12 +141,16 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         system_interval: float = DEFAULT_INTERVAL,
         alert_webhook: str | None = None,
         alert_webhook_min_level: str | None = None,
+        mode: str | None = None,
         ca_bundle: str | os.PathLike[str] | None = None,
         client_cert: str | os.PathLike[str] | tuple[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         provenance: bool | None = None,
     ) -> None:
+        self.mode: str = resolve_mode(mode)
         project = project or os.environ.get("TRACKIO_PROJECT")
+        if not project and self.mode == DISABLED:
+            project = "disabled"  # a disabled run needs no project: it records nothing
         if not project:
             raise TrackioConfigError("No Trackio project: pass project=... or set TRACKIO_PROJECT.")
         self.target: Target = resolve_target(
@@ -175,22 +187,33 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         self._sender: Sender | None = None
         self._delivery: Delivery | None = None
         self._fields = RunFields(self.project, self.name, self.run_id)
-        # One connection serves the checks below and then the sender.
-        transport = Transport(self.target, transport=_http_transport) if self.target.url else None
+        self._uploader: Uploader | None = None
+        self._code_saved = False
+        self._sampler: SystemSampler | None = None
+        self._webhook: WebhookPoster | None = None
+        self._provenance: Recorder | None = None
+        if self.mode == DISABLED:  # every call returns at its first line; nothing is written
+            self._finished = True
+            set_current(self)  # trackio.log() after trackio.init() does nothing too
+            return
+        online = self.mode == ONLINE
+        # One connection serves the checks below and then the sender (offline: none at all).
+        transport = (
+            Transport(self.target, transport=_http_transport)
+            if self.target.url and online
+            else None
+        )
         if transport is not None and check:
             self._check_target(transport)
         self._start_writer(transport)
-        self._uploader: Uploader | None = None
-        self._code_saved = False
-        if _has_queued_uploads(self._spool_root, self.target):  # a dead run's: resume them
+        if online and _has_queued_uploads(self._spool_root, self.target):  # a dead run's
             self._uploads()
         _live.add(self)
         set_current(self)  # the run trackio.log() writes to (adopt/module_api.py)
-        self._sampler: SystemSampler | None = None
-        self._webhook = WebhookPoster.configured(alert_webhook, alert_webhook_min_level)
+        if online:
+            self._webhook = WebhookPoster.configured(alert_webhook, alert_webhook_min_level)
         if system_metrics:
             self._sampler = SystemSampler(self.log_system, system_interval).start()
-        self._provenance: Recorder | None = None
         if provenance_enabled(provenance):
             secrets = (self.target.write_token, self.target.hf_token)
             folder = self._spool_root / "provenance" / self.run_id
@@ -258,6 +281,8 @@ class TrackioClient(AlertMethods, ArtifactMethods):
     def update_config(self, mapping: Mapping[str, Any] | Any) -> None:
         """Merge ``mapping`` into the run's config, which the server replaces as a whole."""
         try:
+            if self.mode == DISABLED:
+                return
             with self._lock:
                 self._config.update(as_config(mapping))
                 if self._spool is None:
@@ -298,6 +323,9 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         (600 s); a target that fails them is not waited for: they resume with ``sync`` or the next
         run.
         """
+        if self.mode == DISABLED:
+            clear_current(self)
+            return True
         deadline = time.monotonic() + timeout
         if self._provenance is not None:  # its config and files belong to this run
             self._provenance.wait(min(timeout / 2, 5.0))
@@ -310,6 +338,9 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         self._write_pending_config(stale_after=0.0)
         _live.discard(self)
         clear_current(self)
+        if self.mode == OFFLINE:
+            self._finish_result = self._finish_offline()
+            return self._finish_result
         if self._spool is None or self._sender is None:
             return self._finish_uploads(artifact_timeout)
         ok = self._sender.flush(max(deadline - time.monotonic(), 0.0))
@@ -342,9 +373,10 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         self.finish()
 
     def __repr__(self) -> str:
+        mode = f", mode={self.mode!r}" if self.mode != ONLINE else ""
         return (
             f"TrackioClient(project={self.project!r}, name={self.name!r}, "
-            f"run_id={self.run_id!r}, target={self.target!s})"
+            f"run_id={self.run_id!r}, target={self.target!s}{mode})"
         )
 
     # --- internals -----------------------------------------------------------------------------
@@ -420,6 +452,8 @@ class TrackioClient(AlertMethods, ArtifactMethods):
             return None
 
     def _warn(self, key: str, message: str) -> None:
+        if self.mode == DISABLED:  # a disabled run is silent too: its calls are not mistakes
+            return
         if key not in self._warned:
             self._warned.add(key)
             warn_user(message)
@@ -450,16 +484,18 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         writer_id = secrets.token_hex(8)
         self._writer_id = writer_id.encode()
         self._spool = open_spool(
-            self._spool_root, writer_id, self.target, self.project, self.name, self.run_id
+            self._spool_root,
+            writer_id,
+            self.target,
+            self.project,
+            self.name,
+            self.run_id,
+            self.mode,
         )
-        if self.target.url:
-            # A forked child comes here with no transport: its parent's connection is not its own.
-            self._delivery = HttpDelivery(
-                transport or Transport(self.target, transport=self._http_transport)
-            )
-        else:
-            assert self.target.trackio_dir is not None
-            self._delivery = InboxDelivery(Path(self.target.trackio_dir), writer_id)
+        if self.mode == OFFLINE:
+            return  # no sender: the spool waits for `trackio-integrations sync`
+        # A forked child comes here with no transport: its parent's connection is not its own.
+        self._delivery = delivery_for(self.target, writer_id, transport, self._http_transport)
         self._sender = Sender(
             self._spool,
             self._delivery,
@@ -470,6 +506,13 @@ class TrackioClient(AlertMethods, ArtifactMethods):
             on_cycle=self._write_pending_config,
         )
         self._sender.ensure_started()
+
+    def _finish_offline(self) -> bool:
+        """Close the spool and the artifact queue at once; print the command that sends them."""
+        uploader, self._uploader = self._uploader, None
+        if uploader is not None:
+            uploader.finish(0.0)
+        return close_offline(self._spool, self._spool_root, self.project, self.name)
 
     def _adopt_orphans(self) -> list[tuple[Spool, Delivery]]:
         """Spools left by dead writers that this client can deliver: its own target, or local."""

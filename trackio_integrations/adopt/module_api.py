@@ -140,11 +140,12 @@ def init(
                 open_run.update_config(config)
             _apply_pending_config(open_run)
             return Run(open_run)
+        from trackio_integrations.core.mode import ONLINE, resolve_mode
         from trackio_integrations.core.runs import last_step, run_to_resume
         from trackio_integrations.core.target import resolve_target
 
         run_id = last = None
-        if project:
+        if project and resolve_mode() == ONLINE:  # TRACKIO_MODE offline/disabled: no look-ups
             run_id = run_to_resume(project, name, resume, server_url=server_url, space_id=space_id)
         if run_id is not None and project:  # continued: step-less points follow its last step
             target = resolve_target(server_url=server_url, space_id=space_id)

@@ -77,10 +77,18 @@ def use_artifact(uploader: Uploader, ref: Any, warn: Callable[[str], None]) -> U
         name, _, spec_text = str(ref).partition(":")
         spec = spec_text or None
     project = uploader.ids["project"]
-    reader = uploader.reader()
+    reader = None if uploader.offline else uploader.reader()
 
     def resolve() -> dict[str, Any] | None:
+        if uploader.offline:
+            from trackio_integrations.errors import TrackioServerError
+
+            raise TrackioServerError(
+                f"Cannot read artifact {name!r} in an offline run (mode='offline' reads nothing "
+                "from the network); the use is recorded and sent by `trackio-integrations sync`."
+            )
         try:
+            assert reader is not None
             return reader.resolve(project, name, spec)
         except StoreError as exc:
             from trackio_integrations.errors import TrackioServerError
@@ -89,6 +97,7 @@ def use_artifact(uploader: Uploader, ref: Any, warn: Callable[[str], None]) -> U
 
     def fetch(record: dict[str, Any], entry: dict[str, Any], target: Path) -> None:
         try:
+            assert reader is not None  # an offline run's resolve() raised before any fetch
             reader.fetch(project, entry, target)
         except StoreError as exc:
             from trackio_integrations.errors import TrackioServerError
@@ -96,6 +105,9 @@ def use_artifact(uploader: Uploader, ref: Any, warn: Callable[[str], None]) -> U
             raise TrackioServerError(f"Cannot download {entry['path']}: {exc}") from None
 
     record = None
+    if uploader.offline:  # resolved by ``sync``, against the target it sends to
+        uploader.submit(USE, None, None, name=name, spec=spec, version_id=None)
+        return UsedArtifact(project, name, spec, resolve, fetch, None)
     try:
         record = resolve()
     except Exception as exc:

@@ -14,6 +14,7 @@ import contextlib
 import glob
 import hashlib
 import os
+import shutil
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -56,21 +57,44 @@ def entry_for(file: Path, logical: str) -> dict[str, Any]:
     return {"path": logical, "src": str(file), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
-def snapshot(files: list[dict[str, Any]], folder: Path | None) -> None:
-    """Hard-link each file into ``folder`` and send the link instead, when the two are on one
-    file system: no byte is copied, and a checkpoint deleted (``save_total_limit``) or replaced by
-    a rename (Lightning's ``last.ckpt``) after the call is still uploaded as it was logged. A file
-    rewritten in place shares the link's content: that is caught by the change checks."""
-    if folder is None:
+def snapshot(
+    files: list[dict[str, Any]], spool: Path | None, folder: str, copy: bool = False
+) -> None:
+    """Hard-link each file into ``spool/folder`` and send the link instead, when the two are on
+    one file system: no byte is copied, and a checkpoint deleted (``save_total_limit``) or
+    replaced by a rename (Lightning's ``last.ckpt``) after the call is still uploaded as it was
+    logged. A file rewritten in place shares the link's content: that is caught by the change
+    checks. With ``copy`` (an offline run), a file that cannot be linked is copied, so the spool
+    holds every byte it will send. The link is recorded relative to the spool folder (see
+    ``located``): the spool may be read from another path or machine."""
+    if spool is None:
         return
     for i, entry in enumerate(files):
-        link = folder / f"{i:06d}"
+        relative = f"{folder}/{i:06d}"
+        link = spool / relative
         try:
-            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            link.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             os.link(entry["src"], link)
         except OSError:
-            continue  # another file system, or no hard links: send the original path
-        entry["src"] = str(link)
+            if not copy:
+                continue  # another file system, or no hard links: send the original path
+            try:
+                shutil.copy2(entry["src"], link)
+                stat = link.stat()  # what was copied is what will be checked and sent
+                entry["size"], entry["mtime_ns"] = stat.st_size, stat.st_mtime_ns
+            except OSError:
+                continue  # not even a copy: the original path, as online
+        entry["src"] = relative
+
+
+def located(files: list[dict[str, Any]], spool: Path | None) -> None:
+    """Make each relative ``src`` (a snapshot inside the spool) a path where the spool is now."""
+    if spool is None:
+        return
+    for entry in files:
+        src = entry.get("src")
+        if isinstance(src, str) and not os.path.isabs(src):
+            entry["src"] = str(spool / src)
 
 
 def record(kind: str, record_id: str, ids: dict[str, str], **fields: Any) -> bytes:

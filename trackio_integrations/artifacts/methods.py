@@ -36,6 +36,7 @@ class ArtifactMethods:
     run_id: str
     target: Target
     _spool_root: Path
+    mode: str
     _http_transport: Any
     _lock: threading.Lock
     _finished: bool
@@ -142,7 +143,11 @@ class ArtifactMethods:
 
                 ids = {"project": self.project, "run": self.name, "run_id": self.run_id}
                 self._uploader = Uploader(
-                    self._spool_root, self.target, ids, transport=self._http_transport
+                    self._spool_root,
+                    self.target,
+                    ids,
+                    transport=self._http_transport,
+                    offline=self.mode == "offline",
                 )
             return self._uploader
 

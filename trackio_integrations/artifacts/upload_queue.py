@@ -23,7 +23,7 @@ from typing import Any, Protocol
 import httpx
 import orjson
 
-from trackio_integrations.artifacts.files import FileChanged, sha256_of, unchanged
+from trackio_integrations.artifacts.files import FileChanged, located, sha256_of, unchanged
 from trackio_integrations.artifacts.local import LocalStore
 from trackio_integrations.artifacts.model import ARTIFACT, FILE, USE, Artifact
 from trackio_integrations.artifacts.server import ServerStore, Stopped, StoreError, Throttle
@@ -100,6 +100,8 @@ class Queue:
                 rec = orjson.loads(batch.lines[0])
             except orjson.JSONDecodeError:
                 rec = {"id": "?", "kind": "?"}
+            if isinstance(rec.get("files"), list):  # snapshots: relative to the spool folder
+                located(rec["files"], spool.path)
             if not self._process(spool, store, rec, batch.lines[0]):
                 return False
             spool.ack(batch)

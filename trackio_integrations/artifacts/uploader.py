@@ -61,7 +61,9 @@ class Uploader:
         ids: dict[str, str],
         *,
         transport: httpx.BaseTransport | None = None,
+        offline: bool = False,
     ) -> None:
+        self.offline = offline  # requests are only written: no thread, no connection
         self.root = spool_root / ARTIFACTS
         self.target = target
         self.ids = ids
@@ -70,7 +72,13 @@ class Uploader:
         self._transport = transport
         self.store: Store | None = None  # made by the worker: a connection costs ~0.1 s to set up
         self.writer_id = secrets.token_hex(8)
-        meta = {"writer": self.writer_id, "target": target.public(), **ids, "pid": os.getpid()}
+        meta = {
+            "writer": self.writer_id,
+            "target": target.public(),
+            **ids,
+            "pid": os.getpid(),
+            "mode": "offline" if offline else "online",
+        }
         try:
             self.spool = Spool.create(self.root, self.writer_id, meta)
         except OSError as exc:
@@ -91,7 +99,8 @@ class Uploader:
         self._orphans_done = False
         self._worker = Worker(UPLOADER_THREAD, self._cycle, first=0.0)
         self.queue.stopping = lambda: self._stop.is_set() or self._worker.stopping
-        self._worker.ensure_started()
+        if not offline:
+            self._worker.ensure_started()
 
     @property
     def pending(self) -> int:
@@ -105,13 +114,13 @@ class Uploader:
             record_id = f"{self.writer_id}-{self._seq:08d}"
             self._seq += 1
             if files is not None:
-                folder = self.spool.path / "snapshots" / record_id if self.spool.path else None
-                snapshot(files, folder)
+                snapshot(files, self.spool.path, f"snapshots/{record_id}", copy=self.offline)
                 fields["files"] = files
             if handle is not None:
                 self.queue.handles[record_id] = handle
             self.spool.append(record(kind, record_id, self.ids, **fields))
-        self._worker.wake()
+        if not self.offline:
+            self._worker.wake()
 
     def flush(self, timeout: float, stall: float = STALL) -> bool:
         """Wait while requests are pending and uploads progress (at most ``timeout``); a target
@@ -132,6 +141,9 @@ class Uploader:
 
     def finish(self, timeout: float, stall: float = STALL) -> bool:
         """Wait as ``flush`` does, then stop; what is left stays queued for ``sync``."""
+        if self.offline:  # nothing was meant to be sent: the requests wait for ``sync``
+            self.spool.close()
+            return True
         if self.spool.pending:
             logger.info("trackio-integrations: waiting for %d upload(s) to finish", self.pending)
         ok = self.flush(timeout, stall)
@@ -202,6 +214,9 @@ class Uploader:
         for folder in Spool.folders(self.root):
             if folder == self.spool.path or (spool := Spool.adopt(folder)) is None:
                 continue
+            if spool.meta.get("mode") == "offline":  # kept for `sync`
+                spool.close()
+                continue
             target = spool.meta.get("target") or {}
             store: Store | None = None
             if target.get("kind") == "local" and target.get("trackio_dir"):
@@ -253,7 +268,7 @@ def orphans_waiting(root: Path, target: Target) -> bool:
         kept = (spool.meta.get("target") or {}).copy()
         spool.close()
         ours = kept.get("kind") == "local" or (target.url and kept.get("url") == target.url)
-        if not live and ours:
+        if not live and ours and spool.meta.get("mode") != "offline":
             return True
     return False
 
@@ -275,7 +290,9 @@ def queued(root: Path) -> list[dict[str, Any]]:
                 "run": spool.meta.get("run"),
                 "requests": requests,
                 "bytes": size,
-                "state": f"live (pid {spool.meta.get('pid')})" if live else "waiting",
+                "state": f"live (pid {spool.meta.get('pid')})"
+                if live
+                else ("offline run, waiting" if spool.meta.get("mode") == "offline" else "waiting"),
             }
         )
         spool.close()
@@ -287,9 +304,11 @@ def sync(
     target_for: Callable[[dict[str, Any]], Target],
     project: str | None,
     retries: int,
+    report: Callable[[dict[str, Any], int, int, str | None], None] | None = None,
 ) -> tuple[int, dict[str, int], int, int]:
     """Send the requests left in the artifact spools under ``root`` (``trackio-integrations
-    sync``): (requests sent, requests left per target, set aside, spools in use by live runs)."""
+    sync``): (requests sent, requests left per target, set aside, spools in use by live runs).
+    ``report(meta, sent, left, why)`` is told each spool's outcome (the per-run table)."""
     queue = Queue(root / ARTIFACTS)
     left: dict[str, int] = {}
     busy = 0
@@ -304,14 +323,18 @@ def sync(
         target = target_for(spool.meta)
         store = make_store(target, Throttle(upload_mbps()))
         queue.blocked = None
+        done_before = queue.done
         try:
             for attempt in range(max(retries, 1)):
                 if queue.drain(spool, store) or queue.blocked:
                     break
                 time.sleep(min(2.0**attempt, 10.0))
+            reason = None
             if spool.pending:
                 reason = queue.blocked or queue.last_error or "not delivered"
                 left[f"{target} ({reason})"] = left.get(f"{target} ({reason})", 0) + spool.pending
+            if report is not None:
+                report(spool.meta, queue.done - done_before, spool.pending, reason)
         finally:
             spool.close()
             store.close()

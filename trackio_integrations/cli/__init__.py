@@ -1,7 +1,9 @@
 """The command line, ``trackio-integrations doctor | status | sync``: what a user runs by hand.
 
 May import: everything below it (client, core, artifacts); never a framework. ``commands`` parses
-the arguments and runs each command; ``uploads`` reports and resumes artifact uploads.
+the arguments and runs doctor and status; ``sync`` sends spool folders from any machine (the
+progress bar, the table per run); ``targets`` decides which target and token each spool gets;
+``uploads`` reports artifact uploads; ``reproduce`` rebuilds a run.
 """
 
 from __future__ import annotations

@@ -7,5 +7,6 @@ The one-way walk of a point: ``values`` (cleaned) -> ``records`` (a line of a ki
 (segments on disk, media bytes beside them in ``blobs``) -> ``sender`` (a ``worker`` thread) ->
 ``transport`` (HTTP to the ``target``) -> the server. ``writer`` opens a run's spool and adopts the
 spools of dead writers; ``process`` holds what all clients of one process share (fork and exit);
-``runs`` finds the run to resume; ``dead_letter`` keeps what a server can never take.
+``runs`` finds the run to resume; ``dead_letter`` keeps what a server can never take; ``mode``
+says whether a run sends (online), only keeps (offline) or does nothing (disabled).
 """

@@ -11,22 +11,40 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from trackio_integrations.core.sender import Delivery, InboxDelivery, Sender
+from trackio_integrations.core.mode import sync_command
+from trackio_integrations.core.sender import Delivery, HttpDelivery, InboxDelivery, Sender
 from trackio_integrations.core.spool import Spool
 from trackio_integrations.core.target import Target
+from trackio_integrations.core.transport import Transport
 from trackio_integrations.errors import warn_user
+
+if TYPE_CHECKING:
+    import httpx
 
 logger = logging.getLogger("trackio_integrations")
 
 
 def open_spool(
-    root: Path, writer_id: str, target: Target, project: str, run: str, run_id: str
+    root: Path,
+    writer_id: str,
+    target: Target,
+    project: str,
+    run: str,
+    run_id: str,
+    mode: str = "online",
 ) -> Spool:
-    """A new spool folder for one writer under ``root``; in memory if none can be written."""
+    """A new spool folder for one writer under ``root``; in memory if none can be written.
+
+    The host and pid are for people reading ``status``; whether a writer still holds its folder
+    is its ``flock``, which another host or pid namespace sees as well (see ``spool``).
+    """
     meta = {
+        "mode": mode,
         "writer": writer_id,
         "target": target.public(),
         "project": project,
@@ -57,6 +75,9 @@ def adopt_orphans(
             continue
         spool = Spool.adopt(folder)
         if spool is None:
+            continue
+        if spool.meta.get("mode") == "offline":  # kept for `sync`, wherever it will run
+            spool.close()
             continue
         theirs = spool.meta.get("target") or {}
         if theirs.get("kind") == "local" and theirs.get("trackio_dir"):
@@ -112,3 +133,40 @@ def report_undelivered(spool: Spool, sender: Sender, target: Target, delivered: 
                 spool.path,
             )
     return dropped
+
+
+def close_offline(spool: Spool | None, root: Path, project: str, run: str) -> bool:
+    """End an offline run: close its spool (synced to disk) and print the one command that sends
+    it; False only if points could not be written to disk and are lost."""
+    dropped = 0
+    if spool is not None:
+        dropped = spool.dropped + spool.pending_in_memory
+        spool.close()
+    if dropped:
+        logger.error(
+            "trackio-integrations: %d point(s) of offline run %r could not be written to the "
+            "spool %s and are lost.",
+            dropped,
+            run,
+            root,
+        )
+    print(
+        f"trackio-integrations: offline run {project}/{run} is kept in {root}. "
+        f"To send it: {sync_command(root)}",
+        file=sys.stderr,
+    )
+    return not dropped
+
+
+def delivery_for(
+    target: Target,
+    writer_id: str,
+    transport: Transport | None,
+    http_transport: httpx.BaseTransport | None = None,
+) -> Delivery:
+    """How a writer's points reach ``target``: its server (over ``transport``, else a new
+    connection), or the local inbox."""
+    if target.url:
+        return HttpDelivery(transport or Transport(target, transport=http_transport))
+    assert target.trackio_dir is not None
+    return InboxDelivery(Path(target.trackio_dir), writer_id)

@@ -125,6 +125,7 @@ class TrackioTracker(GeneralTracker):
         ca_bundle: str | os.PathLike[str] | None = None,
         client_cert: str | os.PathLike[str] | tuple[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
+        mode: str | None = None,
     ) -> None:
         super().__init__()
         self.save_code = save_code
@@ -157,6 +158,7 @@ class TrackioTracker(GeneralTracker):
             alert_webhook_min_level,
             health,
             provenance,
+            mode=mode,
         )
         # accelerate calls a tracker on the main process only: on another node's local rank 0
         # (known from the launcher's variables) a thread waits for the run to be announced.
@@ -190,7 +192,7 @@ class TrackioTracker(GeneralTracker):
             )
         check_resume(self._resume, name)
         options = dict(self._options)
-        if options["run_id"] is None:
+        if options["run_id"] is None and self._monitoring.online:  # offline: no lookup
             where = {key: options[key] for key in TARGET_OPTIONS}
             options["run_id"] = run_to_resume(project, name, self._resume, **where)
         self._client = TrackioClient(project, name, **options, **self._monitoring.client_options())

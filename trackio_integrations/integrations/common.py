@@ -7,10 +7,14 @@ started, a point was logged, a step ended, the run ended.
 
 from __future__ import annotations
 
+import hashlib
+import os
+import threading
 from collections.abc import Mapping
 from typing import Any
 
 from trackio_integrations.client import TrackioClient
+from trackio_integrations.core.mode import ONLINE, resolve_mode
 from trackio_integrations.monitoring.health import Health, HealthChecks
 from trackio_integrations.monitoring.nodes import NodeFollower, announce
 from trackio_integrations.monitoring.system import DEFAULT_INTERVAL
@@ -27,7 +31,10 @@ class Monitoring:
         alert_webhook_min_level: str | None = None,
         health: HealthChecks | bool | Mapping[str, Any] | None = True,
         provenance: bool | None = None,
+        mode: str | None = None,
     ) -> None:
+        resolve_mode(mode)  # a mode that is not one fails here, when the adapter is made
+        self.mode = mode  # None: TRACKIO_MODE where the run starts (e.g. the compute node)
         self.system_metrics = system_metrics
         self.system_interval = system_interval
         self.alert_webhook = alert_webhook
@@ -47,7 +54,13 @@ class Monitoring:
             "alert_webhook": self.alert_webhook,
             "alert_webhook_min_level": self.alert_webhook_min_level,
             "provenance": self.provenance,
+            "mode": self.mode,
         }
+
+    @property
+    def online(self) -> bool:
+        """Whether runs talk to the target now (a resume may look runs up: not offline)."""
+        return resolve_mode(self.mode) == ONLINE
 
     def settings(self) -> dict[str, Any]:
         """The settings without the webhook URL (a secret), e.g. for a checkpoint."""
@@ -57,6 +70,7 @@ class Monitoring:
             "alert_webhook_min_level": self.alert_webhook_min_level,
             "health": self.health.as_dict() if self.health is not None else False,
             "provenance": self.provenance,
+            "mode": self.mode,
         }
 
     # --- global rank zero ----------------------------------------------------------------------
@@ -111,6 +125,7 @@ class Monitoring:
                     check=False,  # rank 0 checked the target; a node only adds samples
                     system_metrics=False,  # the node's sampler names this node
                     provenance=False,  # rank 0 records it for the run
+                    mode=self.mode,
                     **options,
                 )
 
@@ -129,3 +144,32 @@ class Monitoring:
         state = self.__dict__.copy()
         state.update(checks=None, node=None, _announced=False, _following=False)
         return state
+
+
+_SLURM_RUNS: dict[tuple[str, str], int] = {}  # runs this process started, per (project, name)
+_SLURM_LOCK = threading.Lock()
+
+
+def slurm_run(
+    project: str, name: str | None, env: Mapping[str, str] | None = None
+) -> tuple[str, str] | None:
+    """(name, run id) of a run under a SLURM job, the same when the job is requeued; else None.
+
+    A requeued job (Lightning's SLURM auto-requeue, ``scontrol requeue``) keeps its job id and
+    runs the script again from the top, so the n-th run this process starts is the n-th run the
+    first attempt started: the id is made from the cluster, the job (an array job's task), the
+    project, the name (default ``<job name>-<job id>``) and n. Not for the plain client, which
+    knows nothing of jobs: pass it ``run_id=`` (see docs/cluster.md).
+    """
+    env = os.environ if env is None else env
+    job = env.get("SLURM_JOB_ID")
+    if not job:
+        return None
+    array, task = env.get("SLURM_ARRAY_JOB_ID"), env.get("SLURM_ARRAY_TASK_ID")
+    job = f"{array}_{task}" if array and task else job
+    name = name or f"{env.get('SLURM_JOB_NAME') or 'slurm'}-{job}"
+    with _SLURM_LOCK:
+        n = _SLURM_RUNS.get((project, name), 0)
+        _SLURM_RUNS[(project, name)] = n + 1
+    key = "\0".join(("slurm", env.get("SLURM_CLUSTER_NAME", ""), job, project, name, str(n)))
+    return (name if n == 0 else f"{name}-{n}"), hashlib.sha256(key.encode()).hexdigest()[:32]

@@ -32,7 +32,7 @@ from trackio_integrations.core.runs import Resume, check_resume, run_to_resume
 from trackio_integrations.core.target import TARGET_OPTIONS
 from trackio_integrations.core.values import json_safe
 from trackio_integrations.errors import TrackioConfigError, warn_user
-from trackio_integrations.integrations.common import Monitoring
+from trackio_integrations.integrations.common import Monitoring, slurm_run
 from trackio_integrations.integrations.lightning.checkpoints import (
     checkpoint_metadata,
     checkpoint_record,
@@ -186,6 +186,7 @@ class TrackioLogger(_LightningLoggers):
         ca_bundle: str | os.PathLike[str] | None = None,
         client_cert: str | os.PathLike[str] | tuple[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
+        mode: str | None = None,
         **trackio_options: Any,
     ) -> None:
         super().__init__()
@@ -199,8 +200,10 @@ class TrackioLogger(_LightningLoggers):
         check_resume(resume, name)
         self._project: str = project
         # Decided now, so that `version` (and the checkpoint folder) is known before the run starts.
-        self._name: str = name or new_run_name()
-        self._run_id: str = run_id or uuid.uuid4().hex
+        # Under SLURM, from the job: a requeued job (auto-requeue) logs into the run it started.
+        slurm = slurm_run(project, name) if not run_id and resume != "never" else None
+        self._name: str = slurm[0] if slurm else (name or new_run_name())
+        self._run_id: str = run_id or (slurm[1] if slurm else uuid.uuid4().hex)
         # A named run may continue one that exists (resume): looked up once, when the run starts.
         self._resume: str | None = resume if name and not run_id and resume != "never" else None
         self._prefix = prefix
@@ -226,6 +229,7 @@ class TrackioLogger(_LightningLoggers):
             alert_webhook_min_level,
             health,
             provenance,
+            mode=mode,
         )
 
     # --- what Lightning reads --------------------------------------------------------------------
@@ -261,7 +265,7 @@ class TrackioLogger(_LightningLoggers):
     def experiment(self) -> TrackioClient:
         """The run's ``TrackioClient`` (created on first use), e.g. ``experiment.log({...})``."""
         if self._client is None:
-            if self._resume is not None:
+            if self._resume is not None and self._monitoring.online:  # offline: no lookup
                 found = run_to_resume(self._project, self._name, self._resume, **self._target())
                 self._run_id = found or self._run_id
                 self._resume = None

@@ -13,7 +13,7 @@ from trackio_integrations.artifacts.model import safe_name
 from trackio_integrations.client import DEFAULT_FINISH_TIMEOUT, TrackioClient
 from trackio_integrations.core.target import resolve_target, split_basic_auth, split_write_token
 from trackio_integrations.errors import warn_user
-from trackio_integrations.integrations.common import Monitoring
+from trackio_integrations.integrations.common import Monitoring, slurm_run
 from trackio_integrations.integrations.transformers.args import SUMMARY_KEYS as SUMMARY_KEYS
 from trackio_integrations.integrations.transformers.args import (
     checkpoint_metadata,
@@ -141,6 +141,7 @@ class TrackioCallback(TrainerCallback, ExportableState):
         ca_bundle: str | os.PathLike[str] | None = None,
         client_cert: str | os.PathLike[str] | tuple[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
+        mode: str | None = None,
     ) -> None:
         login_url = None
         if server_url:
@@ -197,6 +198,7 @@ class TrackioCallback(TrainerCallback, ExportableState):
             alert_webhook_min_level,
             health,
             provenance,
+            mode=mode,
         )
         self.log_checkpoints = log_checkpoints_setting(log_checkpoints)
         self.save_code = save_code
@@ -252,6 +254,8 @@ class TrackioCallback(TrainerCallback, ExportableState):
             and opened["project"] == project
         ):
             name, run_id = opened["name"], opened["run_id"]  # a run an evaluate() opened
+        elif (slurm := slurm_run(project, name)) is not None:
+            name, run_id = slurm  # a requeued SLURM job before its first checkpoint: same run
         self._close()
         self.client = TrackioClient(
             project,
