@@ -16,7 +16,6 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, cast
 
 from trackio_integrations.artifacts.methods import ArtifactMethods, _has_queued_uploads
-from trackio_integrations.core.access import explain
 from trackio_integrations.core.media_files import FileStager
 from trackio_integrations.core.mode import DISABLED, OFFLINE, ONLINE, resolve_mode
 from trackio_integrations.core.process import (
@@ -35,7 +34,7 @@ from trackio_integrations.core.sender import (
 )
 from trackio_integrations.core.spool import Spool, default_root
 from trackio_integrations.core.target import Target, resolve_target
-from trackio_integrations.core.transport import Transport
+from trackio_integrations.core.transport import Transport, check_at_start
 from trackio_integrations.core.values import Kept, as_config, encode_metrics
 from trackio_integrations.core.writer import (
     adopt_orphans,
@@ -45,11 +44,7 @@ from trackio_integrations.core.writer import (
     report_undelivered,
 )
 from trackio_integrations.errors import (
-    TrackioAuthError,
     TrackioConfigError,
-    TrackioGatewayError,
-    TrackioServerError,
-    TrackioUnavailableError,
     warn_user,
 )
 from trackio_integrations.media.kinds import is_media
@@ -204,7 +199,7 @@ class TrackioClient(AlertMethods, ArtifactMethods):
             else None
         )
         if transport is not None and check:
-            self._check_target(transport)
+            self.server_info = check_at_start(transport)
         self._start_writer(transport)
         if online and _has_queued_uploads(self._spool_root, self.target):  # a dead run's
             self._uploads()
@@ -457,27 +452,6 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         if key not in self._warned:
             self._warned.add(key)
             warn_user(message)
-
-    def _check_target(self, transport: Transport) -> None:
-        import httpx  # already loaded by the transport
-
-        try:
-            self.server_info = transport.check(timeout=5.0)
-        except TrackioUnavailableError as exc:  # a restart, a gateway's 502/503/504, a 429
-            warn_user(str(exc))
-        except TrackioGatewayError as exc:  # the gateway's settings, not the write token
-            warn_user(
-                f"{exc} Training goes on: points are kept on disk; once fixed, "
-                "`trackio-integrations sync` sends them."
-            )
-        except (TrackioAuthError, TrackioServerError):  # the configuration is wrong: say so now
-            transport.close()
-            raise
-        except httpx.HTTPError as exc:  # refused, timed out, or a TLS handshake that failed
-            warn_user(
-                f"{explain(exc, self.target)} Training goes on: points are kept on disk and "
-                "sent when it answers."
-            )
 
     def _start_writer(self, transport: Transport | None = None) -> None:
         """Open a spool folder and a sender for this process (again in a forked child)."""

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from trackio_integrations.core.access import ssl_context
+from trackio_integrations.core.access import explain, ssl_context
 from trackio_integrations.core.records import ALERT, MEDIA, METRIC, SYSTEM, by_kind
 from trackio_integrations.core.target import Target, redact_url
 from trackio_integrations.errors import (
@@ -32,6 +32,7 @@ from trackio_integrations.errors import (
     TrackioGatewayError,
     TrackioServerError,
     TrackioUnavailableError,
+    warn_user,
 )
 
 if TYPE_CHECKING:
@@ -268,6 +269,36 @@ class Transport:
             "TRACKIO_WRITE_TOKEN, or add ?write_token=... to the server URL: the token is the one "
             "in the write-access URL that `trackio show` prints (or the server's TRACKIO_WRITE_TOKEN)."
         )
+
+
+def check_at_start(transport: Transport) -> dict[str, Any] | None:
+    """The server's ``/version`` when a run starts, or None; what the answer means for the run.
+
+    Only an answer that proves the configuration wrong raises (a rejected write token, an answer
+    that is certainly not Trackio, a redirect): the run cannot work until it is fixed. A server
+    that is away (refused, timed out, 502/503/504, 429) and a gateway that refuses us warn, and
+    training goes on with its points kept on disk.
+    """
+    import httpx
+
+    try:
+        return transport.check(timeout=5.0)
+    except TrackioUnavailableError as exc:
+        warn_user(str(exc))
+    except TrackioGatewayError as exc:  # the gateway's settings, not the write token
+        warn_user(
+            f"{exc} Training goes on: points are kept on disk; once fixed, "
+            "`trackio-integrations sync` sends them."
+        )
+    except (TrackioAuthError, TrackioServerError):  # the configuration is wrong: say so now
+        transport.close()
+        raise
+    except httpx.HTTPError as exc:  # refused, timed out, or a TLS handshake that failed
+        warn_user(
+            f"{explain(exc, transport.target)} Training goes on: points are kept on disk and "
+            "sent when it answers."
+        )
+    return None
 
 
 def classify(response: httpx.Response) -> Reply:
