@@ -1,8 +1,9 @@
 """`make screenshot`: run the demo, open its runs in headless Chromium, save the docs' pictures.
 
 docs/dashboard.png (the loss curves), docs/media.png (the Media & Tables tab),
-docs/system-metrics.png (the System Metrics tab), docs/alerts.png (the Alerts & Reports tab) and
-docs/artifacts.png (the Artifacts tab, on the demo's checkpoint artifact).
+docs/system-metrics.png (the System Metrics tab), docs/alerts.png (the Alerts & Reports tab),
+docs/artifacts.png (the Artifacts tab, on the demo's checkpoint artifact) and docs/traces.png (the
+Traces tab, the rollouts logged through trackio's module API as TRL's GRPO logs them).
 
 Needs Debian's `chromium` package (`apt-get install chromium`).
 """
@@ -29,6 +30,7 @@ OUT = REPO / "docs" / "dashboard.png"
 MEDIA = REPO / "docs" / "media.png"
 SYSTEM, ALERTS = REPO / "docs" / "system-metrics.png", REPO / "docs" / "alerts.png"
 ARTIFACTS_OUT = REPO / "docs" / "artifacts.png"
+TRACES = REPO / "docs" / "traces.png"
 
 
 def main() -> int:
@@ -70,6 +72,7 @@ def main() -> int:
             (MEDIA, project.format("media"), 900),
             (SYSTEM, project.format("system") + f"&runs={health}&smoothing=0", 1100),
             (ALERTS, project.format("reports"), 520),
+            (TRACES, project.format("traces"), 900),
         ]
         model = _checkpoint_artifact(base)
         pages.append(
