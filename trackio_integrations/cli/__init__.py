@@ -1,4 +1,4 @@
-"""The command line, ``trackio-integrations doctor | status | sync``: what a user runs by hand.
+"""The command line, ``trackio-integrations doctor | status | sync | reproduce``: run by hand.
 
 May import: everything below it (client, core, artifacts); never a framework. ``commands`` parses
 the arguments and runs doctor and status; ``sync`` sends spool folders from any machine (the
