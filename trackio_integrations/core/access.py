@@ -119,14 +119,16 @@ def _headers(
 
 def ssl_context(access: Access) -> ssl.SSLContext:
     """The TLS context for a server reached with ``access`` (built once per settings)."""
-    return _context(access.ca_bundle, access.client_cert, access.client_key, access.verify)
+    env = os.environ  # read here, not in the cache: a changed variable gets a new context
+    bundle = access.ca_bundle or env.get("SSL_CERT_FILE") or env.get("REQUESTS_CA_BUNDLE") or None
+    folder = None if bundle else env.get("SSL_CERT_DIR") or None
+    return _context(bundle, folder, access.client_cert, access.client_key, access.verify)
 
 
 @functools.lru_cache(maxsize=8)
-def _context(bundle: str | None, cert: str | None, key: str | None, verify: bool) -> ssl.SSLContext:
-    env = os.environ
-    bundle = bundle or env.get("SSL_CERT_FILE") or env.get("REQUESTS_CA_BUNDLE") or None
-    folder = None if bundle else env.get("SSL_CERT_DIR") or None
+def _context(
+    bundle: str | None, folder: str | None, cert: str | None, key: str | None, verify: bool
+) -> ssl.SSLContext:
     if bundle or folder:
         ctx = ssl.create_default_context(
             cafile=bundle if bundle and os.path.isfile(bundle) else None,
