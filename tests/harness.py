@@ -429,3 +429,9 @@ def assert_each_step_once(
     steps = [v["step"] for v in values]
     assert len(steps) == len(set(steps)), "a point was stored twice"
     assert sorted(steps) == list(range(n))
+
+
+def own(config: dict[str, Any]) -> dict[str, Any]:
+    """A run's config without who made it and when (``_Username``, ``_Created``: every run has
+    them, with values a test cannot know)."""
+    return {key: value for key, value in config.items() if key not in ("_Username", "_Created")}

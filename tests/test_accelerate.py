@@ -17,7 +17,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState, GradientState
 
-from tests.harness import BIN, REPO, TOKEN, CaptureServer, TrackioServer, free_port
+from tests.harness import BIN, REPO, TOKEN, CaptureServer, TrackioServer, free_port, own
 from trackio_integrations import TrackioAuthError, TrackioClient, TrackioConfigError, TrackioTracker
 
 MODEL = {"inputs": 4, "hidden": 8, "lr": 0.05}
@@ -75,7 +75,11 @@ def test_a_training_loop_arrives_with_config_steps_and_values(
     stored = shared_server.values(project, run.name, "train/loss")
     assert [v["value"] for v in stored] == pytest.approx(losses)
     assert shared_server.steps(project, run.name, "train/lr") == list(range(20))
-    assert shared_server.configs(project)[run.run_id] == {"model": "mlp", **MODEL}
+    assert own(shared_server.configs(project)[run.run_id]) == {
+        "model": "mlp",
+        **MODEL,
+        "_Group": None,
+    }
 
 
 def test_the_project_comes_from_init_trackers_and_the_target_from_the_environment(

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.harness import TOKEN, CaptureServer, TrackioServer, run_python
+from tests.harness import TOKEN, CaptureServer, TrackioServer, own, run_python
 from trackio_integrations import (
     TrackioAuthError,
     TrackioClient,
@@ -297,8 +297,9 @@ def test_config_is_json_safe_and_updates_reach_the_server(
     )
     run.log({"loss": 1.0}, step=0)
     run.flush(timeout=30)
-    config = shared_server.configs(project)[run.run_id]
+    config = own(shared_server.configs(project)[run.run_id])
     assert config == {
+        "_Group": None,
         "ns": {"epochs": 3, "hp": {"lr": 3e-4, "data": "/data/train", "stage": 1}},
         "w": [1, 2],
     }
@@ -313,7 +314,8 @@ def test_config_is_json_safe_and_updates_reach_the_server(
 def test_config_without_any_point_still_arrives(shared_server: TrackioServer, project: str) -> None:
     run = TrackioClient(project, server_url=shared_server.write_url, config={"only": "config"})
     assert run.finish(timeout=60)
-    assert shared_server.wait_for_config(project, run.run_id, only="config") == {"only": "config"}
+    config = shared_server.wait_for_config(project, run.run_id, only="config")
+    assert own(config) == {"only": "config", "_Group": None}
 
 
 def test_finish_is_idempotent_and_log_after_finish_is_ignored(
@@ -351,7 +353,7 @@ def test_log_never_raises_into_the_training_loop(
         (1, None, 2),
         (1, None, None),  # the config, written alone since no point came after it
     ]
-    assert shared_server.configs(project)[run.run_id] == {"value": repr(thing)}
+    assert own(shared_server.configs(project)[run.run_id]) == {"value": repr(thing), "_Group": None}
 
 
 def test_steps_left_out_are_assigned_by_the_server(
@@ -375,4 +377,8 @@ def test_a_config_update_rides_on_the_next_point_without_an_extra_row(
         assert run.flush(timeout=60)
     rows = shared_server.wait_for_logs(project, run.name, 2)
     assert [(row["step"], row["loss"]) for row in rows] == [(0, 1.0), (1, 0.5)]
-    assert shared_server.configs(project)[run.run_id] == {"a": 1, "checkpoint": "/ckpt/1"}
+    assert own(shared_server.configs(project)[run.run_id]) == {
+        "a": 1,
+        "checkpoint": "/ckpt/1",
+        "_Group": None,
+    }

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from trackio_integrations.artifacts.methods import ArtifactMethods, _has_queued_uploads
 from trackio_integrations.core.media_files import FileStager
+from trackio_integrations.core.metadata import resolve_group, run_metadata
 from trackio_integrations.core.mode import DISABLED, OFFLINE, ONLINE, resolve_mode
 from trackio_integrations.core.process import (
     after_fork_in_child,
@@ -113,6 +114,10 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         provenance: record git commit, diff, packages, command line (secrets redacted) and
             machine in the background (``provenance/`` in the config, Files); else
             ``TRACKIO_PROVENANCE`` (``0`` is off), else on.
+        group: the run's group (else ``TRACKIO_GROUP``): the dashboard's Group-by view shows the
+            runs of one group together. Kept as trackio keeps it, in the config as ``_Group``,
+            beside ``_Username`` and ``_Created``; a run continued by ``run_id`` without a
+            config keeps the config it has.
     """
 
     def __init__(
@@ -141,6 +146,7 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         client_cert: str | os.PathLike[str] | tuple[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         provenance: bool | None = None,
+        group: str | None = None,
     ) -> None:
         self.mode: str = resolve_mode(mode)
         project = project or os.environ.get("TRACKIO_PROJECT")
@@ -162,6 +168,9 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         self.run_id: str = run_id or uuid.uuid4().hex
         self.server_info: dict[str, Any] | None = None
         self._config: dict[str, Any] = as_config(config)
+        self.group: str | None = resolve_group(group)
+        if run_id is None or config is not None or group is not None:  # else: a run continued
+            self._config.update(run_metadata(self.group, self._config))
         self._config_pending = bool(self._config)
         self._config_since = time.monotonic()
         self._spool_root = Path(spool_dir) if spool_dir else default_root()
