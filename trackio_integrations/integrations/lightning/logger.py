@@ -213,7 +213,7 @@ class TrackioLogger(_LightningLoggers):
         ca_bundle: str | os.PathLike[str] | None = None,
         client_cert: str | os.PathLike[str] | tuple[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
-        mode: str | None = None,
+        mode: Literal["online", "offline", "disabled"] | None = None,
         group: str | None = None,
         trial: Any = None,
         save_dir: str | None = None,
