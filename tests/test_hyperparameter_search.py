@@ -15,7 +15,7 @@ from transformers import PrinterCallback, Trainer, TrainingArguments
 from examples.transformers_trainer import TokenData, tiny_model
 from tests.harness import TrackioServer, wait_until
 from tests.test_lightning import QUIET, Regressor, loaders
-from trackio_integrations import TrackioCallback, TrackioLogger
+from trackio_integrations import TrackioCallback, TrackioClient, TrackioLogger
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -171,3 +171,26 @@ def test_lightning_trials_with_optunas_pruning_callback(
         assert config["lr"] == pytest.approx(trial.params["lr"])  # the model's hyperparameters
     # a pruned trial raises no failure alert
     assert not shared_server.api("get_alerts", project, "lit-sweep-trial-1")
+
+
+def test_on_the_embedded_default_a_config_update_wins_over_the_config_before_it(
+    server: TrackioServer, project: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A trial's ``status`` is a config update written after its points: the inbox must be
+    imported in the order it was written, whatever the points' ids (a Trainer's are derived
+    from the run id and the step, the update's from the writer)."""
+    server.stop()
+    monkeypatch.setenv("TRACKIO_DIR", str(server.data_dir))  # the embedded default
+    # A run id that sorts after any writer id: the order the names alone would give is wrong.
+    run = TrackioClient(
+        project, "trial", run_id="z" * 32, step_ids=True, config={"status": "running"}
+    )
+    for step in (2, 10):  # "s10" sorts before "s2" too
+        run.log({"loss": 1.0 / step}, step=step)
+        assert run.flush(timeout=30)
+    run.update_config({"status": "success"})
+    assert run.finish(timeout=30)
+    assert len(list((server.data_dir / "inbox").glob("*/*.jsonl"))) == 3  # not imported yet
+    server.start()  # imports the three fragments at once
+    assert server.wait_for_steps(project, "trial", "loss", 2) == [2, 10]
+    assert server.wait_for_config(project, run.run_id)["status"] == "success"
