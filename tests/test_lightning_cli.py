@@ -4,6 +4,7 @@ and the CLI's whole configuration is in the run's config, its tokens masked."""
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,11 +12,14 @@ from unittest import mock
 
 import lightning as L
 import pytest
+import yaml
 from lightning.pytorch.cli import LightningCLI
 from torch.utils.data import DataLoader
 
-from tests.harness import TOKEN, TrackioServer, wait_until
+from tests.harness import REPO, TOKEN, TrackioServer, wait_until
 from tests.test_lightning import Regressor, loaders
+
+DOCS = REPO / "docs" / "lightning.md"
 
 
 class Data(L.LightningDataModule):
@@ -153,3 +157,24 @@ def test_a_wrong_logger_argument_is_the_clis_error_and_nothing_starts(
     assert exited.value.code == 2  # argparse's usage error, before anything is built
     assert said in capsys.readouterr().err
     assert shared_server.runs(project) == []
+
+
+def test_the_yaml_in_the_docs_runs_as_written(
+    shared_server: TrackioServer, project: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (block,) = re.findall(r"^```yaml\n(.*?)^```", DOCS.read_text(), re.DOTALL | re.MULTILINE)
+    written = yaml.safe_load(block)
+    logger = written["trainer"]["logger"]["init_args"]
+    logger["project"] = project  # the test's own project; the rest as the page has it
+    written["trainer"].update(  # this machine's: a CPU, a temporary folder, no progress bar
+        accelerator="cpu", default_root_dir=str(tmp_path), enable_progress_bar=False
+    )
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(written))
+    monkeypatch.setenv("TRACKIO_SERVER_URL", shared_server.url)
+    monkeypatch.setenv("TRACKIO_WRITE_TOKEN", TOKEN)
+    cli("fit", "--config", str(path))
+    config = run_config(shared_server, project, logger["name"])
+    assert config["_Group"] == logger["group"]
+    assert written["model"].items() <= config["cli"]["model"].items()  # and the defaults
+    assert config["cli"]["trainer"]["max_epochs"] == written["trainer"]["max_epochs"]

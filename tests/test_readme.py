@@ -4,7 +4,8 @@ the page says it does.
 Fences: ```python blocks are programs and run as they are; ```bash lines are commands and run as
 they are (in a clean environment: the embedded default, a temporary TRACKIO_DIR and spool).
 ```nginx is the gateway configuration of docs/gateway.md (one block, on that page only), which
-tests/nginx.py renders and runs. ```py, ```sh and ```text blocks are fragments or synopses that
+tests/nginx.py renders and runs; ```yaml is the LightningCLI configuration of docs/lightning.md
+(one block, on that page only), which tests/test_lightning_cli.py runs. ```py, ```sh and ```text blocks are fragments or synopses that
 need your model, data or cluster; they are not run, so each ```py or ```sh block says why on the
 line before it, in a comment that starts `<!-- fragment` (e.g.
 `<!-- fragments, not programs: each needs your model and data -->`). A command that appears on several pages runs once. `make test` is this suite itself; `pip install`
@@ -35,6 +36,7 @@ PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 FENCE = r"^ *```{language}\n(.*?)^ *```"
 PERFORMANCE = REPO / "docs" / "performance.md"
 GATEWAY_PAGE = REPO / "docs" / "gateway.md"  # its one nginx block is what tests/nginx.py runs
+CLI_PAGE = REPO / "docs" / "lightning.md"  # its one yaml block is what test_lightning_cli.py runs
 
 # What each command's output must show (all of the patterns, as regular expressions).
 EXPECTED = {
@@ -195,10 +197,12 @@ def test_every_fence_is_a_program_a_command_or_a_marked_fragment() -> None:
             if not inside:
                 continue  # a closing fence
             language = line.strip()[3:]
-            if language not in ("python", "bash", "py", "sh", "text", "nginx"):
+            if language not in ("python", "bash", "py", "sh", "text", "nginx", "yaml"):
                 problems.append(f"{where}: fence language {language!r}")
             if language == "nginx" and page != GATEWAY_PAGE:
                 problems.append(f"{where}: an nginx block the gateway tests do not run")
+            if language == "yaml" and page != CLI_PAGE:
+                problems.append(f"{where}: a yaml block tests/test_lightning_cli.py does not run")
             before = [text.strip() for text in lines[:number] if text.strip()]
             if language in ("py", "sh") and not (before and before[-1].startswith("<!-- fragment")):
                 problems.append(f"{where}: add a `<!-- fragment: why -->` line before it")
