@@ -30,7 +30,7 @@ from types import ModuleType
 import pytest
 import tomllib
 
-from tests.harness import BIN, REPO, TrackioServer, run_python
+from tests.harness import BIN, REPO, TrackioServer, own, run_python
 
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 FENCE = r"^ *```{language}\n(.*?)^ *```"
@@ -50,6 +50,11 @@ EXPECTED = {
     "python examples/lightning_logger.py": [r"Logged \d+ points to run"],
     "python examples/accelerate_tracker.py": [r"Logged \d+ points to run"],
     "python examples/health_alerts.py": [r"Logged \d+ points to run", r"\[TRACKIO ERROR\]"],
+    "python examples/hyperparameter_search.py": [
+        r"Searched 3 trials: runs lr-search-bs8-trial-0 \.\. lr-search-bs8-trial-2 in group "
+        r"lr-search-bs8 of demo-search",
+        r"in group lr-search-bs16 of demo-search",
+    ],
     ".venv/bin/python bench/bench.py --quick": [
         r"\| Measurement \(median of rounds\) \|",
         r"\| all points on the server: delivery run \| 1/1 rounds complete \|",
@@ -116,7 +121,8 @@ def test_python_snippets_run_as_written(
         assert steps == list(range(100))  # each once
         values = local_viewer.values("readme-quickstart", name, "train/loss")
         assert [v["value"] for v in values] == pytest.approx([1 / (s + 1) for s in range(100)])
-        assert local_viewer.wait_for_config("readme-quickstart", run_id, best_loss=0.01) == {
+        assert own(local_viewer.wait_for_config("readme-quickstart", run_id, best_loss=0.01)) == {
+            "_Group": None,
             "lr": 3e-4,
             "layers": 4,
             "best_loss": 0.01,

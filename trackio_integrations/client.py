@@ -168,6 +168,9 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         self.run_id: str = run_id or uuid.uuid4().hex
         self.server_info: dict[str, Any] | None = None
         self._config: dict[str, Any] = as_config(config)
+        # Worth a row of its own when no point carries it: a config given or updated, not only
+        # the metadata below (a run that logs nothing does not appear for it).
+        self._config_alone = bool(self._config)
         self.group: str | None = resolve_group(group)
         if run_id is None or config is not None or group is not None:  # else: a run continued
             self._config.update(run_metadata(self.group, self._config))
@@ -289,6 +292,7 @@ class TrackioClient(AlertMethods, ArtifactMethods):
                 return
             with self._lock:
                 self._config.update(as_config(mapping))
+                self._config_alone = True
                 if self._spool is None:
                     self._start_writer()
                 # The config rides on the next point; if none comes soon, the sender writes it
@@ -430,6 +434,7 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         if not stager.files:  # tables, histograms, reports: JSON only
             self._append(body, step, self._config_pending, log_id=log_id)
         else:  # the config rides on a point without files (a config line is never ``media``)
+            self._config_alone = True
             self._append(body, step, False, log_id=log_id, files=stager.files_json())
 
     def _next_id(self) -> bytes:
@@ -443,6 +448,7 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         with self._lock:
             if (
                 self._config_pending
+                and self._config_alone
                 and self._spool is not None
                 and time.monotonic() - self._config_since >= stale_after
             ):
