@@ -291,7 +291,7 @@ class TrackioClient(AlertMethods, ArtifactMethods):
                 if self._spool is None:
                     self._start_writer()
                 # The config rides on the next point; if none comes soon, the sender writes it
-                # alone (a row with no metrics), so it is durable and visible either way.
+                # with a copy of the last point (``_write_pending_config``): durable either way.
                 if not self._config_pending:
                     self._config_pending = True
                     self._config_since = time.monotonic()
