@@ -33,11 +33,12 @@ _SECRET_QUERY = re.compile(
     r"=([^&#\s'\",;)]+)"
 )
 # ``scheme://user:password@host``, parsed or not: the password may hold an unencoded ``/`` or
-# ``@`` (``postgres://u:p@ss@db``), so it runs to the last ``@`` that a host name follows. A
-# ``host:port/path@x`` is no password (digits then ``/``); a bare ``token@host`` is masked too.
+# ``@`` (``postgres://u:p@ss@db``), so it runs to the last ``@`` that a host name follows (rather
+# too much than a piece of a password: ``host:port/a@b`` loses ``host:port/a`` too, as a
+# password ``00000/00`` cannot be told from a port and a path). A bare ``token@host`` is masked.
 _USERINFO = re.compile(
     r"(?i)\b([a-z][a-z0-9+.-]*://)"
-    r"([^\s/@:'\"<>]*:(?!\d{1,5}/)[^\s'\"<>]*?|[^\s/@:'\"<>]+)"
+    r"([^\s/@:'\"<>]*:[^\s'\"<>]*|[^\s/@:'\"<>]+)"
     r"@(?=[a-z0-9\[][a-z0-9.\-\[\]:]*(?:[/?#\s'\"<>),;]|$))"
 )
 # ``Bearer <token>``, as an Authorization header or a flag's value shows it.

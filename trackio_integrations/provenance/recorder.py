@@ -110,12 +110,14 @@ class Recorder:
             versions,
         )
         from trackio_integrations.provenance.git import DIFF_LIMIT, UNTRACKED_LIMIT, read_checkout
-        from trackio_integrations.provenance.redact import environment_secrets
+        from trackio_integrations.provenance.redact import environment_secrets, is_path
         from trackio_integrations.redaction import known_secrets
 
         # Every secret the one redaction knows (tokens, a gateway's headers and password, the
         # webhook, in all their forms), the run's own, and the environment's secret-named values.
         self._secrets |= known_secrets() | environment_secrets(os.environ)
+        # A path is no secret (TRACKIO_CLIENT_KEY names a file): masking it would break paths.
+        self._secrets = {secret for secret in self._secrets if not is_path(secret)}
         checkout = read_checkout(self._cwd)
         config: dict[str, Any] = {"provenance/command": command_line(self._argv, self._secrets)}
         config.update(versions(dict(sys.modules)))

@@ -164,7 +164,7 @@ def scrub(text: str, secrets: Iterable[str] = ()) -> str:
 
 def redact_command(argv: Sequence[str], secrets: Iterable[str] = ()) -> list[str]:
     """The command line with its secrets replaced by ``***`` (see the module docstring)."""
-    known = set(secrets)
+    known = {secret for secret in secrets if not is_path(secret)}
     out: list[str] = []
     hide_next = False
     for arg in argv:
