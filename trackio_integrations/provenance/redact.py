@@ -59,7 +59,7 @@ _MIN_SECRET_LENGTH = 6
 _LONG_FLAG = re.compile(r"--[A-Za-z][\w.-]*(=.*)?", re.DOTALL)
 # ``name = "value"``, ``"name": "value"``, ``name:value``, ``name := value`` inside any text.
 _ASSIGNMENT = re.compile(
-    r"""(?P<name>[A-Za-z_][\w.-]*)(?P<q1>["']?)(?P<op>\s*(?::=|=>|=|:)\s*)"""
+    r"""(?<![\w.-])(?P<name>[A-Za-z_][\w.-]{0,63})(?P<q1>["']?)(?P<op>\s{0,8}(?::=|=>|=|:)\s{0,8})"""
     r"""(?:(?P<q2>["'])(?P<quoted>[^"'\n]*)(?P=q2)|(?P<bare>[^\s"',;)}\]&]+))"""
 )
 
