@@ -79,8 +79,11 @@ _NOT_NAMES |= {"file", "path", "dir", "name", "len", "length", "count", "size", 
 _HINT = re.compile(r"pass|pwd|secret|token|key|cred|bearer|webhook")
 # Files whose bare values are values (``PASSWORD=hunter2`` in ``.env``, ``token: x`` in YAML);
 # in code a bare word is a variable, and only a quoted value is taken.
-_CONFIG_SUFFIXES = (".env", ".yaml", ".yml", ".ini", ".cfg", ".conf", ".toml", ".properties")
-_CONFIG_SUFFIXES += (".sh", ".bash", ".zsh", ".txt", ".json", ".netrc", ".npmrc", ".pypirc")
+_CONFIG_SUFFIXES = tuple(
+    suffix.encode()
+    for suffix in ".env .yaml .yml .ini .cfg .conf .toml .properties .sh .bash .zsh .txt .json "
+    ".netrc .npmrc .pypirc".split()
+)
 
 
 def credential_name(name: str) -> bool:
@@ -154,10 +157,7 @@ def mask_diff(diff: bytes, secrets: Iterable[str] = ()) -> tuple[bytes, int]:
         elif raw.startswith(b"diff --git "):
             in_hunk = in_binary = False
             name = raw.rstrip(b"\r\n").rsplit(b" ", 1)[-1].lower()
-            bare = (
-                name.endswith(tuple(s.encode() for s in _CONFIG_SUFFIXES))
-                or b"." not in (name.rsplit(b"/", 1)[-1])
-            )
+            bare = name.endswith(_CONFIG_SUFFIXES) or b"." not in (name.rsplit(b"/", 1)[-1])
         elif raw.startswith(b"GIT binary patch"):
             in_binary = True
         elif raw.startswith(b"@@ ") and not in_binary:
