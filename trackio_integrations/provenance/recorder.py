@@ -110,7 +110,7 @@ class Recorder:
             versions,
         )
         from trackio_integrations.provenance.git import DIFF_LIMIT, UNTRACKED_LIMIT, read_checkout
-        from trackio_integrations.provenance.redact import environment_secrets, is_path
+        from trackio_integrations.provenance.redact import environment_secrets, hide_values, is_path
         from trackio_integrations.redaction import known_secrets
 
         # Every secret the one redaction knows (tokens, a gateway's headers and password, the
@@ -153,6 +153,10 @@ class Recorder:
         written.append(self._write(PACKAGES_FILE, installed_packages()))
         for name in written:
             config[f"provenance/files/{Path(name).stem}"] = name
+        # The remote, the branch, the host name: no value of the config holds a known secret.
+        for key, value in config.items():
+            if isinstance(value, str) and key != "provenance/command":
+                config[key] = hide_values(value, self._secrets)
         return config, written
 
     def _write(self, name: str, data: bytes, mask: bool = True) -> str:
