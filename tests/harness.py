@@ -151,6 +151,10 @@ class TrackioServer:
 
     def api(self, name: str, *args: Any) -> Any:
         response = httpx.post(f"{self.url}/api/{name}", json={"args": list(args)}, timeout=30)
+        if response.status_code == 500 and "no such table" in response.text:
+            # `trackio show` is importing the inbox into a project database it has just
+            # created: nothing there is readable yet (a reader polls again).
+            return None
         response.raise_for_status()
         return response.json()["data"]
 
