@@ -86,7 +86,7 @@ def _target_flags(parser: argparse.ArgumentParser) -> None:
 
 def doctor_command(args: argparse.Namespace, root: Path) -> int:
     target = named_target(args)
-    print(f"Target:       {target.kind}: {target}")
+    print(f"Target:       {target}")
     ok = True
     if target.kind == "local":
         folder = Path(target.trackio_dir or ".")
@@ -127,9 +127,13 @@ def doctor_command(args: argparse.Namespace, root: Path) -> int:
         + (f", {mine} for this target" if pending else "")
     )
     if not spool_ok:
-        print("Fix:          set TRACKIO_SPOOL_DIR to a writable folder (node-local disk).")
+        print(
+            "Fix:          set TRACKIO_SPOOL_DIR to a writable folder (node-local disk): "
+            "without one, points wait in memory and are lost if the process dies."
+        )
+    ok = ok and spool_ok
     print("Logging would work." if ok else "Logging would NOT work; see above.")
-    return 0 if ok and spool_ok else 1
+    return 0 if ok else 1
 
 
 def _token_source(target: Target) -> str:
