@@ -20,6 +20,7 @@ from tests.harness import (
     cli_process,
     free_port,
     orphan_spool,
+    run_python,
     spool_point,
 )
 
@@ -140,3 +141,29 @@ def test_status_says_which_token_sync_would_use(
     flag = cli_process(["status", "--server-url", shared_server.url, "--write-token", "x"])
     assert "write token from --write-token" in flag.stdout
     assert TOKEN not in named.stdout + flag.stdout
+
+
+def test_sync_without_a_token_says_that_none_is_set_once_in_its_own_words(
+    shared_server: TrackioServer, project: str
+) -> None:
+    """An offline run for a server (its points and its provenance upload), then `sync` with the
+    server named and no token: one reason, ours, for the points and the upload alike."""
+    offline = run_python(
+        "from trackio_integrations import TrackioClient\n"
+        f"with TrackioClient({project!r}) as run:\n"
+        "    run.log({'loss': 1.0}, step=0)\n",
+        env={
+            "TRACKIO_MODE": "offline",
+            "TRACKIO_SERVER_URL": shared_server.url,
+            "TRACKIO_PROVENANCE": "1",
+        },
+    )
+    assert offline.returncode == 0, offline.stderr
+    result = cli_process(["sync", "--retries", "1"], env={"TRACKIO_SERVER_URL": shared_server.url})
+    out = result.stdout + result.stderr
+    assert result.returncode == 1, out
+    # the provenance files (a diff where the checkout has changes, the package list)
+    assert f"upload request(s) for server {shared_server.url}: no write token is set;" in out
+    assert "goes only there" not in out  # there is no token to go anywhere
+    assert "trackio.show()" not in out and "uploads stopped" not in out  # the server's own words
+    assert shared_server.runs(project) == []

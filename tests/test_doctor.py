@@ -69,6 +69,7 @@ def test_doctor_explains_a_wrong_token_without_printing_it(shared_server: Tracki
     assert result.returncode == 1
     assert "rejected the write token" in result.stdout and "TRACKIO_WRITE_TOKEN" in result.stdout
     assert "WRONG-TOKEN" not in result.stdout + result.stderr
+    assert "***" not in result.stdout  # the hint's placeholder does not look like a masked token
 
 
 def test_doctor_reports_an_unreachable_server() -> None:
