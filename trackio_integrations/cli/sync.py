@@ -206,7 +206,9 @@ def _sync_uploads(
                 f"{set_aside} upload request(s) could not be recorded and were set aside: see `status`."
             )
         for where, count in left.items():
-            print(f"Left {count} upload request(s) for {where}" + ("" if where.endswith(".") else "."))
+            print(
+                f"Left {count} upload request(s) for {where}" + ("" if where.endswith(".") else ".")
+            )
         if busy:
             print(f"{busy} upload spool(s) in use by live runs were left to them.")
         failed = failed or (1 if left else 0)
