@@ -152,13 +152,16 @@ class Uploader:
         if not ok:
             reason = self.queue.blocked or self.queue.last_error or "still uploading"
             logger.warning(
-                "trackio-integrations: %d artifact/file request(s) not yet delivered to %s "
-                "(%s). They are kept in %s: `trackio-integrations sync` (or the next run to the "
-                "same target) resumes them; blobs already sent are not sent again.",
+                "trackio-integrations: %d upload request(s) (artifacts, files, the run's "
+                "provenance when on) not yet delivered to %s (%s). They are kept in %s: "
+                "`trackio-integrations sync` (or the next run to the same target) resumes them, "
+                "blobs already sent are not sent again; `trackio-integrations sync --discard %s` "
+                "deletes them.",
                 self.pending,
                 self.target,
                 reason,
                 self.spool.path or "memory",
+                self.target.url or "local",
             )
         if stopped:
             self.spool.close()

@@ -20,7 +20,7 @@ with ``{"v":1,"kind":"<kind>"``, which ``kind_of`` reads without parsing the lin
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -115,6 +115,33 @@ def files_of(line: bytes) -> list[dict[str, Any]]:
     except (orjson.JSONDecodeError, AttributeError):
         return []
     return [f for f in files if isinstance(f, dict)] if isinstance(files, list) else []
+
+
+def describe(lines: Iterable[bytes]) -> str:
+    """What waits, in the user's words: the points they logged apart from what the package adds
+    (the run's config on a line of its own, system samples), e.g. ``1 point you logged, and 2
+    records the package adds (the run's config, system samples)``."""
+    logged = alerts = config = system = 0
+    for line in lines:
+        line = line.rstrip(b"\n")
+        if line.startswith(_HEADS[SYSTEM]):
+            system += 1
+        elif line.startswith(_HEADS[ALERT]):
+            alerts += 1
+        elif line.startswith(CONFIG_PREFIX) and line.endswith(b'"metrics":{}}'):
+            config += 1
+        else:
+            logged += 1
+    parts = [f"{logged} point{'s' if logged != 1 else ''} you logged"]
+    if alerts:
+        parts.append(f"{alerts} alert{'s' if alerts != 1 else ''}")
+    if config or system:
+        what = ["the run's config"] * bool(config) + ["system samples"] * bool(system)
+        added = config + system
+        parts.append(
+            f"{added} record{'s' if added != 1 else ''} the package adds ({', '.join(what)})"
+        )
+    return ", and ".join(parts) if len(parts) <= 2 else ", ".join(parts[:-1]) + ", and " + parts[-1]
 
 
 def iso(timestamp: float) -> str:
