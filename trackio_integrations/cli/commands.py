@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from trackio_integrations.cli.targets import credential, named_target, spool_tar
 from trackio_integrations.cli.uploads import status_uploads
 from trackio_integrations.core.access import explain
 from trackio_integrations.core.dead_letter import iter_dead_letters
-from trackio_integrations.core.records import describe
+from trackio_integrations.core.records import describe, tally
 from trackio_integrations.core.spool import Spool, default_root
 from trackio_integrations.core.target import Target, same_server
 from trackio_integrations.core.transport import Transport
@@ -198,7 +199,7 @@ def _spool_rows(root: Path) -> list[dict[str, Any]]:
                 "project": spool.meta.get("project"),
                 "run": spool.meta.get("run"),
                 "points": spool.pending,
-                "lines": list(spool.pending_lines()) if spool.pending else [],
+                "tally": tally(spool.pending_lines()) if spool.pending else Counter(),
                 "files": spool.blobs.count,
                 "mb": spool.blobs.size / (1 << 20),
                 "state": _state(spool.meta, live),
@@ -245,9 +246,9 @@ def status_command(args: argparse.Namespace, root: Path) -> int:
             f"`trackio-integrations sync {root}`."
         )
         for where in dict.fromkeys(r["where"] for r in rows):  # each target once, in order
-            lines = [line for r in rows if r["where"] == where for line in r["lines"]]
+            counts: Counter[str] = sum((r["tally"] for r in rows if r["where"] == where), Counter())
             print(
-                f"For {where}: {describe(lines)}; `trackio-integrations sync --discard {where}` "
+                f"For {where}: {describe(counts)}; `trackio-integrations sync --discard {where}` "
                 "deletes them."
             )
     dead = list(iter_dead_letters(root))

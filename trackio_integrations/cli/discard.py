@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from trackio_integrations.core.records import describe
+from trackio_integrations.core.records import describe, tally
 from trackio_integrations.core.spool import Spool
 from trackio_integrations.core.target import same_server
 
@@ -49,7 +49,7 @@ def discard_command(args: argparse.Namespace, root: Path) -> int:
                 + (f" but in {held} spool(s) live runs hold." if held else ".")
             )
             return 0
-        what = describe(line for spool in points.spools for line in spool.pending_lines())
+        what = describe(tally(line for spool in points.spools for line in spool.pending_lines()))
         requests = sum(spool.pending for spool in uploads.spools)
         runs = sorted(
             {f"{s.meta.get('project')}/{s.meta.get('run')}" for s in points.spools + uploads.spools}

@@ -20,6 +20,7 @@ with ``{"v":1,"kind":"<kind>"``, which ``kind_of`` reads without parsing the lin
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timezone
 from typing import Any
@@ -117,21 +118,27 @@ def files_of(line: bytes) -> list[dict[str, Any]]:
     return [f for f in files if isinstance(f, dict)] if isinstance(files, list) else []
 
 
-def describe(lines: Iterable[bytes]) -> str:
-    """What waits, in the user's words: the points they logged apart from what the package adds
-    (the run's config on a line of its own, system samples), e.g. ``1 point you logged, and 2
-    records the package adds (the run's config, system samples)``."""
-    logged = alerts = config = system = 0
+def tally(lines: Iterable[bytes]) -> Counter[str]:
+    """How many of ``lines`` the user logged (``logged``, ``alert``) and how many the package adds
+    to them (``config``: the run's config on a line of its own, ``system``: system samples)."""
+    counts: Counter[str] = Counter()
     for line in lines:
         line = line.rstrip(b"\n")
         if line.startswith(_HEADS[SYSTEM]):
-            system += 1
+            counts["system"] += 1
         elif line.startswith(_HEADS[ALERT]):
-            alerts += 1
+            counts["alert"] += 1
         elif line.startswith(CONFIG_PREFIX) and line.endswith(b'"metrics":{}}'):
-            config += 1
+            counts["config"] += 1
         else:
-            logged += 1
+            counts["logged"] += 1
+    return counts
+
+
+def describe(counts: Counter[str]) -> str:
+    """A ``tally`` in the user's words, e.g. ``1 point you logged, and 2 records the package adds
+    (the run's config, system samples)``."""
+    logged, alerts, config, system = (counts[k] for k in ("logged", "alert", "config", "system"))
     parts = [f"{logged} point{'s' if logged != 1 else ''} you logged"]
     if alerts:
         parts.append(f"{alerts} alert{'s' if alerts != 1 else ''}")

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from trackio_integrations.core.mode import sync_command
-from trackio_integrations.core.records import describe
+from trackio_integrations.core.records import describe, tally
 from trackio_integrations.core.sender import Delivery, HttpDelivery, InboxDelivery, Sender
 from trackio_integrations.core.spool import Spool
 from trackio_integrations.core.target import Target
@@ -97,7 +97,7 @@ def adopt_orphans(
     for where, spools in untold.items():  # once per target, and never again for these points
         logger.warning(
             "trackio-integrations: %s for %s wait in %s from an earlier run. %s",
-            describe(line for spool in spools for line in spool.pending_lines()),
+            describe(tally(line for spool in spools for line in spool.pending_lines())),
             where,
             root,
             how_to_handle(where),
@@ -152,7 +152,7 @@ def report_undelivered(spool: Spool, sender: Sender, target: Target, delivered: 
             where = target.url or str(target)
             logger.warning(
                 "trackio-integrations: %s not yet delivered to %s (%s), kept in %s. %s",
-                describe(spool.pending_lines()),
+                describe(tally(spool.pending_lines())),
                 target,
                 reason,
                 spool.path,
