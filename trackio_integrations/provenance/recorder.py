@@ -123,7 +123,7 @@ class Recorder:
         config.update(versions(dict(sys.modules)))
         config.update(machine(os.environ))
         config.update(checkout.config())
-        written: list[str] = []
+        written: list[str | None] = []
         keep_diff = diff_enabled()
         if checkout.diff and not keep_diff:
             config["provenance/git/diff_saved"] = False
@@ -151,20 +151,25 @@ class Recorder:
             text = "".join(name + "\n" for name in names)
             written.append(self._write(UNTRACKED_FILE, text.encode()))
         written.append(self._write(PACKAGES_FILE, installed_packages()))
-        for name in written:
+        saved = [name for name in written if name is not None]
+        for name in saved:
             config[f"provenance/files/{Path(name).stem}"] = name
         # The remote, the branch, the host name: no value of the config holds a known secret.
         for key, value in config.items():
             if isinstance(value, str) and key != "provenance/command":
                 config[key] = hide_values(value, self._secrets)
-        return config, written
+        return config, saved
 
-    def _write(self, name: str, data: bytes, mask: bool = True) -> str:
+    def _write(self, name: str, data: bytes, mask: bool = True) -> str | None:
         """One file under ``folder``, the known secrets' values replaced by ``***`` (the diff
-        comes masked, line by line, by ``mask_diff``)."""
+        comes masked, line by line, by ``mask_diff``); None where the folder cannot be written
+        (the spool's own warning has said so: the config is kept)."""
         relative = f"{files_folder(self.run.name)}/{name}"
         path = self.folder / relative
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError:
+            return None
         if mask and self._secrets:
             from trackio_integrations.provenance.redact import hide_values
 
@@ -172,7 +177,10 @@ class Recorder:
             hidden = hide_values(text, self._secrets)
             if hidden != text:
                 data = hidden.encode("utf-8", errors="surrogateescape")
-        path.write_bytes(data)
+        try:
+            path.write_bytes(data)
+        except OSError:
+            return None
         return relative
 
     def discard(self) -> None:
