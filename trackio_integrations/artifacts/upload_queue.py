@@ -91,6 +91,7 @@ class Queue:
         self.set_aside = 0
         self.progress_at = time.monotonic()
         self._answered: dict[str, int] = {}
+        self._recorded: dict[tuple[str, str], set[bytes]] = {}  # (project, name) -> contents
         self.stopping: Callable[[], bool] = lambda: False
 
     def drain(self, spool: Spool, store: Store) -> bool:
@@ -145,7 +146,16 @@ class Queue:
                 unchanged(entry)
                 store.put_blob(rec["project"], item["digest"], entry)
                 present.add(item["digest"])  # the same content twice in one version: sent once
-        return store.commit(rec, manifest)
+        # The same content logged again is the same version, and trackio's server then replaces
+        # the version's metadata. Keep the first (as W&B does): Lightning's last.ckpt, a copy of
+        # the checkpoint just logged, must not rename "epoch=2-step=12.ckpt" to "last.ckpt".
+        name = (rec["project"], rec["name"])
+        content = orjson.dumps(sorted((e["path"], e["digest"]) for e in manifest))
+        if content in self._recorded.get(name, ()):
+            rec = {**rec, "metadata": None}
+        result = store.commit(rec, manifest)
+        self._recorded.setdefault(name, set()).add(content)
+        return result
 
     def _manifest(self, spool: Spool, rec: dict[str, Any]) -> list[dict[str, Any]]:
         """The version's manifest, hashed once (kept beside the spool for a resumed request)."""
