@@ -18,9 +18,8 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import httpx
 import orjson
 
 from trackio_integrations.artifacts.files import FileChanged, located, sha256_of, unchanged
@@ -31,6 +30,9 @@ from trackio_integrations.core.dead_letter import dead_letter
 from trackio_integrations.core.spool import Spool
 from trackio_integrations.core.target import Target
 from trackio_integrations.core.transport import Outcome, Reply
+
+if TYPE_CHECKING:
+    import httpx  # loaded only for a server or a Space (in transport.py)
 
 logger = logging.getLogger("trackio_integrations")
 

@@ -69,14 +69,16 @@ def git(cwd: Path, *args: str) -> bytes | None:
 
 def read_checkout(cwd: Path) -> Checkout:
     """The checkout holding ``cwd``: facts, the binary diff against HEAD, untracked names."""
-    top = git(cwd, "rev-parse", "--show-toplevel")
+    # One git process per question costs a few ms each, and a short run's finish() waits for
+    # them: the top folder, the commit and the branch in one (it fails before the first commit).
+    heads = git(cwd, "rev-parse", "--show-toplevel", "HEAD", "--abbrev-ref", "HEAD")
+    top = heads.splitlines()[0] if heads else git(cwd, "rev-parse", "--show-toplevel")
     if top is None:
         return Checkout()
     root = Path(top.decode().strip())
     out = Checkout(root=root)
-    text = _text(git(root, "rev-parse", "HEAD"))
-    out.commit = text
-    branch = _text(git(root, "rev-parse", "--abbrev-ref", "HEAD"))
+    commit, branch = (_text(line) for line in heads.splitlines()[1:3]) if heads else (None, None)
+    out.commit = commit
     out.branch = None if branch in (None, "HEAD") else branch
     remote = _text(git(root, "config", "--get", "remote.origin.url"))
     if remote is None:
@@ -91,8 +93,7 @@ def read_checkout(cwd: Path) -> Checkout:
         diff = git(root, "diff", "--binary", "--no-color", "--no-ext-diff", "HEAD", "--")
         out.diff = diff or b""
         out.diff_size = len(out.diff)
-        status = git(root, "status", "--porcelain", "--untracked-files=no")
-        out.dirty = bool(status and status.strip())
+        out.dirty = bool(out.diff.strip())  # a tracked file differs from HEAD (what status says)
     others = git(root, "ls-files", "--others", "--exclude-standard", "-z") or b""
     out.untracked = [p.decode(errors="replace") for p in others.split(b"\0") if p]
     return out
