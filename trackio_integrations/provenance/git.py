@@ -92,9 +92,16 @@ def gits(cwd: Path, *commands: tuple[str, ...]) -> list[bytes | None]:
 
 def read_checkout(cwd: Path) -> Checkout:
     """The checkout holding ``cwd``: facts, the binary diff against HEAD, untracked names."""
-    # One git process per question costs a few ms each, and a short run's finish() waits for
-    # them: the top folder, the commit and the branch in one (it fails before the first commit).
-    heads = git(cwd, "rev-parse", "--show-toplevel", "HEAD", "--abbrev-ref", "HEAD")
+    # Each git process costs a few ms to start and a short run's finish() waits for them: all
+    # four at once, from ``cwd`` (their answers name paths from the top of the checkout).
+    heads, remote_raw, diff, others_raw = gits(
+        cwd,
+        ("rev-parse", "--show-toplevel", "HEAD", "--abbrev-ref", "HEAD"),
+        ("config", "--get", "remote.origin.url"),
+        ("diff", "--binary", "--no-color", "--no-ext-diff", "HEAD", "--"),
+        ("ls-files", "--others", "--exclude-standard", "-z", "--full-name", "--", ":/"),
+    )
+    # rev-parse fails as a whole before the first commit: then the top folder alone
     top = heads.splitlines()[0] if heads else git(cwd, "rev-parse", "--show-toplevel")
     if top is None:
         return Checkout()
@@ -103,12 +110,6 @@ def read_checkout(cwd: Path) -> Checkout:
     commit, branch = (_text(line) for line in heads.splitlines()[1:3]) if heads else (None, None)
     out.commit = commit
     out.branch = None if branch in (None, "HEAD") else branch
-    remote_raw, diff, others_raw = gits(
-        root,
-        ("config", "--get", "remote.origin.url"),
-        ("diff", "--binary", "--no-color", "--no-ext-diff", "HEAD", "--"),
-        ("ls-files", "--others", "--exclude-standard", "-z"),
-    )
     remote = _text(remote_raw)
     if remote is None:
         names = (_text(git(root, "remote")) or "").split()
