@@ -18,7 +18,7 @@ import sys
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from trackio_integrations.provenance.redact import clean_url, redact_command
+from trackio_integrations.provenance.redact import clean_package_url, redact_command
 
 # The libraries whose version matters for a training run, recorded when the run has imported them.
 LIBRARIES = {
@@ -102,7 +102,8 @@ def gpus(modules: dict[str, Any]) -> dict[str, Any]:
 
 def installed_packages(path: Iterable[str] | None = None) -> bytes:
     """The installed distributions as ``pip freeze`` lists them: ``name==version``, or
-    ``name @ url`` for one installed from a URL (credentials removed), sorted by name.
+    ``name @ url`` for one installed from a URL (credentials and path tokens removed), sorted by
+    name.
 
     Read from the ``*.dist-info`` / ``*.egg-info`` metadata on ``sys.path`` directly, the first
     found of a name winning as for ``importlib.metadata``: importing that (and the email parser
@@ -116,7 +117,7 @@ def installed_packages(path: Iterable[str] | None = None) -> bytes:
         line = f"{name}=={version}"
         direct = _direct_url(folder)
         if direct is not None:
-            url = clean_url(str(direct.get("url", "")))
+            url = clean_package_url(str(direct.get("url", "")))
             if direct.get("dir_info", {}).get("editable"):
                 line = f"# editable install of {name}=={version} from {url}\n{line}"
             elif "vcs_info" in direct:
