@@ -174,9 +174,8 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         # Worth a row of its own when no point carries it: a config given or updated, not only
         # the metadata below (a run that logs nothing does not appear for it).
         self._config_alone = bool(self._config)
-        self.group: str | None = resolve_group(group)
         if run_id is None or config is not None or group is not None:  # else: a run continued
-            self._config.update(run_metadata(self.group, self._config))
+            self._config.update(run_metadata(resolve_group(group), self._config))
         self._config_pending = bool(self._config) and not config_saved
         self._config_since = time.monotonic()
         self._spool_root = Path(spool_dir) if spool_dir else default_root()
