@@ -1,0 +1,221 @@
+"""Every way a run ends shows on the dashboard, with nobody at the keyboard.
+
+A process killed mid-run (SIGKILL, ``os._exit``, a segfault, the OOM killer) has its acknowledged
+points, media, system samples and alerts delivered by its watcher within seconds, exactly once,
+and one alert saying how it ended; a clean end (``finish()``, ``sys.exit``, a caught exception)
+raises no alarm; no watcher outlives what it watches.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.harness import REPO, TrackioServer, cli_process, free_port, wait_until
+
+ENDED = "Run ended without finish()"
+
+TRAINING = textwrap.dedent(
+    """
+    import ctypes, os, sys, time
+    import numpy as np
+    from trackio_integrations import Image, TrackioClient
+
+    how, at = sys.argv[1], int(sys.argv[2])
+    run = TrackioClient(sys.argv[3], name=sys.argv[4], config={"lr": 0.1})
+    print("READY", flush=True)
+    for step in range(100_000):
+        if step == at:
+            if how == "os_exit":
+                os._exit(3)
+            if how == "segfault":
+                ctypes.string_at(0)
+            if how == "finish":
+                run.finish()
+                break
+            if how == "sys_exit":
+                sys.exit(3)
+            if how == "caught":
+                try:
+                    raise ValueError("handled by the script")
+                except ValueError:
+                    break
+        metrics = {"loss": 1 / (step + 1)}
+        if step == 3:
+            metrics["sample"] = Image(np.zeros((4, 4, 3), dtype=np.uint8))
+        run.log(metrics, step=step)
+        if step == 2:
+            run.log_system({"cpu": 12.5})
+        if step == 5:
+            run.alert("warm-up done", level="info")
+        print(step, flush=True)  # after log() returned: this point is acknowledged
+        time.sleep(0.0005)
+    """
+)
+
+
+def watchers(spool_dir: Path) -> list[int]:
+    """The watcher processes of runs spooled under ``spool_dir`` (a test's own folder)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if b"trackio_integrations.cli.watcher" in cmdline and str(spool_dir).encode() in cmdline:
+            found.append(int(entry.name) if state != "Z" else -int(entry.name))
+    return found
+
+
+def start(
+    server: TrackioServer, project: str, run: str, how: str, at: int
+) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", TRAINING, how, str(at), project, run],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=REPO,
+        env=server.job_env(),
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "READY"
+    return proc
+
+
+def last_printed(proc: subprocess.Popen[str], kill_at: int | None = None) -> int:
+    """Read the steps the process acknowledged; SIGKILL it after ``kill_at``; the last one."""
+    assert proc.stdout is not None
+    last = -1
+    for line in proc.stdout:
+        if not line.strip().isdigit():
+            continue  # an alert's console line
+        last = int(line)
+        if kill_at is not None and last >= kill_at:
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait(30)
+    for line in proc.stdout.read().splitlines():  # printed before the end landed
+        if line.strip().isdigit():
+            last = int(line)
+    return last
+
+
+def alerts(server: TrackioServer, project: str, run: str) -> list[dict[str, object]]:
+    return list(server.api("get_alerts", project, run) or [])
+
+
+def assert_delivered_and_marked(
+    server: TrackioServer, project: str, run: str, last: int, died: float, why: str
+) -> float:
+    """Every acknowledged point once, the media, sample and alerts, and the ending, in 15 s."""
+
+    def complete() -> bool:
+        ended = [a for a in alerts(server, project, run) if a["title"] == ENDED]
+        return bool(ended) and len(server.values(project, run, "loss")) >= last + 1
+
+    wait_until(complete, 15.0 - (time.monotonic() - died), 0.1)
+    seconds = time.monotonic() - died
+    steps = server.steps(project, run, "loss")
+    assert steps == list(range(last + 1)), "a point is missing or was stored twice"
+    found = alerts(server, project, run)
+    ended = [a for a in found if a["title"] == ENDED]
+    assert len(ended) == 1, found
+    assert ended[0]["level"] == "error"
+    assert why in str(ended[0]["text"]) and f"at step {last}" in str(ended[0]["text"])
+    assert any(a["title"] == "warm-up done" for a in found) or last < 5
+    return seconds
+
+
+def test_a_run_killed_at_random_moments_is_delivered_whole_and_marked_within_15_s(
+    shared_server: TrackioServer, project: str, spool_dir: Path
+) -> None:
+    # CI kills at the same moments every time; a developer's machine tries new ones each run.
+    rng = random.Random(0 if os.environ.get("CI") else None)
+    moments = sorted(rng.sample(range(6, 3000), 3))
+    procs = [start(shared_server, project, f"killed-{m}", "sigkill", 10**6) for m in moments]
+    ends = []
+    for moment, proc in zip(moments, procs, strict=True):
+        ends.append((last_printed(proc, kill_at=moment), time.monotonic()))
+    for moment, (last, died) in zip(moments, ends, strict=True):
+        run = f"killed-{moment}"
+        assert_delivered_and_marked(shared_server, project, run, last, died, "killed or crashed")
+        assert shared_server.values(project, run, "sample"), "the image was not delivered"
+        config = shared_server.configs(project)
+        assert {"lr": 0.1, "status": "crashed"}.items() <= next(
+            c for c in config.values() if c.get("status")
+        ).items()
+    wait_until(lambda: not watchers(spool_dir), 10.0)
+    assert not list(spool_dir.glob("*/meta.json")), "the spool was not emptied"
+
+
+@pytest.mark.parametrize("how", ["os_exit", "segfault"])
+def test_a_process_that_exits_hard_or_segfaults_has_its_run_delivered_and_marked(
+    shared_server: TrackioServer, project: str, spool_dir: Path, how: str
+) -> None:
+    proc = start(shared_server, project, how, how, 400)
+    last = last_printed(proc)
+    died = time.monotonic()
+    assert proc.returncode != 0
+    assert last == 399
+    assert_delivered_and_marked(shared_server, project, how, last, died, "killed or crashed")
+    wait_until(lambda: not watchers(spool_dir), 10.0)
+
+
+@pytest.mark.parametrize("how", ["finish", "sys_exit", "caught"])
+def test_a_clean_end_raises_no_alarm_and_leaves_no_process(
+    shared_server: TrackioServer, project: str, spool_dir: Path, how: str
+) -> None:
+    proc = start(shared_server, project, how, how, 50)
+    last_printed(proc)
+    wait_until(lambda: len(shared_server.values(project, how, "loss")) == 50, 15.0)
+    assert not watchers(spool_dir), "a watcher outlived its clean run"
+    time.sleep(1.0)  # a watcher that wrongly thought the run died would have spoken by now
+    assert [a["title"] for a in alerts(shared_server, project, how)] == ["warm-up done"]
+
+
+def test_a_run_killed_while_the_server_is_down_is_delivered_when_it_returns(
+    server: TrackioServer, project: str, spool_dir: Path
+) -> None:
+    proc = start(server, project, "outage", "sigkill", 10**6)
+    server.kill()
+    last = last_printed(proc, kill_at=300)
+    time.sleep(2.0)  # the watcher finds no server and keeps trying
+    assert len(watchers(spool_dir)) == 1
+    status = cli_process(["status"])
+    assert "delivering (the writer was killed or crashed)" in status.stdout, status.stdout
+    server.start()
+    died = time.monotonic()
+    assert_delivered_and_marked(server, project, "outage", last, died, "killed or crashed")
+    wait_until(lambda: not watchers(spool_dir), 10.0)
+
+
+def test_a_watcher_gives_up_after_its_wait_and_leaves_the_spool_to_sync(
+    tmp_path: Path, project: str, spool_dir: Path
+) -> None:
+    nowhere = TrackioServer(tmp_path / "never-started", port=free_port())
+    env = {**nowhere.job_env(), "TRACKIO_WATCHER_WAIT": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", TRAINING, "os_exit", "20", project, "stranded"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=REPO,
+        env={**env, "TRACKIO_SERVER_URL": nowhere.url},
+    )
+    last_printed(proc)
+    wait_until(lambda: not watchers(spool_dir), 15.0)
+    status = cli_process(["status"])
+    assert "the watcher gave up after 1 s" in status.stdout, status.stdout
+    assert "stranded" in status.stdout
