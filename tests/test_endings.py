@@ -14,12 +14,19 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
+from transformers import Trainer, TrainerCallback, TrainingArguments
 
+from examples.transformers_trainer import TokenData, tiny_model
 from tests.harness import REPO, TrackioServer, cli_process, free_port, wait_until
+from trackio_integrations import TrackioCallback
+from trackio_integrations.monitoring.health import HealthChecks
 
 ENDED = "Run ended without finish()"
 
@@ -38,6 +45,11 @@ TRAINING = textwrap.dedent(
                 os._exit(3)
             if how == "segfault":
                 ctypes.string_at(0)
+            if how == "oom":  # until the cgroup's limit: the OOM killer ends it
+                hog = []
+                while True:
+                    hog.append(bytearray(16 << 20))
+                    time.sleep(0.005)
             if how == "finish":
                 run.finish()
                 break
@@ -79,10 +91,13 @@ def watchers(spool_dir: Path) -> list[int]:
 
 
 def start(
-    server: TrackioServer, project: str, run: str, how: str, at: int
+    server: TrackioServer, project: str, run: str, how: str, at: int, cgroup: Path | None = None
 ) -> subprocess.Popen[str]:
+    command = [sys.executable, "-c", TRAINING, how, str(at), project, run]
+    if cgroup is not None:  # enter the cgroup first: the watcher it starts is in it too
+        command = ["sh", "-c", f'echo $$ > {cgroup / "cgroup.procs"} && exec "$@"', "sh", *command]
     proc = subprocess.Popen(
-        [sys.executable, "-c", TRAINING, how, str(at), project, run],
+        command,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -219,3 +234,140 @@ def test_a_watcher_gives_up_after_its_wait_and_leaves_the_spool_to_sync(
     status = cli_process(["status"])
     assert "the watcher gave up after 1 s" in status.stdout, status.stdout
     assert "stranded" in status.stdout
+
+
+def memory_cgroup(limit: int) -> Path:
+    """A new memory cgroup of ``limit`` bytes (v2, else v1's memory hierarchy); skips where this
+    process may not make one (not root, no memory controller, a read-only cgroup tree)."""
+    import uuid
+
+    name = f"trackio-test-oom-{uuid.uuid4().hex[:8]}"
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+        if Path("/sys/fs/cgroup/cgroup.controllers").exists():  # cgroup v2
+            if "memory" not in Path("/sys/fs/cgroup/cgroup.controllers").read_text().split():
+                pytest.skip("cgroup v2 has no memory controller here")
+            root = Path("/sys/fs/cgroup")
+            if "memory" not in (root / "cgroup.subtree_control").read_text().split():
+                (root / "cgroup.subtree_control").write_text("+memory")
+            folder = root / name
+            folder.mkdir()
+            (folder / "memory.max").write_text(str(limit))
+            (folder / "memory.swap.max").write_text("0")
+            return folder
+        mine = next(line.split(":", 2)[2] for line in lines if ":memory:" in line)
+        folder = Path("/sys/fs/cgroup/memory") / mine.lstrip("/") / name
+        folder.mkdir()
+        (folder / "memory.limit_in_bytes").write_text(str(limit))
+        return folder
+    except (OSError, StopIteration) as exc:
+        pytest.skip(f"cannot make a memory-limited cgroup here (root and cgroups needed): {exc}")
+
+
+def test_a_run_ended_by_the_oom_killer_says_so(
+    shared_server: TrackioServer, project: str, spool_dir: Path
+) -> None:
+    cgroup = memory_cgroup(400 << 20)
+    try:
+        proc = start(shared_server, project, "oom", "oom", 300, cgroup=cgroup)
+        last = last_printed(proc)
+        died = time.monotonic()
+        assert proc.returncode == -signal.SIGKILL, proc.returncode
+        assert_delivered_and_marked(
+            shared_server, project, "oom", last, died, "was killed by the OOM killer"
+        )
+        config = next(iter(shared_server.configs(project).values()))
+        assert config["status"] == "killed (out of memory)"
+        wait_until(lambda: not watchers(spool_dir), 10.0)
+    finally:
+        wait_until(lambda: not (cgroup / "cgroup.procs").read_text().strip(), 10.0)
+        cgroup.rmdir()
+
+
+def test_a_job_killed_as_a_whole_leaves_its_spool_for_sync(
+    shared_server: TrackioServer, project: str, spool_dir: Path
+) -> None:
+    proc = start(shared_server, project, "whole-job", "sigkill", 10**6)
+    wait_until(lambda: watchers(spool_dir), 10.0)
+    (watcher,) = watchers(spool_dir)
+    assert proc.stdout is not None
+    for _ in range(200):
+        proc.stdout.readline()
+    os.kill(watcher, signal.SIGKILL)  # as SLURM ends a job: every process of its cgroup at once
+    last = last_printed(proc, kill_at=0)
+    time.sleep(1.0)
+    assert not alerts(shared_server, project, "whole-job")[1:], "nobody was left to say it"
+    result = cli_process(["sync"], env={"TRACKIO_WRITE_TOKEN": shared_server.token})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert shared_server.steps(project, "whole-job", "loss") == list(range(last + 1))
+
+
+class RaiseAt(TrainerCallback):
+    """Raises ``exc`` as step ``at`` ends: a bug, or a Ctrl-C (KeyboardInterrupt) in a notebook."""
+
+    def __init__(self, at: int, exc: BaseException) -> None:
+        self.at, self.exc = at, exc
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if state.global_step == self.at:
+            raise self.exc
+
+
+def trackio_threads() -> set[str]:
+    return {t.name for t in threading.enumerate() if t.name.startswith("trackio-integrations")}
+
+
+@pytest.mark.parametrize(
+    ("exc", "title", "status"),
+    [
+        (KeyboardInterrupt(), "Training interrupted", "interrupted"),
+        (RuntimeError("a corrupt batch"), "Training failed", "failed"),
+    ],
+)
+def test_a_trainer_that_raises_in_a_process_that_lives_on_ends_its_run_and_the_next_is_clean(
+    shared_server: TrackioServer,
+    project: str,
+    tmp_path: Path,
+    exc: BaseException,
+    title: str,
+    status: str,
+) -> None:
+    before = trackio_threads()
+    callback = TrackioCallback(
+        project,
+        server_url=shared_server.write_url,
+        system_interval=0.1,
+        health=HealthChecks(stall_after=1.0),
+    )
+    args = TrainingArguments(str(tmp_path / "out"), max_steps=30, logging_steps=1, report_to=[])
+    trainer = Trainer(
+        model=tiny_model(),
+        args=args,
+        train_dataset=TokenData(64),
+        callbacks=[callback, RaiseAt(3, exc)],
+    )
+    with pytest.raises(type(exc)):
+        trainer.train()  # the script (or the notebook) catches it and lives on
+    raised = time.time()
+    first = callback._run["name"] if callback._run else None
+    assert first is not None
+    wait_until(lambda: trackio_threads() <= before, 5.0)  # the run's threads have stopped
+    samples = len(shared_server.api("get_system_logs", project, first))
+    time.sleep(2.0)  # twice stall_after: a stall alert would be raised by now
+
+    trainer = Trainer(
+        model=tiny_model(), args=args, train_dataset=TokenData(16), callbacks=[callback]
+    )
+    trainer.train()  # the next cell trains again
+    second = callback._run["name"] if callback._run else None
+    assert second is not None and second != first
+    found = alerts(shared_server, project, first)
+    ended = [(a["title"], a["level"], a["step"]) for a in found if "stalled" not in str(a["title"])]
+    assert ended == [(title, "error", 3)], found
+    stalled = [a["timestamp"] for a in found if a["title"] == "Training stalled"]  # a slow CI
+    assert all(datetime.fromisoformat(str(t)).timestamp() < raised for t in stalled), found
+    config = shared_server.configs(project)
+    assert [c.get("status") for c in config.values()].count(status) == 1
+    assert alerts(shared_server, project, second) == []
+    assert len(shared_server.api("get_system_logs", project, first)) == samples
+    assert shared_server.steps(project, first, "train/loss") == [1, 2]  # 3 raised before its log

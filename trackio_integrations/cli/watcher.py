@@ -8,7 +8,7 @@ cost to training, for one of two things:
   caught or not: the exit hook finishes every run). It exits at once.
 - the training process died first (SIGKILL, ``os._exit``, a segfault, the OOM killer): it takes
   the spool folder over by its lock as ``sync`` does, appends one ``error`` alert ("Run ended
-  without finish()": the step, and the OOM killer when cgroup v2 ``memory.events`` counted one
+  without finish()": the step, and the OOM killer when the cgroup's ``oom_kill`` counter (v2 or v1) rose
   since it started, else "killed or crashed") and the run's status to the config, and delivers
   all of it with ``sync``'s code (the ``Sender``'s ``drain``), its artifact requests too; the
   alert also goes to the webhook, as every alert does. A server that is down is retried for
@@ -34,6 +34,7 @@ import orjson
 from trackio_integrations.core.watcher import CONFIG, FINISHED, STATE
 
 POLL = 0.2  # seconds between looks at the parent: the alert comes this long after a death
+CLOSED_ALIVE = 5.0  # a pipe closed this long while its process lives: not a death
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,37 +73,58 @@ def _read_handoff() -> dict[str, Any] | None:
 
 
 def _wait_for_end(parent: int) -> bool:
-    """True when the run finished cleanly, False when its process died first."""
-    open_pipe = True
+    """True when the run ended without dying (finished, or its client dropped and the pipe
+    closed by a live process), False when its process died first."""
+    closed_at = None
     while True:
-        if open_pipe:
+        if closed_at is None:
             readable, _, _ = select.select([0], [], [], POLL)
             if readable:
                 data = os.read(0, 64)
                 if FINISHED in data:
                     return True
-                if not data:
-                    open_pipe = False  # closed without a word: the process is going or gone
+                if not data:  # the process closes its files as it dies, then is gone
+                    closed_at = time.monotonic()
         else:
             time.sleep(POLL)
         if os.getppid() != parent:
             return False
+        if closed_at is not None and time.monotonic() - closed_at > CLOSED_ALIVE:
+            return True  # closed by a process that lives on: the client was dropped unfinished
 
 
 def oom_kills() -> int:
-    """The OOM kills cgroup v2 counted in this process's cgroup (and below it); 0 where unknown."""
+    """The OOM kills counted in this process's memory cgroup (and below it); 0 where unknown.
+
+    cgroup v2: ``oom_kill`` in ``memory.events``; v1: ``oom_kill`` in ``memory.oom_control``.
+    The watcher is in its training process's cgroup (a child starts in its parent's).
+    """
     try:
-        line = Path("/proc/self/cgroup").read_text().splitlines()[0]
-        if not line.startswith("0::"):
-            return 0
-        events = Path("/sys/fs/cgroup") / line[3:].lstrip("/") / "memory.events"
-        for entry in events.read_text().splitlines():
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return 0
+    for line in lines:
+        number, controllers, path = [*line.split(":", 2), "", ""][:3]
+        if number == "0" and not controllers:
+            found = _counter(Path("/sys/fs/cgroup", path.lstrip("/"), "memory.events"))
+        elif "memory" in controllers.split(","):
+            found = _counter(Path("/sys/fs/cgroup/memory", path.lstrip("/"), "memory.oom_control"))
+        else:
+            continue
+        if found is not None:
+            return found
+    return 0
+
+
+def _counter(path: Path) -> int | None:
+    try:
+        for entry in path.read_text().splitlines():
             name, _, value = entry.partition(" ")
             if name == "oom_kill":
                 return int(value)
-    except (OSError, ValueError, IndexError):
+    except (OSError, ValueError):
         pass
-    return 0
+    return None
 
 
 def last_step(folder: Path) -> int | None:

@@ -142,6 +142,13 @@ class Watcher:
             with contextlib.suppress(subprocess.TimeoutExpired, OSError):
                 self._proc.wait(timeout)
 
+    def __del__(self) -> None:
+        # A client dropped without finish() in a process that lives on: not a death, and
+        # nobody left to tell the watcher otherwise; the closed pipe says it.
+        if self._pipe is not None and os.getpid() == self._owner:
+            with contextlib.suppress(OSError):
+                os.close(self._pipe)
+
     def abandon_after_fork(self) -> None:
         """In a forked child: close the copy of the pipe (its end is not ours to announce)."""
         with contextlib.suppress(OSError):

@@ -146,6 +146,11 @@ class Monitoring:
         return state
 
 
+def ending_status(exc: BaseException | None) -> str:
+    """The status of a run whose training call raised ``exc``: interrupted (Ctrl-C) or failed."""
+    return "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+
+
 _SLURM_RUNS: dict[tuple[str, str], int] = {}  # runs this process started, per (project, name)
 _SLURM_LOCK = threading.Lock()
 
