@@ -371,3 +371,31 @@ def test_a_trainer_that_raises_in_a_process_that_lives_on_ends_its_run_and_the_n
     assert alerts(shared_server, project, second) == []
     assert len(shared_server.api("get_system_logs", project, first)) == samples
     assert shared_server.steps(project, first, "train/loss") == [1, 2]  # 3 raised before its log
+
+
+def test_lightning_fit_raising_under_ddp_spawn_ends_as_under_ddp(
+    shared_server: TrackioServer, project: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What ddp (and a single process) shows, through Lightning's finalize("failed"): the alert
+    # and status asserted here (see test_health's Lightning test). ddp_spawn writes the run in a
+    # spawned process, which Lightning does not tell.
+    for name in ("MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "RANK", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    import lightning as L
+
+    from tests.test_lightning import QUIET, Regressor, loaders
+    from trackio_integrations import TrackioLogger
+
+    logger = TrackioLogger(project, server_url=shared_server.write_url)
+    trainer = L.Trainer(
+        max_epochs=3, logger=logger, default_root_dir=tmp_path, strategy="ddp_spawn", **QUIET
+    )
+    with pytest.raises(Exception, match="corrupt shard"):
+        trainer.fit(Regressor(fail_at=6), *loaders())
+    found = wait_until(lambda: alerts(shared_server, project, logger.version), 15.0)
+    assert [(a["title"], a["text"]) for a in found] == [
+        ("Training failed", "RuntimeError: the data loader hit a corrupt shard")
+    ]
+    config = shared_server.wait_for_config(project, logger.run_id, status="failed")
+    assert config["hidden"] == 8  # the hyperparameters stay: a status is added, nothing replaced
+    assert shared_server.steps(project, logger.version, "train_loss") == list(range(6))
