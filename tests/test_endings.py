@@ -400,3 +400,69 @@ def test_lightning_fit_raising_under_ddp_spawn_ends_as_under_ddp(
     config = shared_server.wait_for_config(project, logger.run_id, status="failed")
     assert config["hidden"] == 8  # the hyperparameters stay: a status is added, nothing replaced
     assert shared_server.steps(project, logger.version, "train_loss") == list(range(6))
+
+
+NOTEBOOK_CELLS = [
+    """
+import json, os, signal, threading
+from transformers import Trainer, TrainerCallback, TrainingArguments
+from examples.transformers_trainer import TokenData, tiny_model
+from trackio_integrations import TrackioCallback
+from trackio_integrations.monitoring.health import HealthChecks
+
+class CtrlC(TrainerCallback):  # the notebook's interrupt button: SIGINT to the kernel
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+
+callback = TrackioCallback(system_interval=0.2, health=HealthChecks(stall_after=1.5))
+def train(steps, *extra):
+    args = TrainingArguments(OUT, max_steps=steps, logging_steps=1, report_to=[])
+    data = TokenData(64)
+    Trainer(model=tiny_model(), args=args, train_dataset=data, callbacks=[callback, *extra]).train()
+""",
+    "train(30, CtrlC())",
+    """
+first = callback._run["name"]
+import time; time.sleep(2.5)  # past stall_after
+print(sorted(t.name for t in threading.enumerate() if t.name.startswith("trackio-integrations")))
+""",
+    "train(2)",
+    'print(json.dumps({"first": first, "second": callback._run["name"]}))',
+]
+
+
+def test_a_notebook_interrupted_with_ctrl_c_then_training_again(
+    shared_server: TrackioServer, project: str, tmp_path: Path, spool_dir: Path
+) -> None:
+    import json
+
+    nbclient = pytest.importorskip("nbclient")
+    nbformat = pytest.importorskip("nbformat")
+    pytest.importorskip("ipykernel")
+
+    cells = [nbformat.v4.new_code_cell(f"OUT = {str(tmp_path / 'out')!r}\n" + NOTEBOOK_CELLS[0])]
+    cells += [nbformat.v4.new_code_cell(source) for source in NOTEBOOK_CELLS[1:]]
+    cells[1].metadata["tags"] = ["raises-exception"]  # the interrupted cell shows its error
+    notebook = nbformat.v4.new_notebook(cells=cells)
+    env = shared_server.job_env(project)
+    client = nbclient.NotebookClient(
+        notebook, timeout=240, kernel_name="python3", resources={"metadata": {"path": str(REPO)}}
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("TRACKIO_SERVER_URL", "TRACKIO_WRITE_TOKEN", "TRACKIO_PROJECT", "PYTHONPATH"):
+            patch.setenv(name, env[name])
+        client.execute()
+    assert "KeyboardInterrupt" in str(notebook.cells[1].outputs)
+    assert "trackio-integrations" not in str(notebook.cells[2].outputs), "the run's threads live"
+    runs = json.loads(notebook.cells[4].outputs[0]["text"])
+    first, second = runs["first"], runs["second"]
+    assert first != second
+    found = alerts(shared_server, project, first)
+    raised = [(a["title"], a["step"]) for a in found if "stalled" not in str(a["title"])]
+    assert raised == [("Training interrupted", 3)], found
+    config = shared_server.configs(project)
+    assert [c.get("status") for c in config.values()].count("interrupted") == 1
+    assert not [a for a in alerts(shared_server, project, second) if "stalled" not in a["title"]]
+    assert shared_server.steps(project, second, "train/loss") == [1, 2]
+    wait_until(lambda: not watchers(spool_dir), 10.0)  # the kernel has shut down: none left
