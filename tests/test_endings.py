@@ -132,7 +132,13 @@ def alerts(server: TrackioServer, project: str, run: str) -> list[dict[str, obje
 
 
 def assert_delivered_and_marked(
-    server: TrackioServer, project: str, run: str, last: int, died: float, why: str
+    server: TrackioServer,
+    project: str,
+    run: str,
+    last: int,
+    died: float,
+    why: str,
+    warmed: bool = True,
 ) -> float:
     """Every acknowledged point once, the media, sample and alerts, and the ending, in 15 s."""
 
@@ -149,7 +155,7 @@ def assert_delivered_and_marked(
     assert len(ended) == 1, found
     assert ended[0]["level"] == "error"
     assert why in str(ended[0]["text"]) and f"at step {last}" in str(ended[0]["text"])
-    assert any(a["title"] == "warm-up done" for a in found) or last < 5
+    assert any(a["title"] == "warm-up done" for a in found) or last < 5 or not warmed
     return seconds
 
 
@@ -466,3 +472,54 @@ def test_a_notebook_interrupted_with_ctrl_c_then_training_again(
     assert not [a for a in alerts(shared_server, project, second) if "stalled" not in a["title"]]
     assert shared_server.steps(project, second, "train/loss") == [1, 2]
     wait_until(lambda: not watchers(spool_dir), 10.0)  # the kernel has shut down: none left
+
+
+TWO_RUNS_AND_A_FORK = textwrap.dedent(
+    """
+    import os, sys, time
+    from trackio_integrations import TrackioClient
+    runs = [TrackioClient(sys.argv[1], name=name) for name in ("run-a", "run-b")]
+    for step in range(50):
+        for run in runs:
+            run.log({"loss": 1 / (step + 1)}, step=step)
+    time.sleep(0.5)  # the watchers have started
+    pid = os.fork()
+    if pid == 0:  # a DataLoader worker that logs too, then ends as workers do
+        for step in range(10):
+            runs[0].log({"worker": float(step)}, step=1000 + step)
+        runs[0].finish(timeout=30)
+        os._exit(0)
+    os.waitpid(pid, 0)
+    print("READY", flush=True)
+    for step in range(50, 100_000):
+        for run in runs:
+            run.log({"loss": 1 / (step + 1)}, step=step)
+        print(step, flush=True)
+        time.sleep(0.001)
+    """
+)
+
+
+def test_two_runs_in_a_process_that_forks_keep_their_own_watchers_and_both_are_delivered(
+    shared_server: TrackioServer, project: str, spool_dir: Path
+) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", TWO_RUNS_AND_A_FORK, project],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=REPO,
+        env=shared_server.job_env(),
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "READY"
+    assert len(watchers(spool_dir)) == 2, (
+        "one watcher per run; the worker neither adds nor ends one"
+    )
+    last = last_printed(proc, kill_at=300)
+    died = time.monotonic()
+    for run in ("run-a", "run-b"):
+        assert_delivered_and_marked(
+            shared_server, project, run, last, died, "killed or crashed", warmed=False
+        )
+    assert shared_server.steps(project, "run-a", "worker") == list(range(1000, 1010))
+    wait_until(lambda: not watchers(spool_dir), 10.0)
