@@ -211,6 +211,10 @@ def test_a_run_killed_while_the_server_is_down_is_delivered_when_it_returns(
 ) -> None:
     proc = start(server, project, "outage", "sigkill", 10**6)
     server.kill()
+    time.sleep(0.5)
+    (watcher,) = watchers(spool_dir)
+    live = cli_process(["status"])  # points wait: the run's row says who watches it
+    assert f"watcher pid {watcher})" in live.stdout, live.stdout
     last = last_printed(proc, kill_at=300)
     time.sleep(2.0)  # the watcher finds no server and keeps trying
     assert len(watchers(spool_dir)) == 1
