@@ -4,7 +4,7 @@
     TRACKIO_WATCHER=0 ... python bench/endings.py loop     # the same without a watcher (before)
     ... python bench/endings.py kill                        # SIGKILL while logging flat out
 
-``loop``: a tiny Trainer (600 steps, a log every step, TrackioCallback) and then 20,000 plain
+``loop``: a tiny Trainer (600 steps or ``BENCH_STEPS``, a log every step, TrackioCallback) and then 20,000 plain
 ``log()`` calls; prints one JSON line: the Trainer's ``train_runtime``, ``log()``'s p50 in
 microseconds, and the watcher's resident memory while it waits (kB, from /proc). Time the whole
 command with and without ``TRACKIO_WATCHER=0``, paired, to see what the watcher adds to a run.
@@ -50,7 +50,12 @@ def loop() -> None:
     project = f"bench-endings-{uuid.uuid4().hex[:6]}"
     out = f"/tmp/bench-endings-{os.getpid()}"
     args = TrainingArguments(
-        out, max_steps=600, logging_steps=1, report_to=[], save_strategy="no", disable_tqdm=True
+        out,
+        max_steps=int(os.environ.get("BENCH_STEPS", "600")),
+        logging_steps=1,
+        report_to=[],
+        save_strategy="no",
+        disable_tqdm=True,
     )
     callback = TrackioCallback(project, system_metrics=False)
     trainer = Trainer(
