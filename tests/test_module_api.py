@@ -35,12 +35,11 @@ def trackio(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
 
     from trackio_integrations.core import process
 
-    monkeypatch.setitem(process._current, "run", None)
+    monkeypatch.setattr(process, "_open_runs", [])
     own_log = module.log
     install()
     yield module
-    client = current()
-    if client is not None:
+    for client in reversed(process._open_runs):
         client.finish()
     uninstall()
     assert module.log is own_log
@@ -134,6 +133,55 @@ def test_one_run_per_process_other_threads_and_copied_contexts_included(
     assert shared_server.wait_for_steps(project, "shared", "ctx", 1) == [6]
     assert shared_server.steps(project, "shared", "profiling/step") == [4]
     assert shared_server.steps(project, "shared", "thread") == [5]
+
+
+def test_a_user_s_run_is_current_again_when_the_trainer_s_run_finishes(
+    trackio,
+    shared_server: TrackioServer,
+    project: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from transformers import Trainer, TrainingArguments
+
+    from examples.transformers_trainer import TokenData, tiny_model
+
+    monkeypatch.setenv("TRACKIO_SERVER_URL", shared_server.url)
+    monkeypatch.setenv("TRACKIO_WRITE_TOKEN", TOKEN)
+    monkeypatch.setenv("TRACKIO_PROJECT", project)
+    user = trackio.init(project=project, name="user-run")
+    trackio.log({"user/pre": 1.0})
+    arguments = TrainingArguments(
+        str(tmp_path / "out"),
+        max_steps=2,
+        logging_steps=1,
+        report_to="trackio",
+        run_name="trainer-run",
+        use_cpu=True,
+        save_strategy="no",
+        disable_tqdm=True,
+    )
+    Trainer(model=tiny_model(), args=arguments, train_dataset=TokenData(16)).train()
+    trackio.log({"user/post": 2.0})
+
+    # Any nesting: the run opened last and not finished is current, in every thread and context.
+    inner = trackio.init(project=project, name="inner-run")
+    trackio.log({"inner/x": 3.0})
+    inner.finish()
+    copied = threading.Thread(
+        target=contextvars.copy_context().run, args=(trackio.log, {"user/ctx": 4.0})
+    )
+    copied.start()
+    copied.join()
+    trackio.finish()
+    assert current() is None
+
+    assert shared_server.wait_for_steps(project, "user-run", "user/ctx", 1) == [2]
+    assert shared_server.steps(project, "user-run", "user/pre") == [0]
+    assert shared_server.steps(project, "user-run", "user/post") == [1]
+    assert shared_server.wait_for_steps(project, "inner-run", "inner/x", 1) == [0]
+    assert shared_server.wait_for_steps(project, "trainer-run", "train/loss", 2) == [1, 2]
+    assert user.name == "user-run"
 
 
 def test_our_api_module_needs_no_trackio(shared_server: TrackioServer, project: str) -> None:

@@ -12,11 +12,12 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from transformers import PrinterCallback, Trainer, TrainingArguments
+from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
 
 from examples.transformers_trainer import TokenData, tiny_model
 from tests.harness import BIN, REPO, TOKEN, TrackioServer, free_port, wait_until
 from trackio_integrations import TrackioAuthError, TrackioCallback, TrackioConfigError
+from trackio_integrations.integrations.transformers.args import metric_names as named
 
 SCRIPT = REPO / "tests" / "scripts" / "transformers_train.py"
 TRAIN_KEYS = {"train/loss", "train/grad_norm", "train/learning_rate", "train/epoch"}
@@ -89,6 +90,58 @@ def test_metrics_arrive_named_like_transformers_at_the_global_step(
     assert config["project"] == project and config["hub_token"] == "<HUB_TOKEN>"
     assert config["n_embd"] == 16 and config["model_type"] == "gpt2"
     assert config["model/num_parameters"] == trainer.model.num_parameters()
+
+
+class LogsItsOwn(TrainerCallback):
+    """A user's ``trainer.log({"train_loss": x})`` in the middle of training."""
+
+    def __init__(self) -> None:
+        self.trainer: Trainer | None = None
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if state.global_step == 3 and self.trainer is not None:
+            self.trainer.log({"train_loss": 0.5, "tokens_so_far": 12.0})
+
+
+@pytest.mark.parametrize("tokens_seen", [True, "non_padding"])
+def test_every_key_the_trainer_logs_arrives_at_its_step_with_tokens_seen(
+    shared_server: TrackioServer, project: str, tmp_path: Path, tokens_seen: Any
+) -> None:
+    # With include_num_input_tokens_seen, transformers 5.x adds train_runtime and
+    # train_tokens_per_second to every step's log: still points, not the summary.
+    callback = TrackioCallback(server_url=shared_server.write_url)
+    own = LogsItsOwn()
+    trainer = make_trainer(
+        tmp_path, callback, project=project, include_num_input_tokens_seen=tokens_seen
+    )
+    trainer.add_callback(own)
+    own.trainer = trainer
+    trainer.train()
+
+    run = callback.run_name
+    assert run is not None
+    *during, summary = trainer.state.log_history
+    assert {"train_loss", "total_flos"} <= summary.keys()
+    expected: dict[int, set[str]] = {}
+    for entry in during:
+        logged = {k: v for k, v in entry.items() if k != "step"}
+        expected.setdefault(entry["step"], set()).update(named(logged))
+    assert "train/num_input_tokens_seen" in expected[2]
+    assert "train/train_loss" in expected[3]  # the user's own log
+
+    def stored() -> dict[int, set[str]]:
+        rows: dict[int, set[str]] = {}
+        for row in shared_server.logs(project, run):
+            metrics = {
+                k for k, v in row.items() if k not in ("step", "timestamp") and v is not None
+            }
+            rows.setdefault(row["step"], set()).update(metrics)
+        return rows
+
+    wait_until(lambda: all(expected[s] <= stored().get(s, set()) for s in expected))
+    configs = lambda: shared_server.configs(project).get(callback.run_id) or {}  # noqa: E731
+    assert wait_until(lambda: configs().get("summary"))["total_flos"] == summary["total_flos"]
+    assert "train/total_flos" not in metric_names(shared_server, project, run)
 
 
 def test_settings_come_from_the_callback_then_training_arguments_then_environment(

@@ -16,7 +16,6 @@ from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 from tests.harness import TOKEN, TrackioServer, wait_until
 from trackio_integrations import install, uninstall
 from trackio_integrations.core import process
-from trackio_integrations.core.process import current
 
 WORDS = "the a cat dog sat ran on mat fast slow big small red blue one two three".split()
 PROMPTS = ["the cat", "a dog", "one two", "big red"] * 2
@@ -69,11 +68,10 @@ def on_server(
     monkeypatch.setenv("TRACKIO_SERVER_URL", shared_server.url)
     monkeypatch.setenv("TRACKIO_WRITE_TOKEN", TOKEN)
     monkeypatch.setenv("TRACKIO_PROJECT", project)
-    monkeypatch.setitem(process._current, "run", None)  # no run left open by another test
+    monkeypatch.setattr(process, "_open_runs", [])  # no run left open by another test
     install()
     yield shared_server
-    client = current()
-    if client is not None:
+    for client in reversed(process._open_runs):
         client.finish()
     uninstall()
 

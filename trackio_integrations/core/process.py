@@ -8,6 +8,7 @@ short, bounded flush. The core knows a client only by the ``Live`` shape below, 
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 import weakref
 from typing import Any, Protocol
@@ -27,27 +28,35 @@ class Live(Protocol):
 
 live: weakref.WeakSet[Live] = weakref.WeakSet()  # the clients not yet finished
 
-# The process's current run: the client opened last and not finished. trackio's module API
-# (``trackio.log`` after ``install()``) writes to it, so a library that logs through trackio (TRL)
-# lands in the run a Trainer, a Lightning logger or an Accelerator opened. A plain global, not a
-# context variable: another thread, or code run through ``copy_context().run``, sees the same run.
-_current: dict[str, Any] = {"run": None}
+# The process's open runs, oldest first; the current run is the one opened last and not finished.
+# trackio's module API (``trackio.log`` after ``install()``) writes to it, so a library that logs
+# through trackio (TRL) lands in the run a Trainer, a Lightning logger or an Accelerator opened,
+# and when that run finishes, the run open before it (a user's ``trackio.init()``) is current
+# again. A plain global, not a context variable: another thread, or code run through
+# ``copy_context().run``, sees the same run.
+_open_runs: list[Any] = []
+_open_lock = threading.Lock()
 
 
 def set_current(client: Any) -> None:
-    """Make ``client`` the run that ``trackio.log()`` writes to."""
-    _current["run"] = client
+    """Make ``client`` the run that ``trackio.log()`` writes to (until it finishes)."""
+    with _open_lock:
+        if client in _open_runs:
+            _open_runs.remove(client)
+        _open_runs.append(client)
 
 
 def current() -> Any:
-    """The run ``trackio.log()`` writes to, or None."""
-    return _current["run"]
+    """The run ``trackio.log()`` writes to (opened last and not finished), or None."""
+    with _open_lock:
+        return _open_runs[-1] if _open_runs else None
 
 
 def clear_current(client: Any) -> None:
-    """``client`` finished: if it was the current run, the process has none until the next."""
-    if _current["run"] is client:
-        _current["run"] = None
+    """``client`` finished: the run opened before it, if still open, is current again."""
+    with _open_lock:
+        if client in _open_runs:
+            _open_runs.remove(client)
 
 
 _ADJECTIVES = (

@@ -30,6 +30,16 @@ SUMMARY_KEYS = frozenset(
         "total_flos",
     }
 )
+# The keys that only that summary carries together: ``Trainer._finalize_training`` (5.x, and
+# ``_inner_training_loop`` in 4.x) adds ``total_flos`` and ``train_loss`` to it and to no other
+# log. A step's log may hold ``train_runtime`` and ``train_tokens_per_second`` too
+# (``include_num_input_tokens_seen``), and a user's ``trainer.log({"train_loss": x})`` is a point.
+_SUMMARY_MARK = frozenset({"train_loss", "total_flos"})
+
+
+def is_summary(logs: Mapping[str, Any]) -> bool:
+    """True for the end-of-training aggregates ``Trainer`` logs once; any other log is a point."""
+    return logs.keys() >= _SUMMARY_MARK
 
 
 def resolve_settings(

@@ -18,6 +18,7 @@ from trackio_integrations.integrations.transformers.args import SUMMARY_KEYS as 
 from trackio_integrations.integrations.transformers.args import (
     checkpoint_metadata,
     final_checkpoint,
+    is_summary,
     kept_secrets,
     log_checkpoints_setting,
     metric_names,
@@ -291,7 +292,7 @@ class TrackioCallback(TrainerCallback, ExportableState):
         if not state.is_world_process_zero or not logs:
             return
         client = self._client(args, state, model)
-        if SUMMARY_KEYS & logs.keys():
+        if is_summary(logs):
             client.update_config({"summary": dict(logs)})
             return
         named = metric_names(logs)
