@@ -34,7 +34,7 @@ from trackio_integrations.core.runs import Resume, check_resume, run_to_resume
 from trackio_integrations.core.target import TARGET_OPTIONS
 from trackio_integrations.core.values import json_safe
 from trackio_integrations.errors import TrackioConfigError, warn_user
-from trackio_integrations.integrations.common import Monitoring, slurm_run
+from trackio_integrations.integrations.common import Monitoring, ending_status, slurm_run
 from trackio_integrations.integrations.lightning.checkpoints import (
     checkpoint_metadata,
     checkpoint_record,
@@ -338,6 +338,7 @@ class TrackioLogger(_LightningLoggers):
             return
         if status == "failed":  # called from Lightning's `except`: the exception is at hand
             self._monitoring.failed(*sys.exc_info()[:2])
+            status = ending_status(sys.exc_info()[1])  # a Ctrl-C: "interrupted"
         self._monitoring.ended()
         client.update_config({"status": status})
         client.finish(self._finish_timeout)
