@@ -434,6 +434,8 @@ def train(steps, *extra):
     "train(30, CtrlC())",
     """
 first = callback._run["name"]
+import trackio_integrations.api as trackio
+trackio.log({"late": 1.0})  # the next cell's log: no run is open, it lands nowhere
 import time; time.sleep(2.5)  # past stall_after
 print(sorted(t.name for t in threading.enumerate() if t.name.startswith("trackio-integrations")))
 """,
@@ -475,6 +477,7 @@ def test_a_notebook_interrupted_with_ctrl_c_then_training_again(
     assert [c.get("status") for c in config.values()].count("interrupted") == 1
     assert not [a for a in alerts(shared_server, project, second) if "stalled" not in a["title"]]
     assert shared_server.steps(project, second, "train/loss") == [1, 2]
+    assert not shared_server.values(project, first, "late")
     wait_until(lambda: not watchers(spool_dir), 10.0)  # the kernel has shut down: none left
 
 

@@ -127,8 +127,8 @@ def _counter(path: Path) -> int | None:
     return None
 
 
-def last_step(folder: Path) -> int | None:
-    """The step of the last point in the spool (delivered or not), read from its newest segment."""
+def last_point(folder: Path) -> dict[str, Any] | None:
+    """The last plain point in the spool (delivered or not), read from its newest segment."""
     segments = sorted((p for p in folder.glob("*.jsonl") if p.stem.isdigit()), reverse=True)
     for segment in segments:
         try:
@@ -138,10 +138,13 @@ def last_step(folder: Path) -> int | None:
         for line in reversed(lines):
             with contextlib.suppress(orjson.JSONDecodeError, AttributeError):
                 record = orjson.loads(line)
-                if record.get("kind", "metric") in ("metric", "media") and record.get("metrics"):
-                    step = record.get("step")
-                    if type(step) is int:
-                        return step
+                if (
+                    record.get("kind", "metric") == "metric"
+                    and record.get("metrics")
+                    and type(record.get("step")) is int
+                    and record.get("log_id")
+                ):
+                    return dict(record)
     return None
 
 
@@ -167,7 +170,8 @@ def deliver(folder: Path, handoff: dict[str, Any], reason: str) -> None:
         spool = Spool.in_memory(handoff["meta"])  # `sync` or a new run sent it: the alert only
     meta = spool.meta
     fields = RunFields(str(meta.get("project")), str(meta.get("run")), str(meta.get("run_id")))
-    step = last_step(folder) if spool.path is not None else None
+    point = last_point(folder) if spool.path is not None else None
+    step = point["step"] if point is not None else None
     status = "killed (out of memory)" if "OOM" in reason else "crashed"
     where = f" at step {step}" if step is not None else ""
     text = (
@@ -179,9 +183,14 @@ def deliver(folder: Path, handoff: dict[str, Any], reason: str) -> None:
     now = time.time()
     spool.append(fields.alert(title, text, "error", step, f"{writer}-ended", now))
     config = _config(folder)
-    if config is not None:
-        config["status"] = status
-        spool.append(fields.metric(b"{}", step or 0, b"%s-ended" % writer.encode(), now, config))
+    if config is not None:  # as the client writes a config alone: beside a copy of its last
+        config["status"] = status  # point, which the server stores once (no row of its own)
+        if point is not None:
+            body, log_id = orjson.dumps(point["metrics"]), str(point["log_id"]).encode()
+            spool.append(fields.metric(body, step, log_id, point.get("timestamp") or now, config))
+        else:
+            log_id = b"%s-config" % fields.run_id.encode()
+            spool.append(fields.metric(b"{}", 0, log_id, now, config))
     _post_webhook(handoff, title, text, fields, step)
     _state(folder, pid=os.getpid(), state=f"delivering (the writer {reason})")
     delivery = delivery_for(target, writer, None)
