@@ -24,7 +24,7 @@ import pytest
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from examples.transformers_trainer import TokenData, tiny_model
-from tests.harness import REPO, TrackioServer, cli_process, free_port, wait_until
+from tests.harness import REPO, CaptureServer, TrackioServer, cli_process, free_port, wait_until
 from trackio_integrations import TrackioCallback
 from trackio_integrations.monitoring.health import HealthChecks
 
@@ -530,3 +530,24 @@ def test_two_runs_in_a_process_that_forks_keep_their_own_watchers_and_both_are_d
         )
     assert shared_server.steps(project, "run-a", "worker") == list(range(1000, 1010))
     wait_until(lambda: not watchers(spool_dir), 10.0)
+
+
+def test_the_alert_for_a_killed_run_reaches_the_webhook_like_every_alert(
+    shared_server: TrackioServer, project: str, capture: CaptureServer
+) -> None:
+    env = shared_server.job_env(TRACKIO_WEBHOOK_URL=f"{capture.url}/hook")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", TRAINING, "os_exit", "8", project, "hooked"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=REPO,
+        env=env,
+    )
+    last = last_printed(proc)
+    died = time.monotonic()
+    assert_delivered_and_marked(shared_server, project, "hooked", last, died, "killed or crashed")
+    posted = wait_until(
+        lambda: [r for r in capture.requests if r.path == "/hook" and ENDED in str(r.json())], 10.0
+    )
+    assert len(posted) == 1 and "at step 7" in str(posted[0].json())
