@@ -91,7 +91,13 @@ def watchers(spool_dir: Path) -> list[int]:
 
 
 def start(
-    server: TrackioServer, project: str, run: str, how: str, at: int, cgroup: Path | None = None
+    server: TrackioServer,
+    project: str,
+    run: str,
+    how: str,
+    at: int,
+    cgroup: Path | None = None,
+    wait: float = 30,
 ) -> subprocess.Popen[str]:
     command = [sys.executable, "-c", TRAINING, how, str(at), project, run]
     if cgroup is not None:  # enter the cgroup first: the watcher it starts is in it too
@@ -102,7 +108,7 @@ def start(
         stderr=subprocess.DEVNULL,
         text=True,
         cwd=REPO,
-        env=server.job_env(),
+        env=server.job_env(TRACKIO_WATCHER_WAIT=str(wait)),
     )
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == "READY"
@@ -209,7 +215,7 @@ def test_a_clean_end_raises_no_alarm_and_leaves_no_process(
 def test_a_run_killed_while_the_server_is_down_is_delivered_when_it_returns(
     server: TrackioServer, project: str, spool_dir: Path
 ) -> None:
-    proc = start(server, project, "outage", "sigkill", 10**6)
+    proc = start(server, project, "outage", "sigkill", 10**6, wait=120)
     server.kill()
     time.sleep(0.5)
     (watcher,) = watchers(spool_dir)

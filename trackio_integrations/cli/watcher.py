@@ -31,7 +31,7 @@ from typing import Any
 
 import orjson
 
-from trackio_integrations.core.watcher import CONFIG, FINISHED, STATE
+from trackio_integrations.core.watcher import CONFIG, FINISHED, STATE, hold
 
 POLL = 0.2  # seconds between looks at the parent: the alert comes this long after a death
 CLOSED_ALIVE = 5.0  # a pipe closed this long while its process lives: not a death
@@ -44,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     if handoff is None:
         return 0  # finished before it was handed anything (or a broken pipe): nothing to watch
     _state(folder, pid=os.getpid(), watches=parent, state="watching")
+    hold(folder)  # for its life: a client that starts meanwhile leaves this spool to it
     oom_before = oom_kills()
     if _wait_for_end(parent):
         with contextlib.suppress(OSError):

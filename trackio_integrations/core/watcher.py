@@ -19,6 +19,7 @@ it keeps trying a server that is down before it leaves the spool to ``sync`` (an
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 import pickle
@@ -37,6 +38,7 @@ logger = logging.getLogger("trackio_integrations")
 FINISHED = b"F"
 STATE = "watcher.json"  # in the spool folder: who watches it, or why it gave up (for `status`)
 CONFIG = "config.json"  # the run's last config, so that a status can be added to it, not replace it
+LOCK = "watcher.lock"  # flocked by a live watcher: its run's spool is no other client's orphan
 DEFAULT_WAIT = 600.0
 
 
@@ -58,6 +60,35 @@ def save_config(folder: Path | None, config: dict[str, Any]) -> None:
     if folder is not None:
         with contextlib.suppress(OSError, TypeError):
             write_private(folder / CONFIG, orjson.dumps(config))
+
+
+def hold(folder: Path) -> int | None:
+    """The watcher's lock on ``folder`` (held for its life), or None where it cannot be taken."""
+    try:
+        fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def watched(folder: Path) -> bool:
+    """Whether a live watcher will deliver this spool folder (then the next client leaves it)."""
+    try:
+        fd = os.open(folder / LOCK, os.O_RDWR)
+    except OSError:
+        return False  # never watched (or not readable here)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+    return False
 
 
 def watcher_state(folder: Path) -> dict[str, Any] | None:
