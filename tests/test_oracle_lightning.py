@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-import pytest
 import torch
 import yaml
 from hypothesis import HealthCheck, Phase, example, given, settings
@@ -202,6 +201,7 @@ def test_manual_optimization_with_two_optimizers(
         logger=[trackio, csv_logger],
         log_every_n_steps=1,
         callbacks=[LearningRateMonitor("step")],
+        default_root_dir=tmp_path,
     )
     trainer.fit(TwoOptimizers(), data())
     assert_run_holds(shared_server, project, trackio.run_id, csv_points(csv_metrics(csv_logger)))
@@ -214,6 +214,7 @@ def test_a_fit_resumed_from_a_checkpoint_continues_the_run_with_every_row(
     checkpoints = ModelCheckpoint(tmp_path / "ckpt", save_last=True)
     first, first_csv = loggers(shared_server, project, tmp_path / "first", step_ids=True)
     options = {**QUIET, "enable_checkpointing": True, "log_every_n_steps": 1}
+    options["default_root_dir"] = tmp_path
     trainer = L.Trainer(**options, max_epochs=1, logger=[first, first_csv], callbacks=[checkpoints])
     trainer.fit(Model(), data(), data(8, seed=1))
     again, again_csv = loggers(
@@ -256,11 +257,6 @@ def test_fabric_logs_every_value_its_csv_logger_records(
     assert_run_holds(shared_server, project, trackio.run_id, rows)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: TrackioLogger(run_id=...) without name= generates a new run name, so the "
-    "server lists the continued run twice (same id, two names)",
-)
 def test_a_run_continued_by_its_id_alone_keeps_its_name(
     shared_server: TrackioServer, tmp_path: Path
 ) -> None:
