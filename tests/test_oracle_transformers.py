@@ -80,11 +80,14 @@ def check_trainer_run(
 
 SETTINGS = st.fixed_dictionaries(
     {
+        "logging_strategy": st.sampled_from(["steps", "epoch"]),
         "logging_steps": st.sampled_from([1, 2, 3]),
         "logging_first_step": st.booleans(),
         "gradient_accumulation_steps": st.sampled_from([1, 2]),
         "eval": st.sampled_from(["no", "steps", "epoch"]),
         "eval_on_start": st.booleans(),
+        "eval_datasets": st.sampled_from([1, 2]),
+        "evaluate_first": st.booleans(),
         "include_num_input_tokens_seen": st.sampled_from(["no", True, "non_padding"]),
         "max_grad_norm": st.sampled_from([1.0, 0.0]),
         "compute_metrics": st.booleans(),
@@ -96,11 +99,14 @@ SETTINGS = st.fixed_dictionaries(
 
 @example(
     case={
+        "logging_strategy": "steps",
         "logging_steps": 1,
         "logging_first_step": True,
         "gradient_accumulation_steps": 2,
         "eval": "steps",
         "eval_on_start": True,
+        "eval_datasets": 2,
+        "evaluate_first": True,
         "include_num_input_tokens_seen": True,
         "max_grad_norm": 0.0,
         "compute_metrics": True,
@@ -110,11 +116,14 @@ SETTINGS = st.fixed_dictionaries(
 )
 @example(
     case={
+        "logging_strategy": "epoch",
         "logging_steps": 3,
         "logging_first_step": False,
         "gradient_accumulation_steps": 1,
         "eval": "epoch",
         "eval_on_start": False,
+        "eval_datasets": 1,
+        "evaluate_first": False,
         "include_num_input_tokens_seen": "non_padding",
         "max_grad_norm": 1.0,
         "compute_metrics": True,
@@ -139,6 +148,7 @@ def test_the_server_holds_what_the_trainer_logged(
         "num_train_epochs": 2,  # 16 samples in batches of 4: 4 (or 2 accumulated) steps an epoch
         "per_device_train_batch_size": 4,
         "per_device_eval_batch_size": 4,
+        "logging_strategy": case["logging_strategy"],
         "logging_steps": case["logging_steps"],
         "logging_first_step": case["logging_first_step"],
         "gradient_accumulation_steps": case["gradient_accumulation_steps"],
@@ -154,19 +164,29 @@ def test_the_server_holds_what_the_trainer_logged(
         "run_name": "oracle",
     }
     callback = TrackioCallback(project=project, server_url=shared_server.write_url)
+    eval_dataset: Any = TokenData(8, seed=1)
+    if case["eval_datasets"] == 2:  # eval_a_loss, eval_b_loss: eval/a_loss, eval/b_loss
+        eval_dataset = {"a": eval_dataset, "b": TokenData(4, seed=3)}
     trainer = Trainer(
         model=tiny_model(),
         args=TrainingArguments(str(tmp_path / uuid.uuid4().hex), **arguments),
         train_dataset=TokenData(16),
-        eval_dataset=TokenData(8, seed=1) if evaluating or case["after"] else None,
+        eval_dataset=eval_dataset,
         compute_metrics=numpy_and_text_metrics if case["compute_metrics"] else None,
         callbacks=[callback],
     )
     trainer.remove_callback(PrinterCallback)
+    # A baseline evaluate() before train() opens the run that train() continues, at step 0;
+    # train() starts a new log_history, so the baseline is kept from here.
+    baseline: list[dict[str, Any]] = []
+    if case["evaluate_first"]:
+        trainer.evaluate()
+        baseline = copy.deepcopy(trainer.state.log_history)
     runs: list[tuple[str | None, list[dict[str, Any]]]] = []
     for _ in range(2 if case["train_twice"] else 1):
         trainer.train()
         runs.append((callback.run_id, copy.deepcopy(trainer.state.log_history)))
+    runs[0] = (runs[0][0], baseline + runs[0][1])
     # evaluate() / predict() after training log to the last run at its final step; evaluate()
     # is in log_history, predict() only in what it returns.
     predicted: list[Point] = []
@@ -177,7 +197,10 @@ def test_the_server_holds_what_the_trainer_logged(
             metrics = trainer.predict(TokenData(8, seed=2)).metrics or {}
             step = trainer.state.global_step
             predicted += [Point(transformers_name(k), step, v) for k, v in metrics.items()]
-    runs[-1] = (callback.run_id, copy.deepcopy(trainer.state.log_history))
+    runs[-1] = (
+        callback.run_id,
+        (baseline if len(runs) == 1 else []) + copy.deepcopy(trainer.state.log_history),
+    )
     assert len(set(run_ids(shared_server, project))) == len(runs)
     for i, (run_id, history) in enumerate(runs):
         last = i == len(runs) - 1
