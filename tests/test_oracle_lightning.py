@@ -57,8 +57,8 @@ class Model(L.LightningModule):
         self.log("train_loss", loss, on_step=self.hparams.on_step, on_epoch=self.hparams.on_epoch)
         return loss
 
-    def validation_step(self, batch: Any, _: int) -> None:
-        self.log("val_loss", self.loss(batch))
+    def validation_step(self, batch: Any, _: int, dataloader_idx: int = 0) -> None:
+        self.log("val_loss", self.loss(batch))  # two loaders: val_loss/dataloader_idx_<i>
 
     def test_step(self, batch: Any, _: int) -> None:
         self.log("test_loss", self.loss(batch))
@@ -135,7 +135,9 @@ SETTINGS = st.fixed_dictionaries(
         "log_every_n_steps": st.sampled_from([1, 2, 3]),
         "on_step_on_epoch": st.sampled_from([(True, False), (False, True), (True, True)]),
         "validation": st.sampled_from(["none", "epoch", "every 2 batches"]),
+        "val_loaders": st.sampled_from([1, 2]),
         "test": st.booleans(),
+        "validate_after": st.booleans(),
         "accumulate_grad_batches": st.sampled_from([1, 2]),
         "lr_monitor": st.booleans(),
     }
@@ -147,7 +149,9 @@ SETTINGS = st.fixed_dictionaries(
         "log_every_n_steps": 1,
         "on_step_on_epoch": (True, True),
         "validation": "every 2 batches",
+        "val_loaders": 2,
         "test": True,
+        "validate_after": True,
         "accumulate_grad_batches": 2,
         "lr_monitor": True,
     }
@@ -179,7 +183,10 @@ def test_the_server_holds_every_row_of_a_csv_logger_beside_it(
         default_root_dir=root,
     )
     model = Model(on_step, on_epoch, tags=["a", "b"])
-    trainer.fit(model, data(), data(8, seed=1))
+    val = [data(8, seed=1), data(4, seed=3)][: case["val_loaders"]]
+    trainer.fit(model, data(), val)
+    if case["validate_after"]:  # after fit(): the same run again
+        trainer.validate(model, val)
     if case["test"]:
         trainer.test(model, data(8, seed=2))
     assert_run_holds(shared_server, project, trackio.run_id, csv_points(csv_metrics(csv_logger)))
