@@ -30,6 +30,14 @@ class Point:
     value: Any
 
 
+# trackio's reserved metric keys; it stores them (and any key starting with ``__``) as ``__<key>``.
+RESERVED = frozenset({"project", "run", "timestamp", "step", "time", "metrics"})
+
+
+def stored_name(key: str) -> str:
+    return f"__{key}" if key in RESERVED or key.startswith("__") else key
+
+
 def stored(value: Any) -> Any:
     """A value as trackio stores it and reads it back: NaN and infinities become null, numpy and
     tensor scalars plain numbers."""

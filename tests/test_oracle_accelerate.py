@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from tests.harness import TrackioServer
-from tests.oracle import Point, assert_run_holds, run_ids
+from tests.oracle import Point, assert_run_holds, run_ids, stored_name
 from trackio_integrations import TrackioTracker
 
 EXAMPLES = int(os.environ.get("ORACLE_EXAMPLES", "5"))
@@ -32,12 +32,14 @@ def fresh_accelerate_state() -> Iterator[None]:
 
 
 def flat(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested keys joined with ``/``, after trackio's renaming of the reserved top-level keys."""
     out: dict[str, Any] = {}
     for key, value in values.items():
+        name = f"{prefix}/{key}" if prefix else stored_name(key)
         if isinstance(value, Mapping):
-            out.update(flat(value, f"{prefix}{key}/"))
+            out.update(flat(value, name))
         else:
-            out[f"{prefix}{key}"] = value.item() if isinstance(value, torch.Tensor) else value
+            out[name] = value.item() if isinstance(value, torch.Tensor) else value
     return out
 
 
@@ -47,7 +49,7 @@ NUMBER = st.one_of(
     st.sampled_from([math.nan, math.inf, -math.inf]),
 )
 VALUE = st.one_of(NUMBER, NUMBER.map(lambda v: torch.tensor(float(v))))
-NAME = st.sampled_from(["loss", "lr", "acc", "grad norm"])
+NAME = st.sampled_from(["loss", "lr", "grad norm", "step", "time", "__private"])  # some reserved
 VALUES = st.dictionaries(
     NAME, st.one_of(VALUE, st.dictionaries(NAME, VALUE, min_size=1, max_size=2)), min_size=1
 )
@@ -77,7 +79,7 @@ def test_the_server_holds_every_accelerator_log_the_script_made(
         accelerator.log(values, step=step)
         at = step if step is not None else (0 if highest is None else highest + 1)
         highest = at if highest is None else max(highest, at)
-        expected += [Point(name, at, value) for name, value in flat(values).items()]
+        expected += [Point(k, at, v) for k, v in flat(values).items()]
     accelerator.end_training()
     (run_id,) = run_ids(shared_server, project)
     assert_run_holds(shared_server, project, run_id, expected)

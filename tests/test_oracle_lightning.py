@@ -22,7 +22,7 @@ from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader, TensorDataset
 
 from tests.harness import TrackioServer, wait_until
-from tests.oracle import Point, assert_run_holds, run_ids, same
+from tests.oracle import Point, assert_run_holds, run_ids, same, stored_name
 from trackio_integrations import TrackioLogger
 
 EXAMPLES = int(os.environ.get("ORACLE_EXAMPLES", "5"))
@@ -101,7 +101,7 @@ def csv_points(path: Path) -> list[Point]:
     with path.open() as f:
         for row in csv.DictReader(f):
             step = int(row.pop("step"))
-            points += [Point(key, step, float(value)) for key, value in row.items() if value]
+            points += [Point(stored_name(k), step, float(v)) for k, v in row.items() if v]
     return points
 
 
