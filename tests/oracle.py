@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,11 +67,19 @@ def server_points(server: TrackioServer, project: str, run_id: str) -> list[Poin
     ]
 
 
-def differences(expected: Iterable[Point], actual: Iterable[Point]) -> list[str]:
+def no_extra(name: str) -> bool:
+    return False
+
+
+def differences(
+    expected: Iterable[Point], actual: Iterable[Point], extra: Callable[[str], bool] = no_extra
+) -> list[str]:
     """What is wrong with ``actual`` against ``expected``: missing, duplicated, misvalued or
-    unexpected (name, step) points. The same (name, step) may be expected more than once (an
-    ``evaluate()`` after training at the step the last evaluation ran): the server may hold it
-    once per time it was logged, each time with one of the logged values."""
+    unexpected (name, step) points; ``extra`` names the metrics that are there by design beside
+    the framework's record (e.g. what TRL logs through trackio itself). The same (name, step) may
+    be expected more than once (an ``evaluate()`` after training at the step the last evaluation
+    ran): the server may hold it once per time it was logged, each time with one of the logged
+    values."""
     wanted: dict[tuple[str, int], list[Any]] = defaultdict(list)
     for point in expected:
         wanted[(point.name, point.step)].append(point.value)
@@ -90,6 +98,8 @@ def differences(expected: Iterable[Point], actual: Iterable[Point]) -> list[str]
             if not any(same(v, value) for v in values):
                 problems.append(f"{key[0]!r} at step {key[1]} is {value!r}, logged {values!r}")
     for key in sorted(held.keys() - wanted.keys()):
+        if extra(key[0]):
+            continue
         problems.append(f"unexpected {key[0]!r} at step {key[1]}: {held[key]!r}")
     return problems
 
@@ -100,13 +110,14 @@ def assert_run_holds(
     run_id: str,
     expected: Iterable[Point],
     timeout: float = 15.0,
+    extra: Callable[[str], bool] = no_extra,
 ) -> None:
     """The run's metric rows are exactly ``expected`` (waiting up to ``timeout`` for the points
     still in flight); else an AssertionError that lists every difference."""
     expected = list(expected)
     deadline = time.monotonic() + timeout
     while True:
-        problems = differences(expected, server_points(server, project, run_id))
+        problems = differences(expected, server_points(server, project, run_id), extra)
         if not any(p.startswith("missing") for p in problems) or time.monotonic() > deadline:
             break
         time.sleep(0.25)

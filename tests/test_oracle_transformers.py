@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from tests.oracle import (
     Point,
     assert_run_holds,
     log_history_points,
+    no_extra,
     run_ids,
     summary_differences,
     train_end_summary,
@@ -62,10 +63,12 @@ def check_trainer_run(
     run_id: str | None,
     log_history: list[dict[str, Any]],
     predicted: Sequence[Point] = (),
+    extra: Callable[[str], bool] = no_extra,
 ) -> None:
     """The run holds ``log_history`` (and ``predict()``'s metrics, which it lacks)."""
     assert run_id is not None
-    assert_run_holds(server, project, run_id, [*log_history_points(log_history), *predicted])
+    expected = [*log_history_points(log_history), *predicted]
+    assert_run_holds(server, project, run_id, expected, extra=extra)
     expected = train_end_summary(log_history)
     if expected is not None:
 
@@ -287,7 +290,11 @@ def grpo(tmp_path: Path, callbacks: list[Any], report_to: str = "none") -> Any:
     from trl import GRPOConfig, GRPOTrainer
 
     args = GRPOConfig(
-        **trl_arguments(tmp_path, "grpo", report_to), num_generations=2, max_completion_length=6
+        **trl_arguments(tmp_path, "grpo", report_to),
+        num_generations=2,
+        max_completion_length=6,
+        log_completions=report_to == "trackio",
+        num_completions_to_print=0,
     )
     return GRPOTrainer(
         model=tiny_lm(),
@@ -396,3 +403,28 @@ def test_two_trainers_in_one_script_sft_then_dpo_are_two_runs_each_from_step_1(
         steps = shared_server.steps(project, run["name"], "train/loss")
         assert steps == [1, 2]
         check_trainer_run(shared_server, project, str(run["id"]), trainer.state.log_history)
+
+
+def test_grpo_through_report_to_trackio_holds_its_log_history_beside_what_trl_logs_itself(
+    shared_server: TrackioServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After ``install()``, TRL also calls ``trackio.log`` (profiling timings, the completions
+    table): those are in the run by design; everything in ``log_history`` is there too."""
+    hf_logging.set_verbosity_error()
+    project = f"oracle-{uuid.uuid4().hex[:10]}"
+    monkeypatch.setenv("TRACKIO_SERVER_URL", shared_server.url)
+    monkeypatch.setenv("TRACKIO_WRITE_TOKEN", TOKEN)
+    monkeypatch.setenv("TRACKIO_PROJECT", project)
+    install()
+    try:
+        trainer = grpo(tmp_path, [], report_to="trackio")
+        trainer.train()
+    finally:
+        uninstall()
+    (run,) = shared_server.runs(project)
+
+    def by_trl(name: str) -> bool:
+        return "Time taken" in name or name == "completions"
+
+    history = trainer.state.log_history
+    check_trainer_run(shared_server, project, str(run["id"]), history, extra=by_trl)
