@@ -43,7 +43,12 @@ def data(n: int = 16, seed: int = 0) -> DataLoader:
 
 class Model(L.LightningModule):
     def __init__(
-        self, on_step: bool = True, on_epoch: bool = False, lr: float = 0.05, tags: Any = None
+        self,
+        on_step: bool = True,
+        on_epoch: bool = False,
+        lr: float = 0.05,
+        tags: Any = None,
+        optimizer: Any = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -182,7 +187,7 @@ def test_the_server_holds_every_row_of_a_csv_logger_beside_it(
         callbacks=[LearningRateMonitor("step")] if case["lr_monitor"] else [],
         default_root_dir=root,
     )
-    model = Model(on_step, on_epoch, tags=["a", "b"])
+    model = Model(on_step, on_epoch, tags=["a", "b"], optimizer={"name": "sgd", "decay": None})
     val = [data(8, seed=1), data(4, seed=3)][: case["val_loaders"]]
     trainer.fit(model, data(), val)
     if case["validate_after"]:  # after fit(): the same run again

@@ -29,9 +29,11 @@ from tests.harness import REPO, TOKEN, TrackioServer, wait_until
 from tests.oracle import (
     Point,
     assert_run_holds,
+    count,
     log_history_points,
     no_extra,
     run_ids,
+    server_points,
     summary_differences,
     train_end_summary,
     transformers_name,
@@ -231,6 +233,43 @@ def test_a_run_resumed_after_sigkill_holds_the_resumed_trainers_log_history(
     # The resumed Trainer's log_history: the checkpoint's (steps 1-4), then steps 5-8 again.
     assert run_ids(shared_server, project) == [report["run_id"]]
     check_trainer_run(shared_server, project, report["run_id"], report["log_history"])
+
+
+def test_train_again_from_a_checkpoint_in_the_same_process_continues_the_run(
+    shared_server: TrackioServer, tmp_path: Path
+) -> None:
+    hf_logging.set_verbosity_error()
+    project = f"oracle-{uuid.uuid4().hex[:10]}"
+    callback = TrackioCallback(project=project, server_url=shared_server.write_url)
+    trainer = Trainer(
+        model=tiny_model(),
+        args=TrainingArguments(
+            str(tmp_path / "out"),
+            max_steps=6,
+            per_device_train_batch_size=4,
+            logging_steps=1,
+            eval_strategy="steps",
+            eval_steps=2,
+            save_steps=3,
+            report_to="none",
+            use_cpu=True,
+            disable_tqdm=True,
+        ),
+        train_dataset=TokenData(16),
+        eval_dataset=TokenData(8, seed=1),
+        callbacks=[callback],
+    )
+    trainer.remove_callback(PrinterCallback)
+    trainer.train()
+    first, before = callback.run_id, copy.deepcopy(trainer.state.log_history)
+    trainer.train(resume_from_checkpoint=str(tmp_path / "out" / "checkpoint-3"))
+    assert callback.run_id == first and run_ids(shared_server, project) == [first]
+    # Steps 4-6 ran twice: each is stored once (step ids), with the value it was first logged
+    # with; a timing (eval/runtime) differs between the two, a loss does not.
+    check_trainer_run(shared_server, project, first, before + trainer.state.log_history)
+    logged = count(log_history_points(trainer.state.log_history))  # train/epoch: twice at 2, 4, 6
+    held = count(server_points(shared_server, project, first))
+    assert {key: n for key, n in held.items() if n > logged[key]} == {}
 
 
 # --- TRL: each trainer's own log_history, on its smallest settings ---------------------------
