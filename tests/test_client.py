@@ -267,7 +267,11 @@ def test_no_token_in_repr_logs_or_warnings(
     messages = [str(w.message) for w in caught]
     # the places a token could leak all said something ...
     assert any("'bad'" in m for m in messages) and any("__step" in m for m in messages)
-    assert "point(s) not yet delivered" in caplog.text and "(busy)" in caplog.text
+    assert (
+        "you logged" in caplog.text
+        and "not yet delivered" in caplog.text
+        and "(busy)" in caplog.text
+    )
     assert repr(run).endswith(f"target=server {capture.url})")
     assert str(run.target) == f"server {capture.url}"
     # ... while the token was in use: the server got it, in the header only
@@ -316,6 +320,35 @@ def test_config_without_any_point_still_arrives(shared_server: TrackioServer, pr
     assert shared_server.wait_for_config(project, run.run_id, only="config") == {"only": "config"}
 
 
+def test_config_updates_after_the_last_point_leave_no_row_without_a_metric(
+    shared_server: TrackioServer, project: str
+) -> None:
+    run = TrackioClient(project, server_url=shared_server.write_url, config={"a": 1})
+    run.log({"loss": 1.0}, step=0)
+    run.log({"loss": 0.5}, step=1)
+    assert run.flush(timeout=60)
+    run.update_config({"checkpoint": "/ckpt/1"})
+    assert run.flush(timeout=60)  # written alone: no point came after it
+    run.update_config({"status": "success"})  # the last one, at finish
+    run.update_config({"status": "success"})  # no change: nothing to send
+    assert run.finish(timeout=60)
+    config = shared_server.wait_for_config(project, run.run_id, status="success")
+    assert config == {"a": 1, "checkpoint": "/ckpt/1", "status": "success"}
+    rows = shared_server.logs(project, run.name)
+    assert [(row["step"], row["loss"]) for row in rows] == [(0, 1.0), (1, 0.5)]
+
+    # A run that logs no point: its configs share one row with no metric.
+    bare = TrackioClient(project, "bare", server_url=shared_server.write_url, config={"b": 1})
+    assert bare.flush(timeout=60)
+    bare.update_config({"status": "success"})
+    assert bare.finish(timeout=60)
+    assert shared_server.wait_for_config(project, bare.run_id, status="success") == {
+        "b": 1,
+        "status": "success",
+    }
+    assert len(shared_server.logs(project, "bare")) == 1
+
+
 def test_finish_is_idempotent_and_log_after_finish_is_ignored(
     shared_server: TrackioServer, project: str
 ) -> None:
@@ -345,13 +378,12 @@ def test_log_never_raises_into_the_training_loop(
     messages = " ".join(str(w.message) for w in caught)
     for said in ("takes a mapping", "step must be an integer", "Metric 'a' was not logged"):
         assert said in messages
-    rows = shared_server.wait_for_logs(project, run.name, 3)
+    assert shared_server.wait_for_config(project, run.run_id) == {"value": repr(thing)}
+    rows = shared_server.wait_for_logs(project, run.name, 2)
     assert [(row["step"], row.get("a"), row.get("b")) for row in rows] == [
         (0, 1, None),  # the server assigned the step a bad one was given for
         (1, None, 2),
-        (1, None, None),  # the config, written alone since no point came after it
     ]
-    assert shared_server.configs(project)[run.run_id] == {"value": repr(thing)}
 
 
 def test_steps_left_out_are_assigned_by_the_server(

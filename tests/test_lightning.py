@@ -9,6 +9,7 @@ import json
 import pickle
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from lightning.pytorch.utilities.parsing import AttributeDict
 from omegaconf import OmegaConf
 from torch.utils.data import DataLoader, TensorDataset
 
-from tests.harness import REPO, TrackioServer
+from tests.harness import REPO, TrackioServer, run_python
 from trackio_integrations import TrackioAuthError, TrackioConfigError, TrackioLogger
 
 QUIET: dict[str, Any] = {
@@ -128,6 +129,34 @@ def test_a_fit_arrives_with_its_metrics_hyperparameters_checkpoints_and_status(
     assert shared_server.wait_for_steps(project, logger.version, "test_loss", 1) == [12]
     assert [r["name"] for r in shared_server.runs(project)] == [logger.version]
     assert shared_server.wait_for_config(project, logger.run_id, status="success")
+
+
+def test_a_score_logged_after_fit_lands_in_the_run_which_keeps_fit_s_status(
+    shared_server: TrackioServer, project: str, tmp_path: Path
+) -> None:
+    # A fresh process that touches the logger after fit() and exits: nothing finalizes it again.
+    code = textwrap.dedent(
+        f"""
+        import lightning as L
+        from tests.test_lightning import QUIET, Regressor, loaders
+        from trackio_integrations import TrackioLogger
+        logger = TrackioLogger({project!r}, "after-fit", server_url={shared_server.write_url!r})
+        trainer = L.Trainer(max_epochs=1, logger=logger, enable_checkpointing=False,
+                            default_root_dir={str(tmp_path)!r}, **QUIET)
+        trainer.fit(Regressor(), *loaders())
+        assert logger.experiment.pending == 0
+        logger.log_metrics({{"final/score": 0.5}})
+        """
+    )
+    done = run_python(code)
+    assert done.returncode == 0, done.stderr
+
+    assert shared_server.wait_for_steps(project, "after-fit", "final/score", 1) == [4]
+    assert shared_server.steps(project, "after-fit", "train_loss") == [0, 1, 2, 3]
+    [run] = shared_server.runs(project)
+    assert shared_server.configs(project)[run["id"]]["status"] == "success"
+    rows = shared_server.logs(project, "after-fit")
+    assert [row for row in rows if not row.keys() - {"step", "timestamp"}] == []
 
 
 def test_a_fit_that_raises_still_delivers_its_points_and_records_failed(

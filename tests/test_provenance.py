@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.harness import REPO, TOKEN, TrackioServer, cli_process, wait_until
+from tests.harness import REPO, TOKEN, TrackioServer, cli_process, run_python, wait_until
 from trackio_integrations import TrackioClient
 from trackio_integrations.provenance.redact import REDACTED, clean_url, redact_command
 
@@ -311,3 +311,20 @@ def test_gpu_and_slurm_facts_where_present(tmp_path: Path, monkeypatch: pytest.M
     assert facts["provenance/gpu/count"] == 2
     assert facts["provenance/slurm_job_id"] == "4242"
     assert "never-recorded-1" not in json.dumps(facts)
+
+
+def test_a_spool_folder_that_cannot_be_written_is_one_warning_and_no_traceback(
+    tmp_path: Path,
+) -> None:
+    """The spool's warning says what to do; provenance keeps its config and says nothing more."""
+    not_a_folder = tmp_path / "a-file"
+    not_a_folder.write_text("")
+    result = run_python(
+        "from trackio_integrations import TrackioClient\n"
+        "with TrackioClient('unwritable-spool') as run:\n"
+        "    run.log({'loss': 1.0}, step=0)\n",
+        env={"TRACKIO_SPOOL_DIR": str(not_a_folder), "TRACKIO_DIR": str(tmp_path / "trackio")},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("Cannot write the trackio-integrations spool") == 1
+    assert "Traceback" not in result.stderr and "provenance" not in result.stderr, result.stderr

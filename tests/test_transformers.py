@@ -142,6 +142,8 @@ def test_every_key_the_trainer_logs_arrives_at_its_step_with_tokens_seen(
     configs = lambda: shared_server.configs(project).get(callback.run_id) or {}  # noqa: E731
     assert wait_until(lambda: configs().get("summary"))["total_flos"] == summary["total_flos"]
     assert "train/total_flos" not in metric_names(shared_server, project, run)
+    # The summary rode on the last point's id: no row without a metric.
+    assert all(row.keys() - {"step", "timestamp"} for row in shared_server.logs(project, run))
 
 
 def test_settings_come_from_the_callback_then_training_arguments_then_environment(

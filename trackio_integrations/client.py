@@ -88,6 +88,8 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         config: the run's configuration (made JSON-safe).
         run_id: a stable id for the run; pass the same one to continue a run after a restart.
         last_step: the last step a continued run reached: a point without a step follows it.
+        config_saved: the target already holds ``config`` (a run this process continues): it is
+            sent again only with a change.
         spool_dir: where unsent points wait (``TRACKIO_SPOOL_DIR``, else the user cache).
         check: check the server version and write access now (a wrong token raises here).
         step_ids: derive each point's id from (run id, step, metric names), so that a step logged
@@ -127,6 +129,7 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         config: Mapping[str, Any] | Any | None = None,
         run_id: str | None = None,
         last_step: int | None = None,
+        config_saved: bool = False,
         spool_dir: str | os.PathLike[str] | None = None,
         check: bool = True,
         step_ids: bool = False,
@@ -162,7 +165,7 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         self.run_id: str = run_id or uuid.uuid4().hex
         self.server_info: dict[str, Any] | None = None
         self._config: dict[str, Any] = as_config(config)
-        self._config_pending = bool(self._config)
+        self._config_pending = bool(self._config) and not config_saved
         self._config_since = time.monotonic()
         self._spool_root = Path(spool_dir) if spool_dir else default_root()
         # A server: the dashboard refreshes about every second, so one request a second shows
@@ -176,6 +179,8 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         self._lock = threading.Lock()
         self._seq = 0
         self._last_step: int | None = last_step
+        # The last plain point (body, step, log_id): a config line repeats it (see below).
+        self._last_point: tuple[bytes, int | None, bytes] | None = None
         self._finished = False
         self._finish_result = True
         self._spool: Spool | None = None
@@ -279,11 +284,14 @@ class TrackioClient(AlertMethods, ArtifactMethods):
             if self.mode == DISABLED:
                 return
             with self._lock:
-                self._config.update(as_config(mapping))
+                update = as_config(mapping)
+                if all(key in self._config and self._config[key] == update[key] for key in update):
+                    return  # nothing changes: nothing to send
+                self._config.update(update)
                 if self._spool is None:
                     self._start_writer()
                 # The config rides on the next point; if none comes soon, the sender writes it
-                # alone (a row with no metrics), so it is durable and visible either way.
+                # with a copy of the last point (``_write_pending_config``): durable either way.
                 if not self._config_pending:
                     self._config_pending = True
                     self._config_since = time.monotonic()
@@ -294,6 +302,11 @@ class TrackioClient(AlertMethods, ArtifactMethods):
     def config(self) -> dict[str, Any]:
         """A copy of the run's config: what it was given and what ``update_config`` merged."""
         return dict(self._config)
+
+    @property
+    def last_step(self) -> int | None:
+        """The highest step logged so far (a point without a step gets the next one)."""
+        return self._last_step
 
     @property
     def pending(self) -> int:
@@ -392,15 +405,18 @@ class TrackioClient(AlertMethods, ArtifactMethods):
             self._last_step = step if last is None or step > last else last
         if with_config:
             self._config_pending = False
+        log_id = log_id or self._next_id()
+        if advance and files is None:  # a plain point: a later config line may repeat it
+            self._last_point = (body, step, log_id)
         if files is not None:
-            line = self._fields.media(body, step, log_id or self._next_id(), time.time(), files)
+            line = self._fields.media(body, step, log_id, time.time(), files)
             self._spool.append(line)
             return
         self._spool.append(
             self._fields.metric(
                 body,
                 step,
-                log_id or self._next_id(),
+                log_id,
                 time.time(),
                 self._config if with_config else None,
             )
@@ -430,14 +446,26 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         return b"%s-%010d" % (self._writer_id, seq)
 
     def _write_pending_config(self, stale_after: float = CONFIG_WAIT) -> None:
-        """Write a config no point has carried for ``stale_after`` seconds as a line of its own."""
+        """Write a config no point has carried for ``stale_after`` seconds as a line of its own.
+
+        The server takes a config only inside ``bulk_log``, beside a metrics row, and stores a
+        row whose ``log_id`` it knows only once (``INSERT OR IGNORE``). So the line repeats this
+        run's last plain point, its id included: the server keeps the config and one copy of
+        the point, whichever arrives first. A client that has logged no plain point sends no
+        metric under one id per run: one row with no metric at most (docs/guarantees.md).
+        """
         with self._lock:
             if (
                 self._config_pending
                 and self._spool is not None
                 and time.monotonic() - self._config_since >= stale_after
             ):
-                self._append(b"{}", self._last_step or 0, True, advance=False)
+                body, step, log_id = self._last_point or (
+                    b"{}",
+                    self._last_step or 0,
+                    b"%s-config" % self.run_id.encode(),
+                )
+                self._append(body, step, True, advance=False, log_id=log_id)
 
     def _as_step(self, step: Any) -> int | None:
         try:
@@ -499,6 +527,7 @@ class TrackioClient(AlertMethods, ArtifactMethods):
             self._spool.abandon_after_fork()
         self._spool = None  # the child opens its own spool and sender when it first logs
         self._sender = None
+        self._last_point = None  # in the parent's spool: a child's config line cannot repeat it
         self._delivery = None  # the parent's connection is not ours to use or close
         self._sampler = None  # a child (a DataLoader worker) does not sample; its parent does
         self._provenance = None  # nor record provenance: the parent's run has it

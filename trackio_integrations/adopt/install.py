@@ -220,19 +220,32 @@ def _take_accelerate(package: ModuleType) -> None:
         if LoggerType.TRACKIO not in available:  # "available" meant: the trackio package is
             available.append(LoggerType.TRACKIO)
         register = getattr(tracking, "register_tracker_class", None)
+        tracker = _announced_when_built(LogWithTrackioTracker)
         if register is None:
-            tracking.LOGGER_TYPE_TO_CLASS["trackio"] = LogWithTrackioTracker
+            tracking.LOGGER_TYPE_TO_CLASS["trackio"] = tracker
         else:
             import warnings
 
             with warnings.catch_warnings():  # "shadowing a built-in tracker": that is the point
                 warnings.simplefilter("ignore")
-                register(LogWithTrackioTracker)
-    _announce(
-        "accelerate",
-        "log_with='trackio' now builds trackio_integrations' TrackioTracker (no trackio package "
-        "needed)",
-    )
+                register(tracker)
+
+
+def _announced_when_built(tracker: type) -> type:
+    """The tracker, saying it took over when ``log_with="trackio"`` first builds it: a Trainer's
+    job imports accelerate too, and should not hear about a ``log_with`` it never uses."""
+
+    class Tracker(tracker):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            _announce(
+                "accelerate",
+                "log_with='trackio' now builds trackio_integrations' TrackioTracker (no trackio "
+                "package needed)",
+            )
+            super().__init__(*args, **kwargs)
+
+    Tracker.__name__ = Tracker.__qualname__ = tracker.__name__
+    return Tracker
 
 
 def _restore_accelerate(saved: dict[str, Any]) -> None:
@@ -280,9 +293,13 @@ _RESTORE = {
 
 
 def _announce(framework: str, what: str) -> None:
-    """Say once per ``install()`` which integration was taken over (every rank of a job says it)."""
+    """Say once per ``install()`` which integration was taken over: once per job, by rank zero
+    (``RANK``, else ``SLURM_PROCID``), not by each of its processes."""
+    rank = os.environ.get("RANK") or os.environ.get("SLURM_PROCID") or "0"
     if framework not in _announced:
         _announced.add(framework)
+        if rank.strip() not in ("", "0"):
+            return
         _logger().warning(
             "trackio-integrations: %s; trackio_integrations.uninstall() undoes it.", what
         )

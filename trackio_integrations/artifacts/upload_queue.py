@@ -92,6 +92,7 @@ class Queue:
         self.progress_at = time.monotonic()
         self._answered: dict[str, int] = {}
         self.stopping: Callable[[], bool] = lambda: False
+        self.announce = True  # log a stop as it happens; ``sync`` reports it itself instead
 
     def drain(self, spool: Spool, store: Store) -> bool:
         """Send every request of ``spool``, in order; False to try again later."""
@@ -185,12 +186,13 @@ class Queue:
         if reply.outcome is Outcome.AUTH:
             if self.blocked is None:
                 self.blocked = str(exc)
-                logger.error(
-                    "trackio-integrations: uploads stopped (%s). %d request(s) are kept in %s.",
-                    exc,
-                    spool.pending,
-                    spool.path or "memory",
-                )
+                if self.announce:
+                    logger.error(
+                        "trackio-integrations: uploads stopped (%s). %d request(s) are kept in %s.",
+                        exc,
+                        spool.pending,
+                        spool.path or "memory",
+                    )
             return False
         if "Digest mismatch" in reply.message:
             self._put_aside(

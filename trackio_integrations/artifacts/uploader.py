@@ -152,13 +152,16 @@ class Uploader:
         if not ok:
             reason = self.queue.blocked or self.queue.last_error or "still uploading"
             logger.warning(
-                "trackio-integrations: %d artifact/file request(s) not yet delivered to %s "
-                "(%s). They are kept in %s: `trackio-integrations sync` (or the next run to the "
-                "same target) resumes them; blobs already sent are not sent again.",
+                "trackio-integrations: %d upload request(s) (artifacts, files, the run's "
+                "provenance when on) not yet delivered to %s (%s). They are kept in %s: "
+                "`trackio-integrations sync` (or the next run to the same target) resumes them, "
+                "blobs already sent are not sent again; `trackio-integrations sync --discard %s` "
+                "deletes them.",
                 self.pending,
                 self.target,
                 reason,
                 self.spool.path or "memory",
+                self.target.url or "local",
             )
         if stopped:
             self.spool.close()
@@ -305,11 +308,14 @@ def sync(
     project: str | None,
     retries: int,
     report: Callable[[dict[str, Any], int, int, str | None], None] | None = None,
+    refused: Callable[[Target], str] | None = None,
 ) -> tuple[int, dict[str, int], int, int]:
     """Send the requests left in the artifact spools under ``root`` (``trackio-integrations
     sync``): (requests sent, requests left per target, set aside, spools in use by live runs).
-    ``report(meta, sent, left, why)`` is told each spool's outcome (the per-run table)."""
+    ``report(meta, sent, left, why)`` is told each spool's outcome (the per-run table);
+    ``refused(target)`` words a refused token (the command reports it, the queue does not log it)."""
     queue = Queue(root / ARTIFACTS)
+    queue.announce = refused is None
     left: dict[str, int] = {}
     busy = 0
     for folder in Spool.folders(root / ARTIFACTS):
@@ -332,7 +338,11 @@ def sync(
             reason = None
             if spool.pending:
                 reason = queue.blocked or queue.last_error or "not delivered"
-                left[f"{target} ({reason})"] = left.get(f"{target} ({reason})", 0) + spool.pending
+                where = f"{target} ({reason})"
+                if queue.blocked and refused is not None:
+                    reason = refused(target)
+                    where = f"{target}: {reason}"
+                left[where] = left.get(where, 0) + spool.pending
             if report is not None:
                 report(spool.meta, queue.done - done_before, spool.pending, reason)
         finally:

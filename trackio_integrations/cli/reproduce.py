@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 from trackio_integrations.core.target import Target, resolve_target
 from trackio_integrations.errors import TrackioConfigError, TrackioError
+from trackio_integrations.provenance.diff import restore_old_side
 
 FILE_KEYS = ("diff", "untracked", "requirements")
 
@@ -186,6 +187,11 @@ def plan(
         yield f"git checkout --detach {commit}"
         if "diff" in files:
             yield "git apply --binary .git/trackio/diff.patch  # the uncommitted changes"
+            if config.get("provenance/git/diff_masked_lines"):
+                yield (
+                    f"# {config['provenance/git/diff_masked_lines']} line(s) of the diff hold "
+                    "*** where a credential was: put yours back"
+                )
         elif config.get("provenance/git/dirty"):
             yield "# the tree was dirty but its diff was not saved (over the size limit)"
         if "untracked" in files:
@@ -228,7 +234,8 @@ def rebuild(
         extras.mkdir(parents=True, exist_ok=True)
         if "diff" in files:
             patch = extras / "diff.patch"
-            patch.write_bytes(files["diff"])
+            # A masked line on the old side of a hunk is the commit's: put it back from there.
+            patch.write_bytes(restore_old_side(files["diff"], lambda name: _show(into, name)))
             _git("-C", str(into), "apply", "--binary", "--whitespace=nowarn", str(patch.resolve()))
     else:
         into.mkdir(parents=True, exist_ok=True)
@@ -241,6 +248,14 @@ def rebuild(
             subprocess.run(
                 [sys.executable, "-m", "pip", "install", "-r", str(requirements)], check=True
             )
+
+
+def _show(checkout: Path, name: str) -> bytes | None:
+    """A file's content at the checked-out commit (None: not there)."""
+    done = subprocess.run(
+        ["git", "-C", str(checkout), "show", f"HEAD:{name}"], capture_output=True, check=False
+    )
+    return done.stdout if done.returncode == 0 else None
 
 
 def _git(*args: str) -> None:

@@ -114,7 +114,8 @@ def _headers(
         raise TrackioConfigError(
             f'{source} must map header names to string values, like {{"X-Access-Token": "..."}}.'
         )
-    return tuple((k.strip(), v) for k, v in value.items())
+    # A value read from a file keeps its newline, which no header may hold: strip it.
+    return tuple((k.strip(), v.strip()) for k, v in value.items())
 
 
 def ssl_context(access: Access) -> ssl.SSLContext:

@@ -64,6 +64,10 @@ class Target:
 
     def __post_init__(self) -> None:
         remember(self.write_token, self.hf_token, *(self.basic_auth or ())[1:])
+        if self.basic_auth:  # as an Authorization: Basic header shows it
+            import base64
+
+            remember(base64.b64encode(":".join(self.basic_auth).encode()).decode())
 
     def __str__(self) -> str:
         if self.kind == "space":
@@ -79,7 +83,7 @@ class Target:
             headers.update(self.access.headers)
             if self.write_token:
                 headers[WRITE_TOKEN_HEADER] = self.write_token
-        if self.hf_token and self.url and is_hf_host(self.url):
+        if self.hf_token and self.url and sends_hf_token(self.url):
             headers["Authorization"] = f"Bearer {self.hf_token}"
         return headers
 
@@ -114,6 +118,9 @@ def resolve_target(
     env = os.environ if env is None else env
     space = space_id or env.get("TRACKIO_SPACE_ID") or None
     url = server_url or env.get("TRACKIO_SERVER_URL") or None
+    # A token read from a file keeps its newline: surrounding whitespace is never part of one.
+    write_token, hf_token = _stripped(write_token), _stripped(hf_token)
+    remember(hf_token)  # a secret even where it is not sent (a self-hosted server)
 
     if space:
         if url:
@@ -130,10 +137,10 @@ def resolve_target(
         sources = (
             ("write_token", write_token),
             ("server_url" if server_url else "TRACKIO_SERVER_URL", url_token),
-            ("TRACKIO_WRITE_TOKEN", env.get("TRACKIO_WRITE_TOKEN")),
+            ("TRACKIO_WRITE_TOKEN", _stripped(env.get("TRACKIO_WRITE_TOKEN"))),
         )
         source, token = next(((name, t) for name, t in sources if t), (None, None))
-        hf = (hf_token or _hf_token(env)) if is_hf_host(clean) else None
+        hf = (hf_token or _hf_token(env)) if sends_hf_token(clean) else None
         access = resolve_access(
             ca_bundle=ca_bundle, client_cert=client_cert, headers=headers, env=env
         )
@@ -166,6 +173,8 @@ def saved_target(
     only to Hugging Face hosts.
     """
     env = os.environ if env is None else env
+    hf_token = _stripped(hf_token)
+    remember(hf_token)
     kind = saved.get("kind")
     if kind == "local":
         return Target("local", None, None, saved.get("trackio_dir") or str(trackio_dir(env)))
@@ -173,7 +182,7 @@ def saved_target(
         space = str(saved.get("space_id") or "")
         return Target("space", space_url_for(space), space, None, None, hf_token or _hf_token(env))
     url, _ = split_basic_auth(validate_url(str(saved.get("url") or "")))
-    hf = (hf_token or _hf_token(env)) if is_hf_host(url) else None
+    hf = (hf_token or _hf_token(env)) if sends_hf_token(url) else None
     if named.kind == "server" and named.url and same_server(named.url, url):
         return Target(
             "server",
@@ -228,7 +237,10 @@ def validate_url(url: str) -> str:
         elif not parts.hostname:
             problem = "it has no host"
     except ValueError as exc:
-        problem = str(exc)
+        # urllib quotes the part it could not read, which may be a piece of a password.
+        problem = "it could not be read" if "@" in url else str(exc)
+        if "@" in url:
+            problem += " (percent-encode a / or @ in a password: %2F, %40)"
     if problem:
         raise TrackioConfigError(
             f"Invalid Trackio server URL {redact_url(url)!r}: {problem}. "
@@ -291,6 +303,15 @@ def is_hf_host(url: str) -> bool:
     return host.endswith(".hf.space") or host in ("huggingface.co", "hf.co")
 
 
+def sends_hf_token(url: str) -> bool:
+    """Whether the Hugging Face token goes to ``url``: a Hugging Face host, over https only."""
+    return url.strip().lower().startswith("https://") and is_hf_host(url)
+
+
+def _stripped(value: str | None) -> str | None:
+    return value.strip() or None if isinstance(value, str) else value
+
+
 def trackio_dir(env: Mapping[str, str] | None = None) -> Path:
     """Where ``trackio show`` keeps its data: ``TRACKIO_DIR``, else ``$HF_HOME/trackio``."""
     env = os.environ if env is None else env
@@ -304,8 +325,8 @@ def trackio_dir(env: Mapping[str, str] | None = None) -> Path:
 
 def _hf_token(env: Mapping[str, str]) -> str | None:
     """``HF_TOKEN``, else the token ``huggingface-cli login`` stored, when that package exists."""
-    if env.get("HF_TOKEN"):
-        return env["HF_TOKEN"]
+    if env.get("HF_TOKEN", "").strip():
+        return env["HF_TOKEN"].strip()
     try:
         from huggingface_hub import get_token
     except ImportError:

@@ -19,7 +19,7 @@ import sys
 from collections.abc import Iterable
 from typing import Any
 
-from trackio_integrations.provenance.redact import clean_url, redact_command
+from trackio_integrations.provenance.redact import clean_package_url, redact_command
 
 # The libraries whose version matters for a training run, recorded when the run has imported them.
 LIBRARIES = {
@@ -101,7 +101,8 @@ def gpus(modules: dict[str, Any]) -> dict[str, Any]:
 
 def installed_packages() -> bytes:
     """The installed distributions as ``pip freeze`` lists them: ``name==version``, or
-    ``name @ url`` for one installed from a URL (credentials removed), sorted by name."""
+    ``name @ url`` for one installed from a URL (credentials and path tokens removed), sorted by
+    name."""
     lines: dict[str, str] = {}
     for dist in importlib.metadata.distributions():
         name = dist.metadata["Name"]
@@ -110,7 +111,7 @@ def installed_packages() -> bytes:
         line = f"{name}=={dist.version}"
         direct = _direct_url(dist)
         if direct is not None:
-            url = clean_url(str(direct.get("url", "")))
+            url = clean_package_url(str(direct.get("url", "")))
             if direct.get("dir_info", {}).get("editable"):
                 line = f"# editable install of {name}=={dist.version} from {url}\n{line}"
             elif "vcs_info" in direct:

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 logger = logging.getLogger("trackio_integrations")
 
 ENV_SWITCH = "TRACKIO_PROVENANCE"
+DIFF_SWITCH = "TRACKIO_PROVENANCE_DIFF"  # 0: the diff stays on this machine
 DIFF_FILE = "diff.patch"
 UNTRACKED_FILE = "untracked.txt"
 PACKAGES_FILE = "requirements.txt"
@@ -48,6 +49,12 @@ def enabled(setting: bool | None) -> bool:
     if setting is not None:
         return bool(setting)
     value = os.environ.get(ENV_SWITCH, "1").strip().lower()
+    return value not in ("0", "false", "no", "off")
+
+
+def diff_enabled() -> bool:
+    """``TRACKIO_PROVENANCE_DIFF`` (``0``/``false``/``off``: the diff is not saved); else on."""
+    value = os.environ.get(DIFF_SWITCH, "1").strip().lower()
     return value not in ("0", "false", "no", "off")
 
 
@@ -95,6 +102,7 @@ class Recorder:
     def collect(self) -> tuple[dict[str, Any], list[str]]:
         """The config entries and the names of the files written (relative to ``folder``)."""
         # Imported here, in the thread: importlib.metadata and subprocess cost ~15 ms to import.
+        from trackio_integrations.provenance.diff import mask_diff
         from trackio_integrations.provenance.facts import (
             command_line,
             installed_packages,
@@ -102,17 +110,35 @@ class Recorder:
             versions,
         )
         from trackio_integrations.provenance.git import DIFF_LIMIT, UNTRACKED_LIMIT, read_checkout
-        from trackio_integrations.provenance.redact import environment_secrets
+        from trackio_integrations.provenance.redact import environment_secrets, hide_values, is_path
+        from trackio_integrations.redaction import known_secrets
 
-        self._secrets |= environment_secrets(os.environ)
+        # Every secret the one redaction knows (tokens, a gateway's headers and password, the
+        # webhook, in all their forms), the run's own, and the environment's secret-named values.
+        self._secrets |= known_secrets() | environment_secrets(os.environ)
+        # A path is no secret (TRACKIO_CLIENT_KEY names a file): masking it would break paths.
+        self._secrets = {secret for secret in self._secrets if not is_path(secret)}
         checkout = read_checkout(self._cwd)
         config: dict[str, Any] = {"provenance/command": command_line(self._argv, self._secrets)}
         config.update(versions(dict(sys.modules)))
         config.update(machine(os.environ))
         config.update(checkout.config())
-        written: list[str] = []
-        if checkout.diff and checkout.diff_size <= DIFF_LIMIT:
-            written.append(self._write(DIFF_FILE, checkout.diff))
+        written: list[str | None] = []
+        keep_diff = diff_enabled()
+        if checkout.diff and not keep_diff:
+            config["provenance/git/diff_saved"] = False
+        elif checkout.diff and checkout.diff_size <= DIFF_LIMIT:
+            diff, masked = mask_diff(checkout.diff, self._secrets)
+            config["provenance/git/diff_masked_lines"] = masked
+            if masked:
+                logger.warning(
+                    "trackio-integrations: %d line(s) of the uncommitted diff looked like "
+                    "credentials and were saved with the run as ***; set %s=0 to keep the "
+                    "diff off the server",
+                    masked,
+                    DIFF_SWITCH,
+                )
+            written.append(self._write(DIFF_FILE, diff, mask=False))
         elif checkout.diff:
             logger.warning(
                 "trackio-integrations: the uncommitted diff (%d bytes) is over %d bytes; "
@@ -125,23 +151,36 @@ class Recorder:
             text = "".join(name + "\n" for name in names)
             written.append(self._write(UNTRACKED_FILE, text.encode()))
         written.append(self._write(PACKAGES_FILE, installed_packages()))
-        for name in written:
+        saved = [name for name in written if name is not None]
+        for name in saved:
             config[f"provenance/files/{Path(name).stem}"] = name
-        return config, written
+        # The remote, the branch, the host name: no value of the config holds a known secret.
+        for key, value in config.items():
+            if isinstance(value, str) and key != "provenance/command":
+                config[key] = hide_values(value, self._secrets)
+        return config, saved
 
-    def _write(self, name: str, data: bytes) -> str:
-        """One file under ``folder``, the known secrets' values replaced by ``***``."""
+    def _write(self, name: str, data: bytes, mask: bool = True) -> str | None:
+        """One file under ``folder``, the known secrets' values replaced by ``***`` (the diff
+        comes masked, line by line, by ``mask_diff``); None where the folder cannot be written
+        (the spool's own warning has said so: the config is kept)."""
         relative = f"{files_folder(self.run.name)}/{name}"
         path = self.folder / relative
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if self._secrets:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError:
+            return None
+        if mask and self._secrets:
             from trackio_integrations.provenance.redact import hide_values
 
             text = data.decode("utf-8", errors="surrogateescape")
             hidden = hide_values(text, self._secrets)
             if hidden != text:
                 data = hidden.encode("utf-8", errors="surrogateescape")
-        path.write_bytes(data)
+        try:
+            path.write_bytes(data)
+        except OSError:
+            return None
         return relative
 
     def discard(self) -> None:

@@ -224,6 +224,8 @@ class TrackioLogger(_LightningLoggers):
         }
         self._config: dict[str, Any] = _trackio_config(trackio_options)
         self._client: TrackioClient | None = None
+        # After finalize(): the run's status and last step, for the client that reopens it.
+        self._ended: tuple[str, int | None] | None = None
         self._watchers: dict[int, Watcher] = {}
         self._monitoring = Monitoring(
             system_metrics,
@@ -275,11 +277,17 @@ class TrackioLogger(_LightningLoggers):
             if self._name_by_id and self._monitoring.online:
                 self._name = run_name(self._project, self._run_id, **self._target()) or self._name
                 self._name_by_id = False
+            # Reopened after finalize() (a metric logged after fit, a later test()): the run
+            # keeps the status it ended with, its config and its steps; a Lightning stage that
+            # starts says "running" again (log_graph) and ends with its own status (finalize).
+            ended = self._ended
             self._client = TrackioClient(
                 self._project,
                 self._name,
                 run_id=self._run_id,
-                config={**self._config, "status": "running"},
+                config=self._config if ended else {**self._config, "status": "running"},
+                config_saved=ended is not None,
+                last_step=ended[1] if ended else None,
                 **self._options,
                 **self._monitoring.client_options(),
             )
@@ -310,6 +318,13 @@ class TrackioLogger(_LightningLoggers):
         if isinstance(params, dict):  # also AttributeDict, what save_hyperparameters() makes
             params = {key: _plain(value) for key, value in params.items()}
         self.experiment.update_config(params)
+
+    @rank_zero_only
+    def log_graph(self, model: Any, input_array: Any = None) -> None:
+        """No graphs here. Lightning calls this as each fit/validate/test starts: a run that an
+        earlier stage ended is running again (until this stage's ``finalize``)."""
+        if self._ended is not None:
+            self.experiment.update_config({"status": "running"})
 
     @rank_zero_only
     def after_save_checkpoint(self, checkpoint_callback: ModelCheckpoint) -> None:
@@ -344,6 +359,7 @@ class TrackioLogger(_LightningLoggers):
         client.update_config({"status": status})
         client.finish(self._finish_timeout)
         self._config = client.config
+        self._ended = (status, client.last_step)
 
     def _target(self) -> dict[str, Any]:
         return {key: self._options[key] for key in TARGET_OPTIONS}
