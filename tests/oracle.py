@@ -164,6 +164,15 @@ def train_end_summary(log_history: Iterable[Mapping[str, Any]]) -> dict[str, Any
     return {key: value for key, value in ends[-1].items() if key != "step"}
 
 
+def in_config(value: Any) -> Any:
+    """A value nested in a run's config as trackio stores it: ``serialize_values`` writes NaN and
+    the infinities as strings at every depth and ``deserialize_values`` reads back only the top
+    level, so under ``"summary"`` they stay ``"NaN"``, ``"Infinity"``, ``"-Infinity"``."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    return value
+
+
 def summary_differences(expected: Mapping[str, Any], held: Mapping[str, Any] | None) -> list[str]:
     if held is None:
         return ["no summary in the run's config"]
@@ -171,7 +180,7 @@ def summary_differences(expected: Mapping[str, Any], held: Mapping[str, Any] | N
     problems += [
         f"summary {key!r} is {held[key]!r}, logged {value!r}"
         for key, value in expected.items()
-        if key in held and not same(value, held[key])
+        if key in held and not same(in_config(value), held[key])
     ]
     return problems
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import signal
 import subprocess
@@ -18,10 +19,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 from datasets import Dataset
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
-from transformers import PrinterCallback, Trainer, TrainingArguments
+from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
 from transformers.utils import logging as hf_logging
 
 from examples.transformers_trainer import TokenData, tiny_model
@@ -83,6 +85,21 @@ def check_trainer_run(
         )
 
 
+class Diverge(TrainerCallback):
+    """Sets one weight to NaN before step ``at``: from there every loss and metric is NaN, and
+    the health checks raise alerts (in their own table, not in the metric rows)."""
+
+    def __init__(self, at: int) -> None:
+        self.at = at
+
+    def on_step_begin(
+        self, args: Any, state: Any, control: Any, model: Any = None, **_: Any
+    ) -> None:
+        if state.global_step == self.at - 1:
+            with torch.no_grad():
+                model.transformer.ln_f.bias[0] = math.nan
+
+
 SETTINGS = st.fixed_dictionaries(
     {
         "logging_strategy": st.sampled_from(["steps", "epoch"]),
@@ -98,6 +115,7 @@ SETTINGS = st.fixed_dictionaries(
         "compute_metrics": st.booleans(),
         "after": st.sampled_from([(), ("evaluate",), ("predict",), ("evaluate", "predict")]),
         "train_twice": st.booleans(),
+        "diverges": st.booleans(),
     }
 )
 
@@ -117,6 +135,7 @@ SETTINGS = st.fixed_dictionaries(
         "compute_metrics": True,
         "after": ("evaluate", "predict"),
         "train_twice": True,
+        "diverges": True,
     }
 )
 @example(
@@ -134,6 +153,7 @@ SETTINGS = st.fixed_dictionaries(
         "compute_metrics": True,
         "after": ("predict",),
         "train_twice": False,
+        "diverges": False,
     }
 )
 @settings(
@@ -162,6 +182,7 @@ def test_the_server_holds_what_the_trainer_logged(
         "eval_on_start": case["eval_on_start"] and evaluating,
         "include_num_input_tokens_seen": case["include_num_input_tokens_seen"],
         "max_grad_norm": case["max_grad_norm"],
+        "logging_nan_inf_filter": False,  # a NaN loss is logged as NaN
         "save_strategy": "no",
         "report_to": "none",
         "use_cpu": True,
@@ -178,7 +199,7 @@ def test_the_server_holds_what_the_trainer_logged(
         train_dataset=TokenData(16),
         eval_dataset=eval_dataset,
         compute_metrics=numpy_and_text_metrics if case["compute_metrics"] else None,
-        callbacks=[callback],
+        callbacks=[callback, *([Diverge(at=3)] if case["diverges"] else [])],
     )
     trainer.remove_callback(PrinterCallback)
     # A baseline evaluate() before train() opens the run that train() continues, at step 0;
