@@ -58,6 +58,7 @@ CALLS = st.lists(
 )
 
 
+@pytest.mark.timeout(120 + 60 * EXAMPLES)  # each example is a short training run
 @settings(
     max_examples=EXAMPLES,
     deadline=None,

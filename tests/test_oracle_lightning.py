@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import pytest
 import torch
 import yaml
 from hypothesis import HealthCheck, Phase, example, given, settings
@@ -149,6 +150,7 @@ SETTINGS = st.fixed_dictionaries(
 )
 
 
+@pytest.mark.timeout(120 + 60 * EXAMPLES)  # each example is a short training run
 @example(
     case={
         "log_every_n_steps": 1,

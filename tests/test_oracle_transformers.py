@@ -120,6 +120,7 @@ SETTINGS = st.fixed_dictionaries(
 )
 
 
+@pytest.mark.timeout(120 + 60 * EXAMPLES)  # each example is a short training run
 @example(
     case={
         "logging_strategy": "steps",
