@@ -198,6 +198,46 @@ def test_the_name_is_registered_when_trackio_integrations_is_imported_first() ->
     ]
 
 
+IMPORT_ORDERS = {
+    "our tracker first, then accelerate": (
+        "from trackio_integrations import TrackioTracker, install\ninstall()\nimport accelerate\n"
+    ),
+    "our tracker first, no install": "from trackio_integrations import TrackioTracker\n",
+    "our tracker module itself first": (
+        "import trackio_integrations.integrations.accelerate\n"
+        "import trackio_integrations\ntrackio_integrations.install()\n"
+    ),
+    "accelerate first": (
+        "import accelerate\nfrom trackio_integrations import TrackioTracker, install\ninstall()\n"
+    ),
+    "the auto module, then our tracker": (
+        "import trackio_integrations.auto\nfrom trackio_integrations import TrackioTracker\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("order", IMPORT_ORDERS)
+def test_accelerate_names_work_in_any_import_order_with_no_traceback(order: str) -> None:
+    code = IMPORT_ORDERS[order] + (
+        "from accelerate import Accelerator\n"
+        "from accelerate.tracking import LOGGER_TYPE_TO_CLASS as A\n"
+        "Accelerator(cpu=True, log_with='trackio-integrations')\n"
+        "print(A['trackio-integrations'].__name__, A['trackio'].__name__)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-W", "always", "-c", code],
+        env={**os.environ, "PYTHONPATH": str(REPO), "TRACKIO_INTEGRATIONS": "0"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    for wrong in ("Traceback", "could not adapt", "already registered"):
+        assert wrong not in done.stderr, done.stderr[-3000:]
+    ours = "TrackioTracker" if order == "our tracker first, no install" else "LogWithTrackioTracker"
+    assert done.stdout.split() == ["InitTrackersTracker", ours]
+
+
 @pytest.mark.usefixtures("on_server")
 def test_a_callback_given_in_callbacks_wins_over_the_one_report_to_adds(
     shared_server: TrackioServer, project: str, tmp_path: Path

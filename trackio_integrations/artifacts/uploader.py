@@ -29,9 +29,8 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import orjson
 
 from trackio_integrations.artifacts.files import record, snapshot
@@ -42,6 +41,9 @@ from trackio_integrations.artifacts.upload_queue import Queue, Store, make_store
 from trackio_integrations.core.spool import Spool
 from trackio_integrations.core.target import Target
 from trackio_integrations.core.worker import Worker
+
+if TYPE_CHECKING:
+    import httpx  # loaded only for a server or a Space (in transport.py)
 
 logger = logging.getLogger("trackio_integrations")
 

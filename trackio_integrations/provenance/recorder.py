@@ -89,8 +89,9 @@ class Recorder:
         return not self._thread.is_alive()
 
     def _record(self) -> None:
-        # Give the GIL back at once: start() returns as soon as the training thread runs again.
-        time.sleep(0.01)
+        # Give the GIL back at once: start() returns as soon as the training thread runs again
+        # (no longer: a short run's finish() waits for this thread).
+        time.sleep(0)
         try:
             config, files = self.collect()
             self.run.update_config(config)
@@ -109,7 +110,12 @@ class Recorder:
             machine,
             versions,
         )
-        from trackio_integrations.provenance.git import DIFF_LIMIT, UNTRACKED_LIMIT, read_checkout
+        from trackio_integrations.provenance.git import (
+            DIFF_LIMIT,
+            UNTRACKED_LIMIT,
+            Checkout,
+            read_checkout,
+        )
         from trackio_integrations.provenance.redact import environment_secrets, hide_values, is_path
         from trackio_integrations.redaction import known_secrets
 
@@ -118,10 +124,21 @@ class Recorder:
         self._secrets |= known_secrets() | environment_secrets(os.environ)
         # A path is no secret (TRACKIO_CLIENT_KEY names a file): masking it would break paths.
         self._secrets = {secret for secret in self._secrets if not is_path(secret)}
-        checkout = read_checkout(self._cwd)
+        # git runs in processes of its own: list the packages meanwhile (a short run's finish()
+        # waits for the slower of the two, not for both).
+        checkouts: list[Checkout] = []
+        reader = threading.Thread(
+            target=lambda: checkouts.append(read_checkout(self._cwd)),
+            name="trackio-provenance-git",
+            daemon=True,
+        )
+        reader.start()
+        packages = installed_packages()
         config: dict[str, Any] = {"provenance/command": command_line(self._argv, self._secrets)}
         config.update(versions(dict(sys.modules)))
         config.update(machine(os.environ))
+        reader.join()
+        checkout = checkouts[0] if checkouts else Checkout()  # git failed: recorded as no checkout
         config.update(checkout.config())
         written: list[str | None] = []
         keep_diff = diff_enabled()
@@ -150,7 +167,7 @@ class Recorder:
             names = checkout.untracked[:UNTRACKED_LIMIT]
             text = "".join(name + "\n" for name in names)
             written.append(self._write(UNTRACKED_FILE, text.encode()))
-        written.append(self._write(PACKAGES_FILE, installed_packages()))
+        written.append(self._write(PACKAGES_FILE, packages))
         saved = [name for name in written if name is not None]
         for name in saved:
             config[f"provenance/files/{Path(name).stem}"] = name
