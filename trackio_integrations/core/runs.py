@@ -116,17 +116,10 @@ def run_name(project: str, run_id: str, **target_options: Any) -> str | None:
             ]
             return str(names[0]) if names and names[0] else None
         assert target.trackio_dir is not None
-        path = Path(target.trackio_dir) / f"{_file_name(project)}.db"
-        if not path.exists():
-            return None
-        connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=10)
-        try:
-            row = connection.execute(
-                "SELECT run_name FROM metrics WHERE run_id = ? LIMIT 1", (run_id,)
-            ).fetchone()
-        finally:
-            connection.close()
-        return str(row[0]) if row and row[0] else None
+        folder = Path(target.trackio_dir)
+        return _name_in_database(folder / f"{_file_name(project)}.db", run_id) or _name_in_inbox(
+            folder / "inbox", project, run_id
+        )
     except (httpx.HTTPError, OSError, sqlite3.Error, TrackioServerError, ValueError) as exc:
         warn_user(
             f"Cannot look up the name of run {run_id!r} in project {project!r} on {target} "
@@ -203,6 +196,49 @@ def _in_inbox(inbox: Path, project: str, name: str) -> str | None:
                 and record.get("run_id")
             ):
                 return str(record["run_id"])
+    return None
+
+
+def _name_in_database(path: Path, run_id: str) -> str | None:
+    if not path.exists():
+        return None
+    connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=10)
+    try:
+        columns = {row[1] for row in connection.execute("PRAGMA table_info(metrics)")}
+        if "run_id" not in columns:
+            return None
+        row = connection.execute(
+            "SELECT run_name FROM metrics WHERE run_id = ? LIMIT 1", (run_id,)
+        ).fetchone()
+    finally:
+        connection.close()
+    return str(row[0]) if row and row[0] else None
+
+
+def _name_in_inbox(inbox: Path, project: str, run_id: str) -> str | None:
+    """The name of the run ``run_id`` among the points still waiting in the inbox."""
+    if not inbox.is_dir():
+        return None
+    needle = orjson.dumps(run_id)
+    for fragment in inbox.glob("*/*.jsonl"):
+        try:
+            lines = fragment.read_bytes().splitlines()
+        except OSError:
+            continue  # imported (and deleted) while we looked
+        for line in lines:
+            if needle not in line:
+                continue
+            try:
+                record = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue
+            if (
+                isinstance(record, dict)
+                and record.get("project") == project
+                and record.get("run_id") == run_id
+                and record.get("run")
+            ):
+                return str(record["run"])
     return None
 
 
