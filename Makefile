@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 TF4 := .venv-transformers4
 TF4_STAMP := $(TF4)/.installed-stamp
 
-.PHONY: test lint test-transformers4 demo dashboard screenshot bench bench-media bench-system bench-module-api docs clean
+.PHONY: test lint test-transformers4 demo dashboard screenshot bench bench-media bench-system bench-module-api bench-finish docs clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -68,6 +68,10 @@ bench-system: $(STAMP)
 
 bench-module-api: $(STAMP)
 	$(BIN)/python bench/module_api.py
+
+# What provenance costs at the end of a run: the cold start beside trackio's, a Trainer's finish()
+bench-finish: $(STAMP)
+	$(BIN)/python bench/finish.py
 
 clean:
 	rm -rf $(VENV) $(TF4) .demo site .pytest_cache .mypy_cache .ruff_cache

@@ -34,7 +34,7 @@ import trustme
 from tests.forward_proxy import ForwardProxy
 from tests.harness import REPO, free_port, wait_until
 
-__all__ = ["Certificates", "ForwardProxy", "NginxGateway", "require_nginx"]
+__all__ = ["Certificates", "ForwardProxy", "NginxGateway", "require_chromium", "require_nginx"]
 
 NGINX = "/usr/sbin/nginx"
 MISSING = "nginx is missing: apt-get install nginx-light"
@@ -43,17 +43,29 @@ NGINX_FENCE = re.compile(r"^```nginx\n(.*?)^```", re.DOTALL | re.MULTILINE)
 PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
 # The lines of the template that make up each piece carry one of these trailing comments.
 PIECES = {"mtls": "# mTLS", "basic_auth": "# basic auth", "access_header": "# access header"}
+SUB_PATH = "# sub-path"  # the lines a host name of trackio's own drops (with `location / {`)
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_MISSING = "chromium is missing: apt-get install -y chromium"
 ACCESS_HEADER = "X-Access-Token"
 SERVER_CERTS = ("server", "wrong-host", "expired")
 
 
 def require_nginx() -> str:
     """The nginx binary; else skip the test (on a developer's machine) or fail it (under CI)."""
-    if os.access(NGINX, os.X_OK):
-        return NGINX
+    return _require(NGINX, MISSING)
+
+
+def require_chromium() -> str:
+    """Debian's chromium, for the dashboard behind the gateway; else skip (or fail under CI)."""
+    return _require(CHROMIUM, CHROMIUM_MISSING)
+
+
+def _require(binary: str, missing: str) -> str:
+    if os.access(binary, os.X_OK):
+        return binary
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(MISSING)
-    pytest.skip(MISSING)
+        pytest.fail(missing)
+    pytest.skip(missing)
 
 
 class Certificates:
@@ -205,6 +217,7 @@ class NginxGateway:
         user: str = "ml-team",
         password: str | None = None,
         header_value: str | None = None,
+        sub_path: bool = True,
     ) -> None:
         if server_cert not in SERVER_CERTS:
             raise ValueError(f"server_cert must be one of {SERVER_CERTS}")
@@ -220,12 +233,17 @@ class NginxGateway:
         self.password = password or f"p@ss:w/rd%{secrets.token_hex(4)}"
         self.header_name = ACCESS_HEADER
         self.header_value = header_value or f"gw-{secrets.token_hex(8)}"
+        self.sub_path = sub_path  # False: the host name is trackio's own (docs: drop `sub-path`)
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
+    def prefix(self) -> str:
+        return "/trackio/" if self.sub_path else "/"
+
+    @property
     def url(self) -> str:
-        return f"https://127.0.0.1:{self.port}/trackio/"
+        return f"https://127.0.0.1:{self.port}{self.prefix}"
 
     @property
     def headers(self) -> dict[str, str]:
@@ -240,7 +258,7 @@ class NginxGateway:
     def url_with_auth(self) -> str:
         """``url`` with ``user:password@`` (percent-encoded), as a user would write it."""
         user, password = (quote(part, safe="") for part in self.auth)
-        return f"https://{user}:{password}@127.0.0.1:{self.port}/trackio/"
+        return f"https://{user}:{password}@127.0.0.1:{self.port}{self.prefix}"
 
     def client_env(self, write_token: str) -> dict[str, str]:
         """The environment of a job that logs through this gateway (docs/gateway.md's names)."""
@@ -291,7 +309,11 @@ class NginxGateway:
             "trackio_port": str(self.trackio_port),
         }
         off = tuple(piece for piece, on in self.pieces.items() if not on)
-        server = render(server_block(), values, off)
+        template = server_block()
+        if not self.sub_path:  # as the docs say: drop the `sub-path` lines, `location / {`
+            lines = [line for line in template.splitlines() if SUB_PATH not in line]
+            template = "\n".join(lines).replace("location /trackio/ {", "location / {")
+        server = render(template, values, off)
         server = "".join(f"    {line}\n" if line else "\n" for line in server.splitlines())
         return _WRAPPER.format(work=self.work, server=server)
 

@@ -247,6 +247,41 @@ def test_two_processes_make_one_run_with_each_point_once(
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.timeout(180)
+def test_torchrun_on_cpu_without_cpu_true_makes_one_run_with_rank_zeros_points(
+    shared_server: TrackioServer, project: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "reports"
+    out.mkdir()
+    result = subprocess.run(
+        [
+            str(BIN / "torchrun"),
+            "--nproc_per_node=2",
+            "--standalone",
+            str(REPO / "tests" / "scripts" / "accelerate_torchrun.py"),
+            project,
+            str(out),
+        ],
+        env=shared_server.job_env(project, OMP_NUM_THREADS="1"),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=150,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rank0, rank1 = (json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1))
+    # accelerate takes each process for a main process; the launcher's RANK says which one is
+    assert rank0["is_main_process"] and rank1["is_main_process"]
+    assert (rank0["run"], rank1["run"]) == ("torchrun-cpu", None)
+
+    assert [r["name"] for r in shared_server.runs(project)] == ["torchrun-cpu"]
+    stored = shared_server.wait_for_steps(project, "torchrun-cpu", "rank_step", 3)
+    assert stored == [0, 1, 2]
+    values = shared_server.values(project, "torchrun-cpu", "rank_step")
+    assert [v["value"] for v in values] == [0, 1, 2]  # rank 0's, each once
+    assert "Traceback" not in result.stderr
+
+
 def test_importing_the_adapter_module_does_not_import_trackio() -> None:
     # accelerate's built-in tracker needs `trackio` (and gradio) in the training process; ours not
     code = (

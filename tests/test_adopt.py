@@ -198,6 +198,46 @@ def test_the_name_is_registered_when_trackio_integrations_is_imported_first() ->
     ]
 
 
+IMPORT_ORDERS = {
+    "our tracker first, then accelerate": (
+        "from trackio_integrations import TrackioTracker, install\ninstall()\nimport accelerate\n"
+    ),
+    "our tracker first, no install": "from trackio_integrations import TrackioTracker\n",
+    "our tracker module itself first": (
+        "import trackio_integrations.integrations.accelerate\n"
+        "import trackio_integrations\ntrackio_integrations.install()\n"
+    ),
+    "accelerate first": (
+        "import accelerate\nfrom trackio_integrations import TrackioTracker, install\ninstall()\n"
+    ),
+    "the auto module, then our tracker": (
+        "import trackio_integrations.auto\nfrom trackio_integrations import TrackioTracker\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("order", IMPORT_ORDERS)
+def test_accelerate_names_work_in_any_import_order_with_no_traceback(order: str) -> None:
+    code = IMPORT_ORDERS[order] + (
+        "from accelerate import Accelerator\n"
+        "from accelerate.tracking import LOGGER_TYPE_TO_CLASS as A\n"
+        "Accelerator(cpu=True, log_with='trackio-integrations')\n"
+        "print(A['trackio-integrations'].__name__, A['trackio'].__name__)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-W", "always", "-c", code],
+        env={**os.environ, "PYTHONPATH": str(REPO), "TRACKIO_INTEGRATIONS": "0"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    for wrong in ("Traceback", "could not adapt", "already registered"):
+        assert wrong not in done.stderr, done.stderr[-3000:]
+    ours = "TrackioTracker" if order == "our tracker first, no install" else "LogWithTrackioTracker"
+    assert done.stdout.split() == ["InitTrackersTracker", ours]
+
+
 @pytest.mark.usefixtures("on_server")
 def test_a_callback_given_in_callbacks_wins_over_the_one_report_to_adds(
     shared_server: TrackioServer, project: str, tmp_path: Path
@@ -221,7 +261,9 @@ def test_install_is_idempotent_reversible_and_says_once_what_it_took_over(
         install()
     said = [r.getMessage() for r in caplog.records]
     assert len([m for m in said if "report_to='trackio'" in m]) == 1
-    assert len([m for m in said if "log_with='trackio'" in m]) == 1
+    # accelerate's is said when log_with="trackio" first builds the tracker (a Trainer's job
+    # imports accelerate without using it)
+    assert [m for m in said if "log_with='trackio'" in m] == []
     assert INTEGRATION_TO_CALLBACK["trackio"] is ReportToTrackioCallback
     assert issubclass(accelerate_tracking.LOGGER_TYPE_TO_CLASS["trackio"], TrackioTracker)
 
@@ -380,3 +422,41 @@ def test_resume_finds_a_run_in_local_storage_before_and_after_the_server_imports
     assert from_database.run_id == first.run_id
     wait_until(lambda: not list((server.data_dir / "inbox").glob("*/*.jsonl")), timeout=60)
     assert [r["id"] for r in server.runs(project)] == [first.run_id]
+
+
+ANNOUNCE = """
+import logging, sys
+logging.basicConfig(level=logging.WARNING, format="%(message)s")
+import trackio_integrations
+from transformers import Trainer  # imports accelerate, as every Trainer job does
+trackio_integrations.install()
+print("-- a Trainer job's messages end here --", file=sys.stderr, flush=True)
+from accelerate import Accelerator
+accelerator = Accelerator(log_with="trackio", cpu=True)
+accelerator.init_trackers("announce")
+accelerator.end_training()
+"""
+
+
+@pytest.mark.parametrize("rank", ["0", "1"])
+def test_install_speaks_once_per_job_and_only_of_what_the_job_uses(rank: str) -> None:
+    """Under torchrun every rank runs install(): rank zero alone says what was taken over, and a
+    Trainer's job hears nothing of accelerate's log_with until it uses it."""
+    done = subprocess.run(
+        [sys.executable, "-c", ANNOUNCE],
+        env={**os.environ, "RANK": rank, "TRACKIO_PROVENANCE": "0"},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    trainer, log_with = (
+        [line for line in part.splitlines() if "uninstall() undoes" in line]
+        for part in done.stderr.split("-- a Trainer job's messages end here --")
+    )
+    if rank != "0":
+        assert trainer == log_with == []
+        return
+    assert len(trainer) == 1 and "report_to='trackio'" in trainer[0]
+    assert len(log_with) == 1 and "log_with='trackio'" in log_with[0]

@@ -22,6 +22,8 @@ import pytest
 from tests.harness import REPO, TrackioServer, cli_process, counting_proxy, wait_until
 from trackio_integrations import TrackioClient
 from trackio_integrations.artifacts import files as artifact_files
+from trackio_integrations.artifacts.local import LocalStore, layout
+from trackio_integrations.artifacts.server import Throttle
 from trackio_integrations.artifacts.uploader import ARTIFACTS, UPLOADER_THREAD
 
 
@@ -303,6 +305,16 @@ def test_the_embedded_default_stores_what_trackio_show_lists(project: str, tmp_p
         assert tabs["artifacts"] and tabs["files"]
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("project", ["plain", "my.model", "with space/and:colon", "é-ü_9", "..."])
+def test_local_storage_folders_are_where_trackio_itself_puts_them(
+    project: str, tmp_path: Path
+) -> None:
+    # Saving a project file reads no trackio (an interpreter that imports it costs 0.4 s at
+    # finish()); the copy of trackio's path rules must still give trackio's own answer.
+    store = LocalStore(tmp_path / "trackio", Throttle(None))
+    assert layout(tmp_path / "trackio", project) == store._helper("layout", project=project)
 
 
 def test_the_next_run_to_the_same_server_resumes_what_an_outage_left(

@@ -76,7 +76,10 @@ def test_lightning_log_model_true_uploads_the_best_and_last_at_the_end(
     assert best["manifest"][0]["digest"] == sha256(best_file)
     latest = shared_server.api("get_artifact_manifest", project, name, "latest")
     assert latest["manifest"][0]["digest"] == sha256(last_file)
-    assert latest["metadata"]["original_filename"] == "last.ckpt"
+    # last.ckpt is a copy of the best when the last epoch was the best: one version, which keeps
+    # the name ModelCheckpoint gave those bytes first (as WandbLogger's)
+    first_name = best_file.name if sha256(best_file) == sha256(last_file) else "last.ckpt"
+    assert latest["metadata"]["original_filename"] == first_name
     assert latest["metadata"]["ModelCheckpoint"]["monitor"] == "val_loss"
     if best["version"] != latest["version"]:
         assert best["metadata"]["score"] == pytest.approx(float(checkpoint.best_model_score))
@@ -108,6 +111,38 @@ def test_lightning_log_model_all_uploads_each_checkpoint_as_it_is_saved(
         assert record["manifest"] == [
             {"path": "model.ckpt", "digest": sha256(on_disk), "size": on_disk.stat().st_size}
         ]
+
+
+def test_lightning_log_model_all_with_save_last_keeps_each_checkpoints_own_file_name(
+    shared_server: TrackioServer, project: str, tmp_path: Path
+) -> None:
+    logger = TrackioLogger(project, server_url=shared_server.write_url, log_model="all")
+    checkpoint = ModelCheckpoint(monitor="val_loss", save_top_k=-1, save_last=True)
+    trainer = L.Trainer(
+        max_epochs=3, logger=logger, callbacks=[checkpoint], default_root_dir=tmp_path, **QUIET
+    )
+    trainer.fit(Regressor(), *loaders())
+    assert logger.experiment.finish()  # the uploads are recorded
+
+    name = f"model-{logger.version}"
+    [listed] = shared_server.api("get_artifacts", project)
+    versions = [
+        shared_server.api("get_artifact_manifest", project, name, f"v{v}")
+        for v in range(listed["num_versions"])
+    ]
+    named = {v["manifest"][0]["digest"]: v["metadata"]["original_filename"] for v in versions}
+    epochs = sorted(p for p in Path(checkpoint.dirpath).glob("epoch=*.ckpt"))
+    assert len(epochs) == 3
+    for saved in epochs:  # each checkpoint under the name ModelCheckpoint gave it
+        assert named[sha256(saved)] == saved.name
+    last = Path(checkpoint.last_model_path)
+    assert last.name == "last.ckpt" and sha256(last) == sha256(epochs[-1])
+    # best and latest follow the callback
+    best = shared_server.api("get_artifact_manifest", project, name, "best")
+    assert best["manifest"][0]["digest"] == sha256(Path(checkpoint.best_model_path))
+    assert best["metadata"]["original_filename"] == Path(checkpoint.best_model_path).name
+    latest = shared_server.api("get_artifact_manifest", project, name, "latest")
+    assert latest["manifest"][0]["digest"] == sha256(last)
 
 
 def test_trainer_checkpoints_become_versions_of_one_model_artifact(

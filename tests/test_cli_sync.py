@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -20,6 +21,7 @@ from tests.harness import (
     cli_process,
     free_port,
     orphan_spool,
+    run_python,
     spool_point,
 )
 
@@ -140,3 +142,89 @@ def test_status_says_which_token_sync_would_use(
     flag = cli_process(["status", "--server-url", shared_server.url, "--write-token", "x"])
     assert "write token from --write-token" in flag.stdout
     assert TOKEN not in named.stdout + flag.stdout
+
+
+def test_sync_without_a_token_says_that_none_is_set_once_in_its_own_words(
+    shared_server: TrackioServer, project: str
+) -> None:
+    """An offline run for a server (its points and its provenance upload), then `sync` with the
+    server named and no token: one reason, ours, for the points and the upload alike."""
+    offline = run_python(
+        "from trackio_integrations import TrackioClient\n"
+        f"with TrackioClient({project!r}) as run:\n"
+        "    run.log({'loss': 1.0}, step=0)\n",
+        env={
+            "TRACKIO_MODE": "offline",
+            "TRACKIO_SERVER_URL": shared_server.url,
+            "TRACKIO_PROVENANCE": "1",
+        },
+    )
+    assert offline.returncode == 0, offline.stderr
+    result = cli_process(["sync", "--retries", "1"], env={"TRACKIO_SERVER_URL": shared_server.url})
+    out = result.stdout + result.stderr
+    assert result.returncode == 1, out
+    # the provenance files (a diff where the checkout has changes, the package list)
+    assert f"upload request(s) for server {shared_server.url}: no write token is set;" in out
+    assert "goes only there" not in out  # there is no token to go anywhere
+    assert "trackio.show()" not in out and "uploads stopped" not in out  # the server's own words
+    assert shared_server.runs(project) == []
+
+
+WRONG_URL_RUN = """
+from trackio_integrations import TrackioClient
+run = TrackioClient("wrong-url", config={"lr": 0.1})
+run.log({"loss": 1.0}, step=0)
+run.finish(timeout=1.0, artifact_timeout=1.0)
+"""
+
+
+def test_points_for_a_server_that_never_answers_are_told_once_and_can_be_discarded(
+    spool_dir: Path,
+) -> None:
+    """One run against a wrong URL: its exit says what waits (the user's point apart from what
+    the package adds) and how to send, list or delete it; later processes stay quiet; `status`
+    lists it by target; `sync --discard` asks, then deletes."""
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    # provenance on, as by default: its config and its files come on top of the user's point
+    first = run_python(WRONG_URL_RUN, env={"TRACKIO_SERVER_URL": url, "TRACKIO_PROVENANCE": "1"})
+    assert first.returncode == 0, first.stderr
+    told = re.compile(
+        r"1 point you logged, and \d+ records? the package adds \(the run's config(, system samples)?\)"
+    )
+    assert len(told.findall(first.stderr)) == 1, first.stderr
+    assert "upload request(s) (artifacts, files, the run's provenance when on)" in first.stderr
+    assert f"sync --discard {url}` deletes them" in first.stderr and "status` lists" in first.stderr
+
+    local = run_python(WRONG_URL_RUN, env={"TRACKIO_SERVER_URL": ""})  # a later, unrelated run
+    assert local.returncode == 0, local.stderr
+    assert url not in local.stderr  # said once, by the run that left them
+
+    status = cli_process(["status"])
+    assert re.search(f"For {re.escape(url)}: {told.pattern}", status.stdout), status.stdout
+
+    kept = subprocess.run(
+        [sys.executable, "-m", "trackio_integrations.cli", "sync", "--discard", url + "/"],
+        input="n\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
+    assert kept.returncode == 1 and "Delete them? [y/N]" in kept.stdout, kept.stdout
+    assert "Nothing deleted" in kept.stdout
+    assert f"For {url}" in cli_process(["status"]).stdout
+
+    gone = cli_process(["sync", "--discard", url, "--yes"])
+    assert gone.returncode == 0 and f"Deleted what waited for {url}." in gone.stdout, gone.stdout
+    assert "No points waiting." in cli_process(["status"]).stdout
+    assert [p.name for p in spool_dir.iterdir() if (p / "meta.json").exists()] == []
+
+
+def test_points_a_dead_run_left_are_told_by_the_next_process_only(spool_dir: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    orphan_spool(spool_dir, url, "gone", [spool_point("gone", s) for s in range(2)])
+    said = [run_python(WRONG_URL_RUN, env={"TRACKIO_SERVER_URL": ""}) for _ in range(2)]
+    assert all(done.returncode == 0 for done in said), said[0].stderr + said[1].stderr
+    assert said[0].stderr.count(f"2 points you logged for {url} wait") == 1, said[0].stderr
+    assert f"sync --discard {url}` deletes them" in said[0].stderr
+    assert url not in said[1].stderr

@@ -28,7 +28,7 @@ def doctor(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
 def test_doctor_passes_against_a_working_server(shared_server: TrackioServer) -> None:
     result = doctor(TRACKIO_SERVER_URL=shared_server.write_url)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert f"server: server {shared_server.url}" in result.stdout
+    assert f"Target:       server {shared_server.url}\n" in result.stdout  # said once
     assert "trackio 0.43.0, API version 1" in result.stdout
     assert "Write access: OK" in result.stdout
     assert "set (from the URL)" in result.stdout
@@ -69,6 +69,7 @@ def test_doctor_explains_a_wrong_token_without_printing_it(shared_server: Tracki
     assert result.returncode == 1
     assert "rejected the write token" in result.stdout and "TRACKIO_WRITE_TOKEN" in result.stdout
     assert "WRONG-TOKEN" not in result.stdout + result.stderr
+    assert "***" not in result.stdout  # the hint's placeholder does not look like a masked token
 
 
 def test_doctor_reports_an_unreachable_server() -> None:
@@ -80,7 +81,7 @@ def test_doctor_reports_an_unreachable_server() -> None:
 def test_doctor_on_the_embedded_default_says_how_to_look() -> None:
     result = doctor()
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "local: local storage in" in result.stdout
+    assert "Target:       local storage in" in result.stdout
     assert f"TRACKIO_DIR={os.environ['TRACKIO_DIR']} trackio show" in result.stdout
 
 
@@ -108,7 +109,7 @@ def test_doctor_follows_the_space_rule(
         code = cli.main(["doctor"])
     out = capsys.readouterr().out
     assert code == 1
-    assert "space: Space alice/demo (https://alice-demo.hf.space)" in out
+    assert "Target:       Space alice/demo (https://alice-demo.hf.space)" in out
     assert "HF token:     missing" in out and "HF_TOKEN" in out
     assert {r.url.host for r in seen} == {"alice-demo.hf.space"}
     assert TOKEN not in out
@@ -118,3 +119,14 @@ def test_doctor_rejects_a_malformed_url_clearly() -> None:
     result = doctor("--server-url", "trackio.internal:7860?write_token=SECRET")
     assert result.returncode == 2
     assert "Invalid Trackio server URL" in result.stderr and "SECRET" not in result.stderr
+
+
+def test_an_unwritable_spool_is_one_fix_and_a_verdict_that_agrees_with_the_exit_code(
+    tmp_path: Path,
+) -> None:
+    not_a_folder = tmp_path / "a-file"
+    not_a_folder.write_text("")
+    result = doctor(TRACKIO_SPOOL_DIR=str(not_a_folder))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stdout.count("Fix:") == 1 and "TRACKIO_SPOOL_DIR" in result.stdout
+    assert result.stdout.rstrip().endswith("Logging would NOT work; see above.")

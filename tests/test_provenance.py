@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.harness import REPO, TOKEN, TrackioServer, cli_process, wait_until
+from tests.harness import REPO, TOKEN, TrackioServer, cli_process, run_python, wait_until
 from trackio_integrations import TrackioClient
 from trackio_integrations.provenance.redact import REDACTED, clean_url, redact_command
 
@@ -311,3 +311,56 @@ def test_gpu_and_slurm_facts_where_present(tmp_path: Path, monkeypatch: pytest.M
     assert facts["provenance/gpu/count"] == 2
     assert facts["provenance/slurm_job_id"] == "4242"
     assert "never-recorded-1" not in json.dumps(facts)
+
+
+def test_a_spool_folder_that_cannot_be_written_is_one_warning_and_no_traceback(
+    tmp_path: Path,
+) -> None:
+    """The spool's warning says what to do; provenance keeps its config and says nothing more."""
+    not_a_folder = tmp_path / "a-file"
+    not_a_folder.write_text("")
+    result = run_python(
+        "from trackio_integrations import TrackioClient\n"
+        "with TrackioClient('unwritable-spool') as run:\n"
+        "    run.log({'loss': 1.0}, step=0)\n",
+        env={"TRACKIO_SPOOL_DIR": str(not_a_folder), "TRACKIO_DIR": str(tmp_path / "trackio")},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("Cannot write the trackio-integrations spool") == 1
+    assert "Traceback" not in result.stderr and "provenance" not in result.stderr, result.stderr
+
+
+def test_a_short_local_run_saves_its_provenance_without_starting_trackio(
+    project: str, tmp_path: Path
+) -> None:
+    # A run that ends right after it starts waits for its provenance in finish(): that must not
+    # start an interpreter importing trackio (0.4 s) nor import httpx (a local run sends nothing).
+    repo, _ = new_repo(tmp_path)
+    (repo / "train.py").write_text("print('changed')\n")
+    code = (
+        "import json, sys\n"
+        "import trackio_integrations.artifacts.local as local\n"
+        "from trackio_integrations import TrackioClient\n"
+        "asked = []\n"
+        "helper = local.LocalStore._helper\n"
+        "def spy(self, op, **request):\n"
+        "    asked.append(op)\n"
+        "    return helper(self, op, **request)\n"
+        "local.LocalStore._helper = spy\n"
+        f"run = TrackioClient({project!r}, system_metrics=False)\n"
+        "run.log({'loss': 1.0}, step=0)\n"
+        "ok = run.finish()\n"
+        "print(json.dumps({'ok': ok, 'name': run.name, 'helper': asked,"
+        " 'httpx': 'httpx' in sys.modules}))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=repo, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert (result["ok"], result["helper"], result["httpx"]) == (True, [], False)
+    files = Path(os.environ["TRACKIO_DIR"]) / "media" / project / "files" / "provenance"
+    saved = files / result["name"]
+    assert {p.name for p in saved.iterdir()} == {"diff.patch", "requirements.txt"}
+    assert b"changed" in (saved / "diff.patch").read_bytes()

@@ -22,19 +22,23 @@ import importlib.util
 import json
 import os
 import re
+import signal
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from types import ModuleType
 
 import pytest
 import tomllib
 
-from tests.harness import BIN, REPO, TrackioServer, run_python
+from tests.harness import BIN, REPO, TrackioServer, free_port, run_python, wait_until
 
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 FENCE = r"^ *```{language}\n(.*?)^ *```"
 PERFORMANCE = REPO / "docs" / "performance.md"
 GATEWAY_PAGE = REPO / "docs" / "gateway.md"  # its one nginx block is what tests/nginx.py runs
+# A ```bash block after this mark starts a server that runs until stopped: run by its own test.
+SERVER_MARK = "<!-- server"
 
 # What each command's output must show (all of the patterns, as regular expressions).
 EXPECTED = {
@@ -58,14 +62,17 @@ EXPECTED = {
 LOGGED = re.compile(r"Logged (\d+) (?:train/loss )?points to run (\S+) of (\S+)")
 
 
-def blocks(language: str) -> list[tuple[str, str]]:
-    """(where, body) of every ``language`` fence; where is ``page:line``."""
+def blocks(language: str, server: bool = False) -> list[tuple[str, str]]:
+    """(where, body) of every ``language`` fence; where is ``page:line``. ``server``: only the
+    blocks that start a server (``<!-- server`` on the line before), else all but those."""
     found = []
     for page in PAGES:
         text = page.read_text()
         for match in re.finditer(FENCE.format(language=language), text, re.DOTALL | re.MULTILINE):
             line = text.count("\n", 0, match.start()) + 1
-            found.append((f"{page.relative_to(REPO)}:{line}", match.group(1)))
+            before = text[: match.start()].rstrip().rsplit("\n", 1)[-1].strip()
+            if before.startswith(SERVER_MARK) == server:
+                found.append((f"{page.relative_to(REPO)}:{line}", match.group(1)))
     return found
 
 
@@ -148,6 +155,59 @@ def test_shell_commands_run_as_written(
         assert len(steps) == len(set(steps)) == count
 
 
+@pytest.mark.timeout(180)
+def test_the_server_block_starts_a_server_that_a_run_logs_to(tmp_path: Path) -> None:
+    """Getting started's server, as written (``pip install`` aside, and on the loopback instead
+    of every interface): it prints a write-access URL, and a run given that URL arrives."""
+    ((where, block),) = blocks("bash", server=True)
+    lines = [line for line in block.splitlines() if line and not line.startswith("pip install")]
+    script = "\n".join(lines).replace("--host 0.0.0.0", "--host 127.0.0.1")
+    assert script.count("--host 127.0.0.1") == 1, where
+    port = free_port()
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "GRADIO_SERVER_PORT": str(port)}
+    env.update(TRACKIO_DIR=str(tmp_path / "server-data"), BROWSER="true", HF_HUB_OFFLINE="1")
+    for name in ("TRACKIO_SERVER_URL", "TRACKIO_WRITE_TOKEN", "TRACKIO_SPACE_ID"):
+        env.pop(name, None)
+    log = tmp_path / "server.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            ["bash", "-c", script],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=tmp_path,
+        )
+    try:
+        printed = re.compile(r"with write access at: (http://[\w.]+:(\d+)\S*write_token=\w+)")
+        found = wait_until(lambda: printed.search(log.read_text()), timeout=90)
+        url, shown_port = found[1], int(found[2])
+        assert shown_port == port  # the port the page names (GRADIO_SERVER_PORT)
+        env_run = {"TRACKIO_SERVER_URL": url}
+        doctor = subprocess.run(
+            [str(BIN / "trackio-integrations"), "doctor"],
+            env={**os.environ, **env_run},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert "Write access: OK" in doctor.stdout and doctor.returncode == 0, doctor.stdout
+        result = run_python(
+            "from trackio_integrations import TrackioClient\n"
+            "with TrackioClient('first-server') as run:\n"
+            "    run.log({'train/loss': 0.5}, step=0)\n"
+            "print(run.name)\n",
+            env=env_run,
+        )
+        assert result.returncode == 0, result.stderr
+        viewer = TrackioServer(tmp_path / "unused", port=port)
+        assert viewer.wait_for_steps("first-server", result.stdout.strip(), "train/loss", 1) == [0]
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
 def test_pip_install_lines_name_extras_that_exist() -> None:
     declared = set(
         tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
@@ -203,3 +263,37 @@ def test_every_fence_is_a_program_a_command_or_a_marked_fragment() -> None:
             if language in ("py", "sh") and not (before and before[-1].startswith("<!-- fragment")):
                 problems.append(f"{where}: add a `<!-- fragment: why -->` line before it")
     assert not problems, problems
+
+
+def test_the_media_costs_are_a_saved_benchmark_run() -> None:
+    """docs/media.md's table is the output of `make bench-media` saved in bench/saved/, and the
+    README's ranges span the saved runs."""
+    saved = sorted((REPO / "bench" / "saved").glob("media-2core-*.txt"))
+    assert len(saved) >= 1
+    tables = [[line for line in f.read_text().splitlines() if line.startswith("|")] for f in saved]
+    page = (REPO / "docs" / "media.md").read_text()
+    assert any(table and all(row in page for row in table) for table in tables)
+    ratios = [[float(row.rsplit("|", 2)[-2]) for row in table[2:]] for table in tables]
+    spans = [
+        f"{round(min(r[i] for r in ratios) * 100)}-{round(max(r[i] for r in ratios) * 100)}%"
+        for i in range(3)
+    ]
+    readme = " ".join((REPO / "README.md").read_text().split())
+    assert f"costs {spans[0]}, {spans[1]} and {spans[2]} of trackio's own" in readme, spans
+
+
+NAMED_VERSION = re.compile(r"\b(transformers|accelerate|Lightning) \**(\d+\.\d+\.\d+)\**")
+
+
+def test_the_versions_the_pages_name_are_the_ones_installed() -> None:
+    """ "Tested with X 1.2.3" stays true: each version a page names is the installed one."""
+    from importlib.metadata import version
+
+    named = {
+        (page.name, name, found)
+        for page in PAGES
+        for name, found in NAMED_VERSION.findall(page.read_text())
+    }
+    assert {name for _, name, _ in named} == {"transformers", "accelerate", "Lightning"}
+    stale = [(p, n, v) for p, n, v in named if v != version(n.lower())]
+    assert not stale, f"installed: { {n: version(n.lower()) for _, n, _ in named} }, named: {stale}"

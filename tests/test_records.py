@@ -10,7 +10,16 @@ import pytest
 
 from tests.harness import TrackioServer, wait_until
 from trackio_integrations import TrackioClient
-from trackio_integrations.core.records import ALERT, METRIC, SYSTEM, RunFields, by_kind, kind_of
+from trackio_integrations.core.records import (
+    ALERT,
+    METRIC,
+    SYSTEM,
+    RunFields,
+    by_kind,
+    describe,
+    kind_of,
+    tally,
+)
 
 
 def _log_each_kind(run: TrackioClient) -> None:
@@ -97,3 +106,18 @@ def test_lines_know_their_kind_and_group_in_order() -> None:
         (ALERT, 1),
         (METRIC, 1),
     ]
+
+
+def test_what_waits_is_told_as_the_users_points_apart_from_what_the_package_adds() -> None:
+    fields = RunFields("p", "r", "rid")
+    lines = [
+        fields.metric(b'{"loss":1.0}', 0, b"w-1", 1.0, config={"lr": 0.1}),  # config rides along
+        fields.metric(b"{}", 0, b"w-2", 2.0, config={"lr": 0.1, "extra": 1}),  # config alone
+        fields.system(b'{"cpu":3.0}', b"w-3", 3.0),
+        fields.system(b'{"cpu":4.0}', b"w-4", 4.0),
+    ]
+    assert describe(tally(lines)) == (
+        "1 point you logged, and 3 records the package adds (the run's config, system samples)"
+    )
+    alert = fields.alert("NaN", None, "ERROR", 1, "a-1", 5.0)
+    assert describe(tally([lines[0], alert])) == "1 point you logged, and 1 alert"

@@ -70,7 +70,7 @@ for step in range(100):
 """  # no finish(): the atexit flush has a bound (5 s); without one, this would never exit
     result = run_python(code, timeout=90)  # a hang raises TimeoutExpired
     assert result.returncode == 0, result.stderr
-    assert "100 point(s) not yet delivered" in result.stderr
+    assert "100 points you logged not yet delivered" in result.stderr
     assert "trackio-integrations sync" in result.stderr
 
 

@@ -312,6 +312,40 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         """A copy of the run's config: what it was given and what ``update_config`` merged."""
         return dict(self._config)
 
+    # --- trackio's Run: the same names, for code written against trackio.init()'s run ------------
+
+    @property
+    def id(self) -> str:
+        """The run's id (``run_id``), as trackio's ``Run.id``."""
+        return self.run_id
+
+    @property
+    def group(self) -> str | None:
+        """The run's group (``config["_Group"]``, where trackio keeps it), as ``Run.group``."""
+        group = self._config.get("_Group")
+        return None if group is None else str(group)
+
+    @property
+    def url(self) -> str | None:
+        """The Space id or the server URL the run goes to (``None`` for local storage), as
+        trackio's ``Run.url``."""
+        return self.target.space_id or self.target.url
+
+    def link_artifact(
+        self,
+        artifact: Any,
+        target_path: str,
+        aliases: list[str] | None = None,
+        bucket_id: str | None = None,
+    ) -> None:
+        """trackio's registry link: not supported (registries live in trackio's own storage or
+        a bucket); warns once and links nothing. The artifact stays in the run's project."""
+        self._warn(
+            "link_artifact",
+            f"link_artifact(..., {target_path!r}) is not supported by trackio-integrations: "
+            "nothing is linked; the artifact stays in the project.",
+        )
+
     @property
     def last_step(self) -> int | None:
         """The highest step logged so far (a point without a step gets the next one)."""

@@ -30,6 +30,9 @@ __all__ = ["OWN_NAME", "install", "installed", "register_names", "uninstall"]
 OWN_NAME = "trackio-integrations"
 _TRANSFORMERS = "transformers.integrations.integration_utils"
 _ACCELERATE = "accelerate"  # the whole package: our tracker module needs accelerate.Accelerator
+# Our tracker module imports accelerate itself: when it is imported first, accelerate's hook fires
+# while it is half-run, so the registration waits for the tracker module's own end (see below).
+_TRACKER_MODULE = "trackio_integrations.integrations.accelerate"
 _AVAILABLE = "get_available_reporting_integrations"
 _TRACKIO = "trackio"
 # trackio's module API that runs on our client after install() (see module_api.py).
@@ -61,6 +64,7 @@ def register_names() -> None:
     """
     when_imported(_TRANSFORMERS, _name_transformers)
     when_imported(_ACCELERATE, _name_accelerate)
+    when_imported(_TRACKER_MODULE, _name_accelerate)
 
 
 def install() -> None:
@@ -92,6 +96,7 @@ def install() -> None:
     register_names()
     when_imported(_TRANSFORMERS, _take_transformers)
     when_imported(_ACCELERATE, _take_accelerate)
+    when_imported(_TRACKER_MODULE, _take_accelerate)
     when_imported(_TRACKIO, _take_trackio)
 
 
@@ -183,7 +188,19 @@ def _target_configured() -> bool:
 # --- accelerate ----------------------------------------------------------------------------------
 
 
-def _name_accelerate(package: ModuleType) -> None:
+def _tracker_module_half_run() -> bool:
+    """Whether our tracker module is being imported (it imported accelerate, whose hook runs now).
+
+    Its own hook (``when_imported(_TRACKER_MODULE, ...)``) then does the work once it has run.
+    """
+    module = sys.modules.get(_TRACKER_MODULE)
+    return module is not None and "LogWithTrackioTracker" not in vars(module)
+
+
+def _name_accelerate(module: ModuleType) -> None:
+    """Register ``"trackio-integrations"``; ``module`` is accelerate or our tracker module."""
+    if _tracker_module_half_run():
+        return
     from accelerate import tracking
 
     register = getattr(tracking, "register_tracker_class", None)
@@ -191,10 +208,16 @@ def _name_accelerate(package: ModuleType) -> None:
         return  # accelerate < 1.15 takes built-in names only
     from trackio_integrations.integrations.accelerate import InitTrackersTracker
 
-    register(InitTrackersTracker)
+    # Importing it may have run its own hook, which registered it already.
+    if OWN_NAME not in tracking.LOGGER_TYPE_TO_CLASS:
+        register(InitTrackersTracker)
 
 
-def _take_accelerate(package: ModuleType) -> None:
+def _take_accelerate(module: ModuleType) -> None:
+    """``log_with="trackio"`` builds ours; ``module`` is accelerate or our tracker module."""
+    if _tracker_module_half_run():
+        return
+    import accelerate
     from accelerate import tracking
     from accelerate.utils import LoggerType
 
@@ -204,7 +227,7 @@ def _take_accelerate(package: ModuleType) -> None:
         _logger().warning(
             "trackio-integrations: this accelerate (%s) has no log_with='trackio'; pass "
             "log_with=TrackioTracker() instead.",
-            getattr(package, "__version__", "?"),
+            getattr(accelerate, "__version__", "?"),
         )
         return
     with _lock:
@@ -220,19 +243,32 @@ def _take_accelerate(package: ModuleType) -> None:
         if LoggerType.TRACKIO not in available:  # "available" meant: the trackio package is
             available.append(LoggerType.TRACKIO)
         register = getattr(tracking, "register_tracker_class", None)
+        tracker = _announced_when_built(LogWithTrackioTracker)
         if register is None:
-            tracking.LOGGER_TYPE_TO_CLASS["trackio"] = LogWithTrackioTracker
+            tracking.LOGGER_TYPE_TO_CLASS["trackio"] = tracker
         else:
             import warnings
 
             with warnings.catch_warnings():  # "shadowing a built-in tracker": that is the point
                 warnings.simplefilter("ignore")
-                register(LogWithTrackioTracker)
-    _announce(
-        "accelerate",
-        "log_with='trackio' now builds trackio_integrations' TrackioTracker (no trackio package "
-        "needed)",
-    )
+                register(tracker)
+
+
+def _announced_when_built(tracker: type) -> type:
+    """The tracker, saying it took over when ``log_with="trackio"`` first builds it: a Trainer's
+    job imports accelerate too, and should not hear about a ``log_with`` it never uses."""
+
+    class Tracker(tracker):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            _announce(
+                "accelerate",
+                "log_with='trackio' now builds trackio_integrations' TrackioTracker (no trackio "
+                "package needed)",
+            )
+            super().__init__(*args, **kwargs)
+
+    Tracker.__name__ = Tracker.__qualname__ = tracker.__name__
+    return Tracker
 
 
 def _restore_accelerate(saved: dict[str, Any]) -> None:
@@ -280,9 +316,13 @@ _RESTORE = {
 
 
 def _announce(framework: str, what: str) -> None:
-    """Say once per ``install()`` which integration was taken over (every rank of a job says it)."""
+    """Say once per ``install()`` which integration was taken over: once per job, by rank zero
+    (``RANK``, else ``SLURM_PROCID``), not by each of its processes."""
+    rank = os.environ.get("RANK") or os.environ.get("SLURM_PROCID") or "0"
     if framework not in _announced:
         _announced.add(framework)
+        if rank.strip() not in ("", "0"):
+            return
         _logger().warning(
             "trackio-integrations: %s; trackio_integrations.uninstall() undoes it.", what
         )

@@ -13,7 +13,9 @@ show`` finds them instead:
   break silently when they change; trackio's code takes its own cross-process lock;
 - project files in ``TRACKIO_DIR/media/<project>/files/<path>``, under their own names.
 
-The folders are asked of trackio once per project, so their layout is trackio's, not a copy.
+The two folders follow trackio's path rules (``layout()``), copied here so that saving a
+project file (the provenance files at ``finish()``) starts no interpreter that imports trackio
+(about 0.4 s); ``tests/test_artifacts.py`` checks the copy against trackio's own answer.
 """
 
 from __future__ import annotations
@@ -137,7 +139,7 @@ class LocalStore:
 
     def _layout(self, project: str) -> dict[str, str]:
         if project not in self._layouts:
-            self._layouts[project] = dict(self._helper("layout", project=project))
+            self._layouts[project] = layout(self.trackio_dir, project)
         return self._layouts[project]
 
     def _chunks(self, entry: dict[str, Any]) -> Any:
@@ -187,6 +189,17 @@ class LocalStore:
             outcome = Outcome.RETRY if answer.get("retry") else Outcome.REJECTED
             raise StoreError(Reply(outcome, None, str(answer.get("error"))))
         return answer.get("data")
+
+
+def layout(trackio_dir: Path, project: str) -> dict[str, str]:
+    """A project's blob folder and Files folder as trackio 0.43 names them (``cas.blob_path``,
+    ``utils.project_media_dir``): the project name keeps ``[A-Za-z0-9_-]`` (any alphanumeric),
+    else ``default``. The helper's ``layout`` operation gives trackio's own answer."""
+    safe = "".join(c for c in project if c.isalnum() or c in ("-", "_")).rstrip() or "default"
+    return {
+        "blobs": str(trackio_dir / "artifacts" / safe / "blobs" / "sha256"),
+        "files": str(trackio_dir / "media" / safe / "files"),
+    }
 
 
 def _read(path: Path) -> Any:

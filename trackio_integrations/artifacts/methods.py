@@ -46,10 +46,11 @@ class ArtifactMethods:
 
     def log_artifact(
         self,
-        path: str | os.PathLike[str],
+        artifact_or_path: str | os.PathLike[str] | Any,
         name: str | None = None,
         type: str | None = None,
         aliases: list[str] | None = None,
+        overwrite: bool = False,
         metadata: Mapping[str, Any] | None = None,
         description: str | None = None,
         file_name: str | None = None,
@@ -59,7 +60,8 @@ class ArtifactMethods:
         listed here; hashing and uploading happen in the background, one upload at a time, and
         a blob the target already has is not sent again. Never raises. ``file_name`` names a
         lone file inside the artifact (default: its own name); the same content under the same
-        names is the same version.
+        names is the same version. A trackio ``Artifact`` is logged from its ``path``;
+        ``overwrite=True`` (trackio's) is not supported and logs a new version.
 
         >>> art = run.log_artifact("out/checkpoint-500", name="model", type="model")  # doctest: +SKIP
         >>> art.wait(60), art.version  # doctest: +SKIP
@@ -67,9 +69,12 @@ class ArtifactMethods:
         """
         if self._ended("log_artifact"):
             return None
+        if overwrite:
+            self._warn("overwrite", "log_artifact(overwrite=True) is not supported: a new version.")
         try:
             from trackio_integrations.artifacts.calls import log_artifact
 
+            path = getattr(artifact_or_path, "path", artifact_or_path)  # or trackio's Artifact
             return log_artifact(
                 self._uploads(),
                 path,
@@ -85,9 +90,11 @@ class ArtifactMethods:
             logger.exception("trackio-integrations: log_artifact() failed")
             return None
 
-    def use_artifact(self, name_or_ref: Any) -> UsedArtifact | None:
+    def use_artifact(self, artifact_or_name: Any, type: str | None = None) -> UsedArtifact | None:
         """Record that this run consumed ``name``, ``name:v<N>`` or ``name:<alias>`` (lineage in
         the dashboard); ``.download(dest)`` on the result fetches its files. Never raises.
+        ``artifact_or_name`` may be an artifact this package or trackio returned; ``type`` is
+        accepted as trackio's and not checked.
 
         >>> data = run.use_artifact("corpus:latest").download("data/")  # doctest: +SKIP
         """
@@ -96,7 +103,7 @@ class ArtifactMethods:
         try:
             from trackio_integrations.artifacts.calls import use_artifact
 
-            return use_artifact(self._uploads(), name_or_ref, self._warn_each)
+            return use_artifact(self._uploads(), artifact_or_name, self._warn_each)
         except Exception:
             logger.exception("trackio-integrations: use_artifact() failed")
             return None

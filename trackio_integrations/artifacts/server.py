@@ -18,15 +18,17 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import httpx
 import orjson
 
 from trackio_integrations.artifacts.files import CHUNK, FileChanged, pause, verified_write
 from trackio_integrations.core.target import Target
 from trackio_integrations.core.transport import Outcome, Reply, classify, open_http
+
+if TYPE_CHECKING:
+    import httpx  # loaded only for a server or a Space (in transport.py)
 
 
 class StoreError(Exception):
@@ -97,6 +99,8 @@ class ServerStore:
 
     def call(self, api: str, /, **kwargs: Any) -> Any:
         """``POST /api/<api>``; the reply's ``data``, else ``StoreError``."""
+        import httpx  # loaded by open_http() already
+
         try:
             response = self._http.post(
                 f"/api/{api}",
@@ -172,6 +176,8 @@ class ServerStore:
         self.call("bulk_upload_media", uploads=[upload], hf_token=None)
 
     def fetch(self, project: str, entry: dict[str, Any], target: Path) -> None:
+        import httpx
+
         url = f"/artifact_blob/{quote(project, safe='')}/{entry['digest']}"
         try:
             with self._http.stream("GET", url) as response:
@@ -186,6 +192,8 @@ class ServerStore:
 
     def _upload(self, entry: dict[str, Any], filename: str) -> str:
         """Stream one file as ``multipart/form-data`` (field ``files``); the server's temp path."""
+        import httpx
+
         boundary = secrets.token_hex(16)
         safe = re.sub(r"[^A-Za-z0-9._-]", "_", filename) or "file"
         head = (

@@ -18,9 +18,8 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import httpx
 import orjson
 
 from trackio_integrations.artifacts.files import FileChanged, located, sha256_of, unchanged
@@ -31,6 +30,9 @@ from trackio_integrations.core.dead_letter import dead_letter
 from trackio_integrations.core.spool import Spool
 from trackio_integrations.core.target import Target
 from trackio_integrations.core.transport import Outcome, Reply
+
+if TYPE_CHECKING:
+    import httpx  # loaded only for a server or a Space (in transport.py)
 
 logger = logging.getLogger("trackio_integrations")
 
@@ -91,7 +93,9 @@ class Queue:
         self.set_aside = 0
         self.progress_at = time.monotonic()
         self._answered: dict[str, int] = {}
+        self._recorded: dict[tuple[str, str], set[bytes]] = {}  # (project, name) -> contents
         self.stopping: Callable[[], bool] = lambda: False
+        self.announce = True  # log a stop as it happens; ``sync`` reports it itself instead
 
     def drain(self, spool: Spool, store: Store) -> bool:
         """Send every request of ``spool``, in order; False to try again later."""
@@ -145,7 +149,16 @@ class Queue:
                 unchanged(entry)
                 store.put_blob(rec["project"], item["digest"], entry)
                 present.add(item["digest"])  # the same content twice in one version: sent once
-        return store.commit(rec, manifest)
+        # The same content logged again is the same version, and trackio's server then replaces
+        # the version's metadata. Keep the first (as W&B does): Lightning's last.ckpt, a copy of
+        # the checkpoint just logged, must not rename "epoch=2-step=12.ckpt" to "last.ckpt".
+        name = (rec["project"], rec["name"])
+        content = orjson.dumps(sorted((e["path"], e["digest"]) for e in manifest))
+        if content in self._recorded.get(name, ()):
+            rec = {**rec, "metadata": None}
+        result = store.commit(rec, manifest)
+        self._recorded.setdefault(name, set()).add(content)
+        return result
 
     def _manifest(self, spool: Spool, rec: dict[str, Any]) -> list[dict[str, Any]]:
         """The version's manifest, hashed once (kept beside the spool for a resumed request)."""
@@ -185,12 +198,13 @@ class Queue:
         if reply.outcome is Outcome.AUTH:
             if self.blocked is None:
                 self.blocked = str(exc)
-                logger.error(
-                    "trackio-integrations: uploads stopped (%s). %d request(s) are kept in %s.",
-                    exc,
-                    spool.pending,
-                    spool.path or "memory",
-                )
+                if self.announce:
+                    logger.error(
+                        "trackio-integrations: uploads stopped (%s). %d request(s) are kept in %s.",
+                        exc,
+                        spool.pending,
+                        spool.path or "memory",
+                    )
             return False
         if "Digest mismatch" in reply.message:
             self._put_aside(

@@ -29,9 +29,8 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import orjson
 
 from trackio_integrations.artifacts.files import record, snapshot
@@ -42,6 +41,9 @@ from trackio_integrations.artifacts.upload_queue import Queue, Store, make_store
 from trackio_integrations.core.spool import Spool
 from trackio_integrations.core.target import Target
 from trackio_integrations.core.worker import Worker
+
+if TYPE_CHECKING:
+    import httpx  # loaded only for a server or a Space (in transport.py)
 
 logger = logging.getLogger("trackio_integrations")
 
@@ -152,13 +154,16 @@ class Uploader:
         if not ok:
             reason = self.queue.blocked or self.queue.last_error or "still uploading"
             logger.warning(
-                "trackio-integrations: %d artifact/file request(s) not yet delivered to %s "
-                "(%s). They are kept in %s: `trackio-integrations sync` (or the next run to the "
-                "same target) resumes them; blobs already sent are not sent again.",
+                "trackio-integrations: %d upload request(s) (artifacts, files, the run's "
+                "provenance when on) not yet delivered to %s (%s). They are kept in %s: "
+                "`trackio-integrations sync` (or the next run to the same target) resumes them, "
+                "blobs already sent are not sent again; `trackio-integrations sync --discard %s` "
+                "deletes them.",
                 self.pending,
                 self.target,
                 reason,
                 self.spool.path or "memory",
+                self.target.url or "local",
             )
         if stopped:
             self.spool.close()
@@ -305,11 +310,14 @@ def sync(
     project: str | None,
     retries: int,
     report: Callable[[dict[str, Any], int, int, str | None], None] | None = None,
+    refused: Callable[[Target], str] | None = None,
 ) -> tuple[int, dict[str, int], int, int]:
     """Send the requests left in the artifact spools under ``root`` (``trackio-integrations
     sync``): (requests sent, requests left per target, set aside, spools in use by live runs).
-    ``report(meta, sent, left, why)`` is told each spool's outcome (the per-run table)."""
+    ``report(meta, sent, left, why)`` is told each spool's outcome (the per-run table);
+    ``refused(target)`` words a refused token (the command reports it, the queue does not log it)."""
     queue = Queue(root / ARTIFACTS)
+    queue.announce = refused is None
     left: dict[str, int] = {}
     busy = 0
     for folder in Spool.folders(root / ARTIFACTS):
@@ -332,7 +340,11 @@ def sync(
             reason = None
             if spool.pending:
                 reason = queue.blocked or queue.last_error or "not delivered"
-                left[f"{target} ({reason})"] = left.get(f"{target} ({reason})", 0) + spool.pending
+                where = f"{target} ({reason})"
+                if queue.blocked and refused is not None:
+                    reason = refused(target)
+                    where = f"{target}: {reason}"
+                left[where] = left.get(where, 0) + spool.pending
             if report is not None:
                 report(spool.meta, queue.done - done_before, spool.pending, reason)
         finally:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from trackio_integrations.cli.targets import credential, named_target, spool_tar
 from trackio_integrations.cli.uploads import status_uploads
 from trackio_integrations.core.access import explain
 from trackio_integrations.core.dead_letter import iter_dead_letters
+from trackio_integrations.core.records import describe, tally
 from trackio_integrations.core.spool import Spool, default_root
 from trackio_integrations.core.target import Target, same_server
 from trackio_integrations.core.transport import Transport
@@ -50,6 +52,13 @@ def main(argv: list[str] | None = None) -> int:
     _target_flags(sync)
     sync.add_argument("--project", help="only this project")
     sync.add_argument("--retries", type=int, default=3, help="attempts per spool (default 3)")
+    sync.add_argument(
+        "--discard",
+        metavar="TARGET",
+        help="instead of sending, delete what waits for TARGET (a URL as `status` shows it, "
+        "or local:FOLDER), after asking",
+    )
+    sync.add_argument("--yes", action="store_true", help="with --discard: delete without asking")
 
     status = commands.add_parser(
         "status", help="points waiting in the spool, per target, project and run"
@@ -62,6 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "doctor":
             return doctor_command(args, root)
+        if args.command == "sync" and args.discard:
+            from trackio_integrations.cli.discard import discard_command
+
+            return discard_command(args, root)
         if args.command == "sync":
             from trackio_integrations.cli.sync import sync_command
 
@@ -86,7 +99,7 @@ def _target_flags(parser: argparse.ArgumentParser) -> None:
 
 def doctor_command(args: argparse.Namespace, root: Path) -> int:
     target = named_target(args)
-    print(f"Target:       {target.kind}: {target}")
+    print(f"Target:       {target}")
     ok = True
     if target.kind == "local":
         folder = Path(target.trackio_dir or ".")
@@ -127,9 +140,13 @@ def doctor_command(args: argparse.Namespace, root: Path) -> int:
         + (f", {mine} for this target" if pending else "")
     )
     if not spool_ok:
-        print("Fix:          set TRACKIO_SPOOL_DIR to a writable folder (node-local disk).")
+        print(
+            "Fix:          set TRACKIO_SPOOL_DIR to a writable folder (node-local disk): "
+            "without one, points wait in memory and are lost if the process dies."
+        )
+    ok = ok and spool_ok
     print("Logging would work." if ok else "Logging would NOT work; see above.")
-    return 0 if ok and spool_ok else 1
+    return 0 if ok else 1
 
 
 def _token_source(target: Target) -> str:
@@ -182,6 +199,7 @@ def _spool_rows(root: Path) -> list[dict[str, Any]]:
                 "project": spool.meta.get("project"),
                 "run": spool.meta.get("run"),
                 "points": spool.pending,
+                "tally": tally(spool.pending_lines()) if spool.pending else Counter(),
                 "files": spool.blobs.count,
                 "mb": spool.blobs.size / (1 << 20),
                 "state": _state(spool.meta, live),
@@ -227,6 +245,12 @@ def status_command(args: argparse.Namespace, root: Path) -> int:
             f"{sum(r['points'] for r in rows)} point(s) waiting{media}{runs}: "
             f"`trackio-integrations sync {root}`."
         )
+        for where in dict.fromkeys(r["where"] for r in rows):  # each target once, in order
+            counts: Counter[str] = sum((r["tally"] for r in rows if r["where"] == where), Counter())
+            print(
+                f"For {where}: {describe(counts)}; `trackio-integrations sync --discard {where}` "
+                "deletes them."
+            )
     dead = list(iter_dead_letters(root))
     for path, count in dead:
         print(f"Dead-lettered: {count} point(s) refused by the server, in {path}")

@@ -167,7 +167,7 @@ def sync_command(args: argparse.Namespace, default_root: Path) -> int:
         print(f"Left {count} point(s) for {where}")
     if busy:
         print(f"{busy} spool(s) in use by live runs were left to them.")
-    uploads = _sync_uploads(roots, choose, args, row)
+    uploads = _sync_uploads(roots, choose, args, row, named)
     print_table(list(rows.values()))
     return 1 if left or uploads else 0
 
@@ -177,6 +177,7 @@ def _sync_uploads(
     choose: Callable[[dict[str, Any]], Target],
     args: argparse.Namespace,
     row: Callable[[dict[str, Any]], RunRow],
+    named: Target,
 ) -> int:
     """Resume the artifact, lineage and file requests under each root; 1 if some are left."""
     from trackio_integrations.artifacts.uploader import sync
@@ -188,9 +189,14 @@ def _sync_uploads(
         if why:
             entry.why = entry.why or why
 
+    def refused(target: Target) -> str:
+        return refused_reason(target, named, args)
+
     failed = 0
     for root in roots:
-        sent, left, set_aside, busy = sync(root, choose, args.project, args.retries, report)
+        sent, left, set_aside, busy = sync(
+            root, choose, args.project, args.retries, report, refused=refused
+        )
         if sent or left or set_aside:
             print(
                 f"Uploads: {sent} request(s) delivered (blobs the target had were not sent again)."
@@ -200,7 +206,9 @@ def _sync_uploads(
                 f"{set_aside} upload request(s) could not be recorded and were set aside: see `status`."
             )
         for where, count in left.items():
-            print(f"Left {count} upload request(s) for {where}.")
+            print(
+                f"Left {count} upload request(s) for {where}" + ("" if where.endswith(".") else ".")
+            )
         if busy:
             print(f"{busy} upload spool(s) in use by live runs were left to them.")
         failed = failed or (1 if left else 0)

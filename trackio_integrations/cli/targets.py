@@ -88,7 +88,9 @@ def refused_reason(target: Target, named: Target, args: argparse.Namespace) -> s
     )
     if target.write_token:
         return f"it rejected the write token from {token_origin(target)}; {fix}."
-    if named.kind in ("server", "space"):
+    if named.kind in ("server", "space") and not _named_token(named, args):
+        why = "no write token is set"
+    elif named.kind in ("server", "space"):
         where = (
             ("--space-id" if args.space_id else "TRACKIO_SPACE_ID")
             if named.kind == "space"
@@ -103,3 +105,8 @@ def refused_reason(target: Target, named: Target, args: argparse.Namespace) -> s
     else:
         why = "no write token for it here"
     return f"{why}; {fix}."
+
+
+def _named_token(named: Target, args: argparse.Namespace) -> bool:
+    """Whether the server or Space the flags or environment name comes with a token of its own."""
+    return bool(named.hf_token if named.kind == "space" else named.write_token)

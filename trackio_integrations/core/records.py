@@ -20,7 +20,8 @@ with ``{"v":1,"kind":"<kind>"``, which ``kind_of`` reads without parsing the lin
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -115,6 +116,39 @@ def files_of(line: bytes) -> list[dict[str, Any]]:
     except (orjson.JSONDecodeError, AttributeError):
         return []
     return [f for f in files if isinstance(f, dict)] if isinstance(files, list) else []
+
+
+def tally(lines: Iterable[bytes]) -> Counter[str]:
+    """How many of ``lines`` the user logged (``logged``, ``alert``) and how many the package adds
+    to them (``config``: the run's config on a line of its own, ``system``: system samples)."""
+    counts: Counter[str] = Counter()
+    for line in lines:
+        line = line.rstrip(b"\n")
+        if line.startswith(_HEADS[SYSTEM]):
+            counts["system"] += 1
+        elif line.startswith(_HEADS[ALERT]):
+            counts["alert"] += 1
+        elif line.startswith(CONFIG_PREFIX) and line.endswith(b'"metrics":{}}'):
+            counts["config"] += 1
+        else:
+            counts["logged"] += 1
+    return counts
+
+
+def describe(counts: Counter[str]) -> str:
+    """A ``tally`` in the user's words, e.g. ``1 point you logged, and 2 records the package adds
+    (the run's config, system samples)``."""
+    logged, alerts, config, system = (counts[k] for k in ("logged", "alert", "config", "system"))
+    parts = [f"{logged} point{'s' if logged != 1 else ''} you logged"]
+    if alerts:
+        parts.append(f"{alerts} alert{'s' if alerts != 1 else ''}")
+    if config or system:
+        what = ["the run's config"] * bool(config) + ["system samples"] * bool(system)
+        added = config + system
+        parts.append(
+            f"{added} record{'s' if added != 1 else ''} the package adds ({', '.join(what)})"
+        )
+    return ", and ".join(parts) if len(parts) <= 2 else ", ".join(parts[:-1]) + ", and " + parts[-1]
 
 
 def iso(timestamp: float) -> str:

@@ -27,6 +27,7 @@ import os
 import shutil
 import threading
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -381,6 +382,23 @@ class Spool:
     def _segments(self) -> list[int]:
         assert self.path is not None
         return sorted(int(p.stem) for p in self.path.glob("*.jsonl") if p.stem.isdigit())
+
+    def pending_lines(self) -> Iterator[bytes]:
+        """Every line not yet confirmed, oldest first: for saying what waits, not for sending."""
+        if self.path is not None:
+            for segment in self._segments():
+                fd = self._read_fd(segment) if segment >= self._ack[0] else None
+                if fd is None:
+                    continue
+                offset = self._ack[1] if segment == self._ack[0] else 0
+                tail = b""
+                while chunk := os.pread(fd, 1 << 20, offset):
+                    offset += len(chunk)
+                    *whole, tail = (tail + chunk).split(b"\n")
+                    yield from (line for line in whole if line)
+        with self._memory_lock:
+            waiting = list(self._memory)
+        yield from waiting
 
     def _count_pending(self) -> int:
         count = 0

@@ -265,9 +265,11 @@ class Transport:
                 "Set HF_TOKEN (or pass hf_token=) to a token with write access to that Space."
             )
         return (
-            f"The {self.target} rejected the write token. Pass write_token=..., set "
-            "TRACKIO_WRITE_TOKEN, or add ?write_token=... to the server URL: the token is the one "
-            "in the write-access URL that `trackio show` prints (or the server's TRACKIO_WRITE_TOKEN)."
+            # no placeholder after "write_token=": redaction would show it as a masked token
+            f"The {self.target} rejected the write token. Set TRACKIO_WRITE_TOKEN, pass the "
+            "write_token argument, or end the server URL with ?write_token= and the token: it is "
+            "the one in the write-access URL that `trackio show` prints (or the server's "
+            "TRACKIO_WRITE_TOKEN)."
         )
 
 

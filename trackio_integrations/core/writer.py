@@ -8,6 +8,7 @@ sender can deliver too, and at ``finish()`` what was dropped or not yet delivere
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from trackio_integrations.core.mode import sync_command
+from trackio_integrations.core.records import describe, tally
 from trackio_integrations.core.sender import Delivery, HttpDelivery, InboxDelivery, Sender
 from trackio_integrations.core.spool import Spool
 from trackio_integrations.core.target import Target
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
     import httpx
 
 logger = logging.getLogger("trackio_integrations")
+TOLD = "told"  # in a spool folder: the user has been told that its points wait
 
 
 def open_spool(
@@ -70,6 +73,7 @@ def adopt_orphans(
 ) -> list[tuple[Spool, Delivery]]:
     """Spools left by dead writers that a client can deliver: its own target, or local."""
     found: list[tuple[Spool, Delivery]] = []
+    untold: dict[str, list[Spool]] = {}
     for folder in Spool.folders(root):
         if folder == own:
             continue
@@ -86,16 +90,38 @@ def adopt_orphans(
             assert delivery is not None
             found.append((spool, delivery))
         else:
-            if spool.pending:
-                logger.warning(
-                    "trackio-integrations: %d point(s) for %s wait in %s; send them with "
-                    "`trackio-integrations sync`.",
-                    spool.pending,
-                    theirs.get("url"),
-                    folder,
-                )
+            if spool.pending and not (folder / TOLD).exists():
+                untold.setdefault(str(theirs.get("url")), []).append(spool)
+            else:
+                spool.close()
+    for where, spools in untold.items():  # once per target, and never again for these points
+        logger.warning(
+            "trackio-integrations: %s for %s wait in %s from an earlier run. %s",
+            describe(tally(line for spool in spools for line in spool.pending_lines())),
+            where,
+            root,
+            how_to_handle(where),
+        )
+        for spool in spools:
+            mark_told(spool)
             spool.close()
     return found
+
+
+def how_to_handle(where: str) -> str:
+    """The commands that send, list or delete what waits for ``where``."""
+    return (
+        f"`trackio-integrations sync` sends them once {where} answers, `trackio-integrations "
+        f"status` lists them, `trackio-integrations sync --discard {where}` deletes them."
+    )
+
+
+def mark_told(spool: Spool) -> None:
+    """Remember in the spool's folder that the user was told what waits there: later processes
+    stay quiet about it (``status`` still lists it)."""
+    if spool.path is not None:
+        with contextlib.suppress(OSError):
+            os.close(os.open(spool.path / TOLD, os.O_WRONLY | os.O_CREAT, 0o600))  # private
 
 
 def report_undelivered(spool: Spool, sender: Sender, target: Target, delivered: bool) -> int:
@@ -123,15 +149,19 @@ def report_undelivered(spool: Spool, sender: Sender, target: Target, delivered: 
                 reason,
             )
         if on_disk:
+            where = target.url or str(target)
             logger.warning(
-                "trackio-integrations: %d point(s) not yet delivered to %s (%s). They are "
-                "kept in %s: run `trackio-integrations sync` (or start the next run) to send "
-                "them.",
-                on_disk,
+                "trackio-integrations: %s not yet delivered to %s (%s), kept in %s. %s",
+                describe(tally(spool.pending_lines())),
                 target,
                 reason,
                 spool.path,
+                how_to_handle(where).replace(
+                    "`trackio-integrations sync` sends them",
+                    "`trackio-integrations sync` (or the next run to it) sends them",
+                ),
             )
+            mark_told(spool)
     return dropped
 
 

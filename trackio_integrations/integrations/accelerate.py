@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
 from accelerate import Accelerator
-from accelerate.tracking import GeneralTracker, on_main_process
+from accelerate.tracking import GeneralTracker
+from accelerate.tracking import on_main_process as accelerate_on_main_process
 
 from trackio_integrations.artifacts.model import Artifact, UsedArtifact
 from trackio_integrations.client import DEFAULT_FINISH_TIMEOUT, TrackioClient
@@ -20,9 +22,30 @@ from trackio_integrations.errors import TrackioConfigError, warn_user
 from trackio_integrations.integrations.common import Monitoring
 from trackio_integrations.media.kinds import Image, Table, each
 from trackio_integrations.monitoring.health import HealthChecks
+from trackio_integrations.monitoring.nodes import launched_rank
 from trackio_integrations.monitoring.system import DEFAULT_INTERVAL
 
 __all__ = ["InitTrackersTracker", "TrackioTracker"]
+
+Method = TypeVar("Method", bound=Callable[..., Any])
+
+
+def on_main_process(method: Method) -> Method:
+    """accelerate's ``on_main_process``, and world rank 0 where the launcher says so.
+
+    Under ``torchrun`` on a machine without GPUs, an ``Accelerator()`` made without ``cpu=True``
+    takes each process for a job of one, each its own main process: ``RANK`` / ``WORLD_SIZE``
+    still say which one is rank 0, and only that one sends (one run, rank 0's points).
+    """
+    guarded = accelerate_on_main_process(method)
+
+    @functools.wraps(method)
+    def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if launched_rank() not in (None, 0):
+            return None
+        return guarded(self, *args, **kwargs)
+
+    return call  # type: ignore[return-value]
 
 
 class TrackioTracker(GeneralTracker):
@@ -251,7 +274,7 @@ class TrackioTracker(GeneralTracker):
         if self._client is None:
             warn_user("TrackioTracker.log_artifact() before init_trackers(): nothing is logged.")
             return None
-        return self._client.log_artifact(path, name, type, aliases, metadata)
+        return self._client.log_artifact(path, name, type, aliases, metadata=metadata)
 
     @on_main_process
     def use_artifact(self, name_or_ref: Any) -> UsedArtifact | None:

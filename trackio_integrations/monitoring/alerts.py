@@ -53,16 +53,24 @@ class AlertMethods:
         text: str | None = None,
         level: str = "warn",
         step: int | None = None,
+        webhook_url: str | None = None,
     ) -> None:
         """Raise an alert: printed here, shown in the dashboard's Alerts tab, stored once.
 
         ``level`` is ``"info"``, ``"warn"`` or ``"error"`` (or trackio's ``AlertLevel``); ``step``
-        defaults to the run's last step. Never raises, never waits.
+        defaults to the run's last step. Never raises, never waits. ``webhook_url`` (trackio's
+        per-alert webhook) is not supported: pass ``alert_webhook=`` to the client instead.
 
         Examples:
             >>> run.alert("Loss spike", "train/loss jumped 10x", level="warn")  # doctest: +SKIP
         """
         try:
+            if webhook_url is not None:
+                self._warn(
+                    "webhook_url",
+                    "alert(webhook_url=...) is not supported: pass alert_webhook= to the client "
+                    "(or set TRACKIO_WEBHOOK_URL); the alert is recorded without it.",
+                )
             if self._finished:
                 self._warn("finished", "alert() after finish() is ignored: start a new client.")
                 return

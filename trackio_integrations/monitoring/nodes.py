@@ -63,6 +63,27 @@ def announce(run: Any | None) -> None:
         logger.debug("trackio-integrations: could not announce the run", exc_info=True)
 
 
+def launched_rank(env: Mapping[str, str] | None = None) -> int | None:
+    """This process's world rank as the launcher (torchrun, accelerate launch) set it in
+    ``RANK`` / ``WORLD_SIZE``, or None outside a job of two processes or more.
+
+    A framework may take each process of a job for a main process (accelerate on a CPU machine
+    without ``cpu=True``); the launcher knows better.
+    """
+    env = os.environ if env is None else env
+    world = _number(env, "WORLD_SIZE")
+    return _number(env, "RANK") if world is not None and world > 1 else None
+
+
+def _number(env: Mapping[str, str], *names: str) -> int | None:
+    for name in names:
+        try:
+            return int(env[name])
+        except (KeyError, ValueError):
+            continue
+    return None
+
+
 def role(
     env: Mapping[str, str] | None = None, rank: int | None = None, local_rank: int | None = None
 ) -> int | None:
@@ -71,12 +92,7 @@ def role(
     env = os.environ if env is None else env
 
     def number(*names: str) -> int | None:
-        for name in names:
-            try:
-                return int(env[name])
-            except (KeyError, ValueError):
-                continue
-        return None
+        return _number(env, *names)
 
     rank = rank if rank is not None else number("RANK", "SLURM_PROCID")
     if local_rank is None:

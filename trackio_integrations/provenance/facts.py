@@ -7,7 +7,6 @@ value is recorded. GPUs are asked of ``nvidia-smi`` (no CUDA context is created 
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import os
 import platform
@@ -16,7 +15,7 @@ import shutil
 import socket
 import subprocess
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from trackio_integrations.provenance.redact import clean_package_url, redact_command
@@ -49,6 +48,8 @@ def versions(modules: dict[str, Any]) -> dict[str, str]:
             continue
         version = getattr(modules[module], "__version__", None)
         if not isinstance(version, str):
+            import importlib.metadata  # rarely needed: most libraries have __version__
+
             try:
                 version = importlib.metadata.version(dist)
             except importlib.metadata.PackageNotFoundError:
@@ -99,21 +100,26 @@ def gpus(modules: dict[str, Any]) -> dict[str, Any]:
     return facts
 
 
-def installed_packages() -> bytes:
+def installed_packages(path: Iterable[str] | None = None) -> bytes:
     """The installed distributions as ``pip freeze`` lists them: ``name==version``, or
     ``name @ url`` for one installed from a URL (credentials and path tokens removed), sorted by
-    name."""
+    name.
+
+    Read from the ``*.dist-info`` / ``*.egg-info`` metadata on ``sys.path`` directly, the first
+    found of a name winning as for ``importlib.metadata``: importing that (and the email parser
+    it reads each file with) costs more than the reading, and a short run's ``finish()`` waits.
+    """
     lines: dict[str, str] = {}
-    for dist in importlib.metadata.distributions():
-        name = dist.metadata["Name"]
+    for folder in _metadata_folders(sys.path if path is None else path):
+        name, version = _name_and_version(folder)
         if not name or name.lower() in lines:
             continue
-        line = f"{name}=={dist.version}"
-        direct = _direct_url(dist)
+        line = f"{name}=={version}"
+        direct = _direct_url(folder)
         if direct is not None:
             url = clean_package_url(str(direct.get("url", "")))
             if direct.get("dir_info", {}).get("editable"):
-                line = f"# editable install of {name}=={dist.version} from {url}\n{line}"
+                line = f"# editable install of {name}=={version} from {url}\n{line}"
             elif "vcs_info" in direct:
                 vcs = direct["vcs_info"]
                 line = f"{name} @ {vcs.get('vcs', 'git')}+{url}@{vcs.get('commit_id', '')}"
@@ -123,10 +129,49 @@ def installed_packages() -> bytes:
     return "".join(lines[key] + "\n" for key in sorted(lines)).encode()
 
 
-def _direct_url(dist: importlib.metadata.Distribution) -> dict[str, Any] | None:
+def _metadata_folders(path: Iterable[str]) -> Iterator[str]:
+    for entry in path:
+        try:
+            names = os.listdir(entry or ".")
+        except OSError:  # a zip file, a folder that is gone
+            continue
+        for name in names:
+            if name.endswith((".dist-info", ".egg-info")):
+                yield os.path.join(entry or ".", name)
+
+
+def _read(folder: str, name: str) -> str | None:
     try:
-        text = dist.read_text("direct_url.json")
+        if os.path.isfile(folder):  # an egg-info that is a file: PKG-INFO itself
+            return None if name == "direct_url.json" else _text(folder)
+        return _text(os.path.join(folder, name))
+    except OSError:
+        return None
+
+
+def _text(path: str) -> str:
+    with open(path, encoding="utf-8", errors="replace") as f:
+        return f.read()
+
+
+def _name_and_version(folder: str) -> tuple[str | None, str | None]:
+    """``Name`` and ``Version`` from the metadata's header lines."""
+    text = _read(folder, "METADATA") or _read(folder, "PKG-INFO") or ""
+    name = version = None
+    for line in text.partition("\n\n")[0].splitlines():  # the headers end at the first blank line
+        if line.startswith("Name:"):
+            name = line[5:].strip()
+        elif line.startswith("Version:"):
+            version = line[8:].strip()
+        if name and version:
+            break
+    return name, version
+
+
+def _direct_url(folder: str) -> dict[str, Any] | None:
+    text = _read(folder, "direct_url.json")
+    try:
         value = json.loads(text) if text else None
-    except (OSError, ValueError):
+    except ValueError:
         return None
     return value if isinstance(value, dict) else None

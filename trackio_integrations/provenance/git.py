@@ -52,33 +52,65 @@ class Checkout:
 
 def git(cwd: Path, *args: str) -> bytes | None:
     """git's standard output, or None when it fails (no git, not a checkout, no commit yet)."""
+    return gits(cwd, args)[0]
+
+
+def gits(cwd: Path, *commands: tuple[str, ...]) -> list[bytes | None]:
+    """Several git commands at once (each a process; together they take the slowest one's
+    time, not the sum), their outputs in order, None for one that failed."""
     env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0"}
-    try:
-        done = subprocess.run(
-            ["git", "-c", "core.quotepath=off", *args],
-            cwd=cwd,
-            env=env,
-            capture_output=True,
-            timeout=GIT_TIMEOUT,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout if done.returncode == 0 else None
+    started: list[subprocess.Popen[bytes] | None] = []
+    for args in commands:
+        try:
+            started.append(
+                subprocess.Popen(
+                    ["git", "-c", "core.quotepath=off", *args],
+                    cwd=cwd,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+        except OSError:
+            started.append(None)
+    outputs: list[bytes | None] = []
+    for process in started:
+        if process is None:
+            outputs.append(None)
+            continue
+        try:
+            out, _ = process.communicate(timeout=GIT_TIMEOUT)
+        except subprocess.SubprocessError:
+            process.kill()
+            process.communicate()
+            outputs.append(None)
+            continue
+        outputs.append(out if process.returncode == 0 else None)
+    return outputs
 
 
 def read_checkout(cwd: Path) -> Checkout:
     """The checkout holding ``cwd``: facts, the binary diff against HEAD, untracked names."""
-    top = git(cwd, "rev-parse", "--show-toplevel")
+    # Each git process costs a few ms to start and a short run's finish() waits for them: all
+    # four at once, from ``cwd`` (their answers name paths from the top of the checkout).
+    heads, remote_raw, diff, others_raw = gits(
+        cwd,
+        ("rev-parse", "--show-toplevel", "HEAD", "--abbrev-ref", "HEAD"),
+        ("config", "--get", "remote.origin.url"),
+        ("diff", "--binary", "--no-color", "--no-ext-diff", "HEAD", "--"),
+        ("ls-files", "--others", "--exclude-standard", "-z", "--full-name", "--", ":/"),
+    )
+    # rev-parse fails as a whole before the first commit: then the top folder alone
+    top = heads.splitlines()[0] if heads else git(cwd, "rev-parse", "--show-toplevel")
     if top is None:
         return Checkout()
     root = Path(top.decode().strip())
     out = Checkout(root=root)
-    text = _text(git(root, "rev-parse", "HEAD"))
-    out.commit = text
-    branch = _text(git(root, "rev-parse", "--abbrev-ref", "HEAD"))
+    commit, branch = (_text(line) for line in heads.splitlines()[1:3]) if heads else (None, None)
+    out.commit = commit
     out.branch = None if branch in (None, "HEAD") else branch
-    remote = _text(git(root, "config", "--get", "remote.origin.url"))
+    remote = _text(remote_raw)
     if remote is None:
         names = (_text(git(root, "remote")) or "").split()
         remote = _text(git(root, "config", "--get", f"remote.{names[0]}.url")) if names else None
@@ -88,12 +120,10 @@ def read_checkout(cwd: Path) -> Checkout:
     except ValueError:
         out.subdir = "."
     if out.commit is not None:
-        diff = git(root, "diff", "--binary", "--no-color", "--no-ext-diff", "HEAD", "--")
         out.diff = diff or b""
         out.diff_size = len(out.diff)
-        status = git(root, "status", "--porcelain", "--untracked-files=no")
-        out.dirty = bool(status and status.strip())
-    others = git(root, "ls-files", "--others", "--exclude-standard", "-z") or b""
+        out.dirty = bool(out.diff.strip())  # a tracked file differs from HEAD (what status says)
+    others = others_raw or b""
     out.untracked = [p.decode(errors="replace") for p in others.split(b"\0") if p]
     return out
 

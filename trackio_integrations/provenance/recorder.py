@@ -89,8 +89,9 @@ class Recorder:
         return not self._thread.is_alive()
 
     def _record(self) -> None:
-        # Give the GIL back at once: start() returns as soon as the training thread runs again.
-        time.sleep(0.01)
+        # Give the GIL back at once: start() returns as soon as the training thread runs again
+        # (no longer: a short run's finish() waits for this thread).
+        time.sleep(0)
         try:
             config, files = self.collect()
             self.run.update_config(config)
@@ -109,7 +110,12 @@ class Recorder:
             machine,
             versions,
         )
-        from trackio_integrations.provenance.git import DIFF_LIMIT, UNTRACKED_LIMIT, read_checkout
+        from trackio_integrations.provenance.git import (
+            DIFF_LIMIT,
+            UNTRACKED_LIMIT,
+            Checkout,
+            read_checkout,
+        )
         from trackio_integrations.provenance.redact import environment_secrets, hide_values, is_path
         from trackio_integrations.redaction import known_secrets
 
@@ -118,12 +124,23 @@ class Recorder:
         self._secrets |= known_secrets() | environment_secrets(os.environ)
         # A path is no secret (TRACKIO_CLIENT_KEY names a file): masking it would break paths.
         self._secrets = {secret for secret in self._secrets if not is_path(secret)}
-        checkout = read_checkout(self._cwd)
+        # git runs in processes of its own: list the packages meanwhile (a short run's finish()
+        # waits for the slower of the two, not for both).
+        checkouts: list[Checkout] = []
+        reader = threading.Thread(
+            target=lambda: checkouts.append(read_checkout(self._cwd)),
+            name="trackio-provenance-git",
+            daemon=True,
+        )
+        reader.start()
+        packages = installed_packages()
         config: dict[str, Any] = {"provenance/command": command_line(self._argv, self._secrets)}
         config.update(versions(dict(sys.modules)))
         config.update(machine(os.environ))
+        reader.join()
+        checkout = checkouts[0] if checkouts else Checkout()  # git failed: recorded as no checkout
         config.update(checkout.config())
-        written: list[str] = []
+        written: list[str | None] = []
         keep_diff = diff_enabled()
         if checkout.diff and not keep_diff:
             config["provenance/git/diff_saved"] = False
@@ -150,21 +167,26 @@ class Recorder:
             names = checkout.untracked[:UNTRACKED_LIMIT]
             text = "".join(name + "\n" for name in names)
             written.append(self._write(UNTRACKED_FILE, text.encode()))
-        written.append(self._write(PACKAGES_FILE, installed_packages()))
-        for name in written:
+        written.append(self._write(PACKAGES_FILE, packages))
+        saved = [name for name in written if name is not None]
+        for name in saved:
             config[f"provenance/files/{Path(name).stem}"] = name
         # The remote, the branch, the host name: no value of the config holds a known secret.
         for key, value in config.items():
             if isinstance(value, str) and key != "provenance/command":
                 config[key] = hide_values(value, self._secrets)
-        return config, written
+        return config, saved
 
-    def _write(self, name: str, data: bytes, mask: bool = True) -> str:
+    def _write(self, name: str, data: bytes, mask: bool = True) -> str | None:
         """One file under ``folder``, the known secrets' values replaced by ``***`` (the diff
-        comes masked, line by line, by ``mask_diff``)."""
+        comes masked, line by line, by ``mask_diff``); None where the folder cannot be written
+        (the spool's own warning has said so: the config is kept)."""
         relative = f"{files_folder(self.run.name)}/{name}"
         path = self.folder / relative
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError:
+            return None
         if mask and self._secrets:
             from trackio_integrations.provenance.redact import hide_values
 
@@ -172,7 +194,10 @@ class Recorder:
             hidden = hide_values(text, self._secrets)
             if hidden != text:
                 data = hidden.encode("utf-8", errors="surrogateescape")
-        path.write_bytes(data)
+        try:
+            path.write_bytes(data)
+        except OSError:
+            return None
         return relative
 
     def discard(self) -> None:
