@@ -69,6 +69,12 @@ SERVER_INTERVAL = 1.0  # seconds between the sender's cycles (see __init__)
 INBOX_INTERVAL = 5.0
 CONFIG_WAIT = 10.0  # seconds a config update waits for a point to ride on
 
+# The config of each run this process opened, by (project, run id). The server replaces a run's
+# config as a whole, so a client that reopens one of them without a config of its own (a
+# Trainer's predict() after train()) starts from it: its first update (provenance, recorded
+# again) then adds to the run's config instead of replacing it.
+_run_configs: dict[tuple[str, str], dict[str, Any]] = {}
+
 
 class TrackioClient(AlertMethods, ArtifactMethods):
     """A run on a Trackio target. ``log()`` costs microseconds and never touches the network.
@@ -90,6 +96,7 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         hf_token: Hugging Face token, sent to Hugging Face hosts only (else ``HF_TOKEN``).
         config: the run's configuration (made JSON-safe).
         run_id: a stable id for the run; pass the same one to continue a run after a restart.
+            A run this process opened before, reopened without ``config``, keeps its config.
         last_step: the last step a continued run reached: a point without a step follows it.
         config_saved: the target already holds ``config`` (a run this process continues): it is
             sent again only with a change.
@@ -167,8 +174,9 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         self.name: str = name or new_run_name()
         self.run_id: str = run_id or uuid.uuid4().hex
         self.server_info: dict[str, Any] | None = None
-        self._config: dict[str, Any] = as_config(config)
-        self._config_pending = bool(self._config) and not config_saved
+        known = _run_configs.get((self.project, self.run_id)) if config is None else None
+        self._config: dict[str, Any] = dict(known) if known is not None else as_config(config)
+        self._config_pending = bool(self._config) and not config_saved and known is None
         self._config_since = time.monotonic()
         self._spool_root = Path(spool_dir) if spool_dir else default_root()
         # A server: the dashboard refreshes about every second, so one request a second shows
@@ -213,6 +221,7 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         if online and _has_queued_uploads(self._spool_root, self.target):  # a dead run's
             self._uploads()
         _live.add(self)
+        _run_configs[(self.project, self.run_id)] = self._config  # the same dict: updates too
         set_current(self)  # the run trackio.log() writes to (adopt/module_api.py)
         if online:
             self._webhook = WebhookPoster.configured(alert_webhook, alert_webhook_min_level)

@@ -30,7 +30,7 @@ from lightning_utilities.core.rank_zero import rank_zero_only
 
 from trackio_integrations.artifacts.model import safe_name
 from trackio_integrations.client import TrackioClient, new_run_name
-from trackio_integrations.core.runs import Resume, check_resume, run_to_resume
+from trackio_integrations.core.runs import Resume, check_resume, run_name, run_to_resume
 from trackio_integrations.core.target import TARGET_OPTIONS
 from trackio_integrations.core.values import json_safe
 from trackio_integrations.errors import TrackioConfigError, warn_user
@@ -131,7 +131,8 @@ class TrackioLogger(_LightningLoggers):
             ``TRACKIO_HEADERS``, a JSON object).
         spool_dir: where unsent points wait (``TRACKIO_SPOOL_DIR``, else the user cache).
         prefix: put at the start of every metric name, joined with ``-`` as Lightning's loggers do.
-        run_id: continue the run with this id (``logger.run_id`` of the earlier run).
+        run_id: continue the run with this id (``logger.run_id`` of the earlier run); without
+            ``name``, the run keeps its name (looked up when the run starts).
         step_ids: store each (step, metric names) once, so that steps logged again after resuming
             from a checkpoint are not duplicated. Leave off if you log the same metrics twice at
             one step on purpose (e.g. ``trainer.test`` of two checkpoints).
@@ -208,6 +209,8 @@ class TrackioLogger(_LightningLoggers):
         self._run_id: str = run_id or (slurm[1] if slurm else uuid.uuid4().hex)
         # A named run may continue one that exists (resume): looked up once, when the run starts.
         self._resume: str | None = resume if name and not run_id and resume != "never" else None
+        # A run continued by its id alone keeps its name: looked up once, when the run starts.
+        self._name_by_id = bool(run_id and not name)
         self._prefix = prefix
         self._finish_timeout = finish_timeout
         self._options: dict[str, Any] = {
@@ -245,7 +248,7 @@ class TrackioLogger(_LightningLoggers):
 
     @property
     def version(self) -> str:
-        """The Trackio run name."""
+        """The Trackio run name (a run continued by ``run_id`` alone: its own, once started)."""
         return self._name
 
     @property
@@ -273,6 +276,9 @@ class TrackioLogger(_LightningLoggers):
                 found = run_to_resume(self._project, self._name, self._resume, **self._target())
                 self._run_id = found or self._run_id
                 self._resume = None
+            if self._name_by_id and self._monitoring.online:
+                self._name = run_name(self._project, self._run_id, **self._target()) or self._name
+                self._name_by_id = False
             # Reopened after finalize() (a metric logged after fit, a later test()): the run
             # keeps the status it ended with, its config and its steps; a Lightning stage that
             # starts says "running" again (log_graph) and ends with its own status (finalize).
