@@ -36,6 +36,9 @@ from trackio_integrations.core.spool import Spool, default_root
 from trackio_integrations.core.target import Target, resolve_target
 from trackio_integrations.core.transport import Transport, check_at_start
 from trackio_integrations.core.values import Kept, as_config, encode_metrics
+from trackio_integrations.core.watcher import Watcher, save_config
+from trackio_integrations.core.watcher import enabled as watcher_enabled
+from trackio_integrations.core.watcher import wait_seconds as watcher_wait
 from trackio_integrations.core.writer import (
     adopt_orphans,
     close_offline,
@@ -200,6 +203,7 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         self._sampler: SystemSampler | None = None
         self._webhook: WebhookPoster | None = None
         self._provenance: Recorder | None = None
+        self._watcher: Watcher | None = None
         if self.mode == DISABLED:  # every call returns at its first line; nothing is written
             self._finished = True
             set_current(self)  # trackio.log() after trackio.init() does nothing too
@@ -221,6 +225,7 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         set_current(self)  # the run trackio.log() writes to (adopt/module_api.py)
         if online:
             self._webhook = WebhookPoster.configured(alert_webhook, alert_webhook_min_level)
+            self._watch()
         if system_metrics:
             self._sampler = SystemSampler(self.log_system, system_interval).start()
         if provenance_enabled(provenance):
@@ -400,6 +405,8 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         # The thread only syncs and ends now, unless a request of its is still in flight.
         stopped = self._sender.stop(max(deadline - time.monotonic(), 0.2))
         dropped = report_undelivered(self._spool, self._sender, self.target, ok)
+        if self._watcher is not None:  # a clean end: what is left waits for `sync`, as ever
+            self._watcher.finished()
         if stopped:  # else a request is still in flight: the daemon thread keeps its files
             self._spool.close()
             if self._delivery is not None:
@@ -448,6 +455,8 @@ class TrackioClient(AlertMethods, ArtifactMethods):
             self._last_step = step if last is None or step > last else last
         if with_config:
             self._config_pending = False
+            if self._watcher is not None:  # the watcher adds a status to it, never replaces it
+                save_config(self._spool.path, self._config)
         log_id = log_id or self._next_id()
         if advance and files is None:  # a plain point: a later config line may repeat it
             self._last_point = (body, step, log_id)
@@ -552,6 +561,21 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         )
         self._sender.ensure_started()
 
+    def _watch(self) -> None:
+        """Start this run's watcher (``core/watcher.py``): should this process die before
+        ``finish()``, it delivers the spool and says how the run ended."""
+        if self._spool is None or self._spool.path is None or not watcher_enabled():
+            return
+        webhook = self._webhook
+        handoff = {
+            "target": self.target,
+            "webhook": (webhook.url, webhook.min_level) if webhook is not None else None,
+            "wait": watcher_wait(),
+            "meta": self._spool.meta,
+        }
+        self._watcher = Watcher.start(self._spool.path, handoff)
+        save_config(self._spool.path, self._config)
+
     def _finish_offline(self) -> bool:
         """Close the spool and the artifact queue at once; print the command that sends them."""
         uploader, self._uploader = self._uploader, None
@@ -572,6 +596,9 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         self._sender = None
         self._last_point = None  # in the parent's spool: a child's config line cannot repeat it
         self._delivery = None  # the parent's connection is not ours to use or close
+        if self._watcher is not None:  # the parent's watcher: neither ours to end nor to copy
+            self._watcher.abandon_after_fork()
+            self._watcher = None
         self._sampler = None  # a child (a DataLoader worker) does not sample; its parent does
         self._provenance = None  # nor record provenance: the parent's run has it
         if self._webhook is not None:  # nor post its parent's queued alerts a second time
