@@ -190,7 +190,7 @@ def test_on_the_embedded_default_a_config_update_wins_over_the_config_before_it(
         assert run.flush(timeout=30)
     run.update_config({"status": "success"})
     assert run.finish(timeout=30)
-    assert len(list((server.data_dir / "inbox").glob("*/*.jsonl"))) == 3  # not imported yet
-    server.start()  # imports the three fragments at once
+    assert len(list((server.data_dir / "inbox").glob("*/*.jsonl"))) >= 3  # not imported yet
+    server.start()  # imports the fragments at once
     assert server.wait_for_steps(project, "trial", "loss", 2) == [2, 10]
     assert server.wait_for_config(project, run.run_id)["status"] == "success"
