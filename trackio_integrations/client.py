@@ -461,7 +461,8 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         log_id: bytes | None = None,
         files: bytes | None = None,
     ) -> None:
-        """Write one point's spool line (caller holds the lock)."""
+        """Write one point's spool line (caller holds the lock); ``advance=False``: a config
+        line repeating the last point."""
         assert self._spool is not None
         if advance and step is not None:  # the highest step so far, as trackio keeps it
             last = self._last_step
@@ -484,6 +485,7 @@ class TrackioClient(AlertMethods, ArtifactMethods):
                 log_id,
                 time.time(),
                 self._config if with_config else None,
+                repeat=not advance,
             )
         )
 

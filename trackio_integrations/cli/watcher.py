@@ -188,7 +188,8 @@ def deliver(folder: Path, handoff: dict[str, Any], reason: str) -> None:
         config["status"] = status  # point, which the server stores once (no row of its own)
         if point is not None:
             body, log_id = orjson.dumps(point["metrics"]), str(point["log_id"]).encode()
-            spool.append(fields.metric(body, step, log_id, point.get("timestamp") or now, config))
+            stamp = point.get("timestamp") or now
+            spool.append(fields.metric(body, step, log_id, stamp, config, repeat=True))
         else:
             log_id = b"%s-config" % fields.run_id.encode()
             spool.append(fields.metric(b"{}", 0, log_id, now, config))
