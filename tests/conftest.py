@@ -29,6 +29,7 @@ _OUR_ENV = (
     "TRACKIO_PROJECT",
     "TRACKIO_DIR",
     "TRACKIO_SPOOL_DIR",
+    "TRACKIO_GROUP",
     "HF_TOKEN",
 )
 

@@ -93,8 +93,8 @@ def test_init_log_config_alert_finish_reach_the_server(
 def test_init_arguments_we_cannot_honour_warn_once(
     trackio, shared_server: TrackioServer, project: str
 ) -> None:
-    with pytest.warns(UserWarning, match="group"):
-        trackio.init(project=project, name="g", server_url=shared_server.write_url, group="x")
+    with pytest.warns(UserWarning, match="private"):
+        trackio.init(project=project, name="g", server_url=shared_server.write_url, private=True)
     trackio.log({"a": 1.0})
     trackio.finish()
     assert shared_server.wait_for_steps(project, "g", "a", 1) == [0]

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from trackio_integrations.artifacts.methods import ArtifactMethods, _has_queued_uploads
 from trackio_integrations.core.media_files import FileStager
+from trackio_integrations.core.metadata import resolve_group, run_metadata
 from trackio_integrations.core.mode import DISABLED, OFFLINE, ONLINE, resolve_mode
 from trackio_integrations.core.process import (
     after_fork_in_child,
@@ -125,6 +126,10 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         provenance: record git commit, diff, packages, command line (secrets redacted) and
             machine in the background (``provenance/`` in the config, Files); else
             ``TRACKIO_PROVENANCE`` (``0`` is off), else on.
+        group: the run's group (else ``TRACKIO_GROUP``): the dashboard's Group-by view shows the
+            runs of one group together. Kept as trackio keeps it, in the config as ``_Group``,
+            beside ``_Username`` and ``_Created``; a run continued by ``run_id`` without a
+            config keeps the config it has.
     """
 
     def __init__(
@@ -154,6 +159,7 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         client_cert: str | os.PathLike[str] | tuple[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         provenance: bool | None = None,
+        group: str | None = None,
     ) -> None:
         self.mode: str = resolve_mode(mode)
         project = project or os.environ.get("TRACKIO_PROJECT")
@@ -176,6 +182,12 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         self.server_info: dict[str, Any] | None = None
         known = _run_configs.get((self.project, self.run_id)) if config is None else None
         self._config: dict[str, Any] = dict(known) if known is not None else as_config(config)
+        # Worth a row of its own when no point carries it: a config given or updated, not only
+        # the metadata below (a run that logs nothing does not appear for it).
+        self._config_alone = bool(self._config)
+        continued = run_id is not None and config is None and group is None
+        if known is None and not continued:  # a new run, or one given its config again
+            self._config.update(run_metadata(resolve_group(group), self._config))
         self._config_pending = bool(self._config) and not config_saved and known is None
         self._config_since = time.monotonic()
         self._spool_root = Path(spool_dir) if spool_dir else default_root()
@@ -302,6 +314,7 @@ class TrackioClient(AlertMethods, ArtifactMethods):
                 if all(key in self._config and self._config[key] == update[key] for key in update):
                     return  # nothing changes: nothing to send
                 self._config.update(update)
+                self._config_alone = True
                 if self._spool is None:
                     self._start_writer()
                 # The config rides on the next point; if none comes soon, the sender writes it
@@ -491,6 +504,7 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         if not stager.files:  # tables, histograms, reports: JSON only
             self._append(body, step, self._config_pending, log_id=log_id)
         else:  # the config rides on a point without files (a config line is never ``media``)
+            self._config_alone = True
             self._append(body, step, False, log_id=log_id, files=stager.files_json())
 
     def _next_id(self) -> bytes:
@@ -511,6 +525,7 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         with self._lock:
             if (
                 self._config_pending
+                and self._config_alone
                 and self._spool is not None
                 and time.monotonic() - self._config_since >= stale_after
             ):

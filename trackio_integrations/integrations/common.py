@@ -15,6 +15,7 @@ from dataclasses import replace
 from typing import Any
 
 from trackio_integrations.client import TrackioClient
+from trackio_integrations.core.metadata import is_pruned
 from trackio_integrations.core.mode import ONLINE, resolve_mode
 from trackio_integrations.monitoring.health import Health, HealthChecks
 from trackio_integrations.monitoring.nodes import NodeFollower, announce
@@ -163,7 +164,10 @@ class Monitoring:
 
 
 def ending_status(exc: BaseException | None) -> str:
-    """The status of a run whose training call raised ``exc``: interrupted (Ctrl-C) or failed."""
+    """The status of a run whose training call raised ``exc``: pruned (Optuna's
+    ``TrialPruned``, a search stopping a trial), interrupted (Ctrl-C) or failed."""
+    if is_pruned(exc):
+        return "pruned"
     return "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
 
 
