@@ -337,6 +337,15 @@ class TrackioClient(AlertMethods, ArtifactMethods):
             "nothing is linked; the artifact stays in the project.",
         )
 
+    def _project_files_folder(self) -> Path | None:
+        """Local storage, online: the project's Files folder, where a file is saved by writing
+        it (provenance does, in its thread); else None: files are uploaded (``save``)."""
+        if self.mode != ONLINE or self.target.trackio_dir is None:
+            return None
+        from trackio_integrations.artifacts.local import layout
+
+        return Path(layout(Path(self.target.trackio_dir), self.project)["files"])
+
     @property
     def last_step(self) -> int | None:
         """The highest step logged so far (a point without a step gets the next one)."""

@@ -3,9 +3,11 @@
 The training thread only copies ``sys.argv`` and the working directory and starts a thread
 (about a hundred microseconds: ``bench/provenance.py``); git, the package list and
 ``nvidia-smi`` run in that thread. The facts go into the run's config under ``provenance/``;
-the diff, the untracked names and the package list are written to a folder of the run's own
-and saved to the project's Files as ``provenance/<run>/diff.patch``, ``untracked.txt`` and
-``requirements.txt`` (uploaded by the run's patient uploader, like every project file).
+the diff, the untracked names and the package list are saved to the project's Files as
+``provenance/<run>/diff.patch``, ``untracked.txt`` and ``requirements.txt``: written to a folder
+of the run's own and uploaded by the run's patient uploader, like every project file; or, for a
+run on local storage, written straight into the project's Files folder, where ``trackio show``
+lists them (nothing to upload: a short run's ``finish()`` does not wait for an uploader).
 """
 
 from __future__ import annotations
@@ -37,6 +39,11 @@ class ProvenanceRun(Protocol):
     run_id: str
 
     def update_config(self, mapping: Mapping[str, Any] | Any) -> None: ...
+
+    def _project_files_folder(self) -> Path | None:
+        """The project's Files folder on this machine where files are saved by writing them
+        there (a run on local storage); None where they are uploaded."""
+        ...
 
     def save(
         self, glob: str | os.PathLike[str], base_path: str | os.PathLike[str] | None = None
@@ -76,6 +83,7 @@ class Recorder:
         # What the process was started with, read now: the thread may run after a chdir.
         self._argv = list(getattr(sys, "orig_argv", [])[1:] or sys.argv)
         self._cwd = Path.cwd()
+        self._in_place = False  # the files were written into the project's Files folder
         self._thread = threading.Thread(target=self._record, name="trackio-provenance", daemon=True)
 
     def start(self) -> Recorder:
@@ -93,9 +101,12 @@ class Recorder:
         # (no longer: a short run's finish() waits for this thread).
         time.sleep(0)
         try:
+            in_place = self.run._project_files_folder()
+            if in_place is not None:
+                self.folder, self._in_place = in_place, True
             config, files = self.collect()
             self.run.update_config(config)
-            if files:
+            if files and not self._in_place:
                 self.run.save(str(self.folder / files_folder(self.run.name) / "*"), self.folder)
         except Exception:  # provenance must never disturb the run
             logger.exception("trackio-integrations: recording the run's provenance failed")
@@ -183,8 +194,8 @@ class Recorder:
         (the spool's own warning has said so: the config is kept)."""
         relative = f"{files_folder(self.run.name)}/{name}"
         path = self.folder / relative
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:  # the run's own folder is private; the project's Files are as trackio makes them
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o777 if self._in_place else 0o700)
         except OSError:
             return None
         if mask and self._secrets:
@@ -194,13 +205,16 @@ class Recorder:
             hidden = hide_values(text, self._secrets)
             if hidden != text:
                 data = hidden.encode("utf-8", errors="surrogateescape")
+        partial = path.with_name(f".{name}.partial")  # a reader never sees half a file
         try:
-            path.write_bytes(data)
+            partial.write_bytes(data)
+            os.replace(partial, path)
         except OSError:
             return None
         return relative
 
     def discard(self) -> None:
-        """Remove the files written, once the run's uploads are done."""
-        if not self._thread.is_alive():
+        """Remove the files written, once the run's uploads are done (never those written into
+        the project's Files folder: that is where they are kept)."""
+        if not self._thread.is_alive() and not self._in_place:
             shutil.rmtree(self.folder, ignore_errors=True)
