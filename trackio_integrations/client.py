@@ -5,7 +5,6 @@ from __future__ import annotations
 import atexit
 import logging
 import os
-import secrets
 import threading
 import time
 import uuid
@@ -342,7 +341,7 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         it (provenance does, in its thread); else None: files are uploaded (``save``)."""
         if self.mode != ONLINE or self.target.trackio_dir is None:
             return None
-        from trackio_integrations.artifacts.local import layout
+        from trackio_integrations.artifacts.paths import layout
 
         return Path(layout(Path(self.target.trackio_dir), self.project)["files"])
 
@@ -526,7 +525,7 @@ class TrackioClient(AlertMethods, ArtifactMethods):
 
     def _start_writer(self, transport: Transport | None = None) -> None:
         """Open a spool folder and a sender for this process (again in a forked child)."""
-        writer_id = secrets.token_hex(8)
+        writer_id = os.urandom(8).hex()
         self._writer_id = writer_id.encode()
         self._spool = open_spool(
             self._spool_root,

@@ -13,7 +13,6 @@ import platform
 import re
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
 from collections.abc import Iterable, Iterator
@@ -63,7 +62,7 @@ def machine(environ: dict[str, str] | os._Environ[str]) -> dict[str, Any]:
     """Python, host, OS, the SLURM job, and the GPUs (model, driver, CUDA) where present."""
     facts: dict[str, Any] = {
         "provenance/python": platform.python_version(),
-        "provenance/hostname": socket.gethostname(),
+        "provenance/hostname": os.uname().nodename,  # gethostname()
         "provenance/platform": platform_name(),
     }
     job = environ.get("SLURM_JOB_ID")

@@ -101,9 +101,6 @@ class Recorder:
         # (no longer: a short run's finish() waits for this thread).
         time.sleep(0)
         try:
-            in_place = self.run._project_files_folder()
-            if in_place is not None:
-                self.folder, self._in_place = in_place, True
             config, files = self.collect()
             self.run.update_config(config)
             if files and not self._in_place:
@@ -113,19 +110,28 @@ class Recorder:
 
     def collect(self) -> tuple[dict[str, Any], list[str]]:
         """The config entries and the names of the files written (relative to ``folder``)."""
-        # Imported here, in the thread: importlib.metadata and subprocess cost ~15 ms to import.
-        from trackio_integrations.provenance.diff import mask_diff
-        from trackio_integrations.provenance.facts import (
-            command_line,
-            installed_packages,
-            machine,
-            versions,
-        )
+        # Imported here, in the thread: subprocess and the rest cost milliseconds to import.
         from trackio_integrations.provenance.git import (
             DIFF_LIMIT,
             UNTRACKED_LIMIT,
             Checkout,
             read_checkout,
+        )
+
+        # git runs in processes of its own: start them first, and do the rest meanwhile (a short
+        # run's finish() waits for the slower of the two, not for both).
+        checkouts: list[Checkout] = []
+        reader = threading.Thread(
+            target=lambda: checkouts.append(read_checkout(self._cwd)),
+            name="trackio-provenance-git",
+            daemon=True,
+        )
+        reader.start()
+        from trackio_integrations.provenance.facts import (
+            command_line,
+            installed_packages,
+            machine,
+            versions,
         )
         from trackio_integrations.provenance.redact import environment_secrets, hide_values, is_path
         from trackio_integrations.redaction import known_secrets
@@ -135,15 +141,9 @@ class Recorder:
         self._secrets |= known_secrets() | environment_secrets(os.environ)
         # A path is no secret (TRACKIO_CLIENT_KEY names a file): masking it would break paths.
         self._secrets = {secret for secret in self._secrets if not is_path(secret)}
-        # git runs in processes of its own: list the packages meanwhile (a short run's finish()
-        # waits for the slower of the two, not for both).
-        checkouts: list[Checkout] = []
-        reader = threading.Thread(
-            target=lambda: checkouts.append(read_checkout(self._cwd)),
-            name="trackio-provenance-git",
-            daemon=True,
-        )
-        reader.start()
+        in_place = self.run._project_files_folder()  # local storage: written straight there
+        if in_place is not None:
+            self.folder, self._in_place = in_place, True
         packages = installed_packages()
         config: dict[str, Any] = {"provenance/command": command_line(self._argv, self._secrets)}
         config.update(versions(dict(sys.modules)))
@@ -156,6 +156,8 @@ class Recorder:
         if checkout.diff and not keep_diff:
             config["provenance/git/diff_saved"] = False
         elif checkout.diff and checkout.diff_size <= DIFF_LIMIT:
+            from trackio_integrations.provenance.diff import mask_diff  # only for a diff
+
             diff, masked = mask_diff(checkout.diff, self._secrets)
             config["provenance/git/diff_masked_lines"] = masked
             if masked:
