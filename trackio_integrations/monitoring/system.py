@@ -29,8 +29,8 @@ logger = logging.getLogger("trackio_integrations")
 DEFAULT_INTERVAL = 10.0
 # psutil and NVML cost ~40 ms of CPU to load (more to initialise a driver): a run shorter than
 # SETTLE seconds (a smoke test, a script that fails at once) has nothing to show for them.
-SETTLE = 0.5
-FIRST_SAMPLE = 1.0  # seconds after the counters are primed: rates need an interval to measure
+SETTLE = 0.5  # seconds after the start: load, then prime the counters (rates need an interval)
+FIRST_SAMPLE = 1.0  # seconds after the start: the first sample, over the half second since
 _GIB, _MIB = float(1 << 30), float(1 << 20)
 # NVML's clock-event reason bits (stable ABI values; the Python names changed across versions).
 _THERMAL = 0x20 | 0x40  # software and hardware thermal slowdown
@@ -46,7 +46,8 @@ class SystemSampler:
     Args:
         log_system: where each sample goes (``TrackioClient.log_system``).
         interval: seconds between samples; the counters are primed ``SETTLE`` s after the start,
-            the first sample comes ``FIRST_SAMPLE`` s (at most ``interval``) after that.
+            the first sample comes ``FIRST_SAMPLE`` s after the start (sooner for a shorter
+            ``interval``).
         prefix: put before every name, e.g. ``"node1/"`` for the second node of a job.
         nvml: a module to use instead of ``pynvml`` (unit tests stand one in for the driver).
     """
@@ -102,7 +103,7 @@ class SystemSampler:
             self._log_system(metrics)
         if not self._probes:
             return 3600.0  # nothing to measure here; wake only to stop
-        return self.interval if primed else min(self.interval, FIRST_SAMPLE)
+        return self.interval if primed else min(self.interval, FIRST_SAMPLE - SETTLE)
 
     def _load(self) -> None:
         if self._loaded:
