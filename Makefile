@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 TF4 := .venv-transformers4
 TF4_STAMP := $(TF4)/.installed-stamp
 
-.PHONY: test lint test-transformers4 demo dashboard screenshot bench bench-media bench-system bench-module-api bench-finish docs clean
+.PHONY: test lint oracle-deep test-transformers4 demo dashboard screenshot bench bench-media bench-system bench-module-api bench-finish docs clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,13 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/python -m pytest -q
 	$(MAKE) test-transformers4
+
+# The oracle (what each framework logged against what the server holds) over many more settings
+# than `make test` runs, with fresh random examples each time (not under CI=true).
+oracle-deep: $(STAMP)
+	ORACLE_EXAMPLES=$${ORACLE_EXAMPLES:-60} $(BIN)/python -m pytest -q -p no:cacheprovider \
+		--timeout=3600 tests/test_oracle_transformers.py tests/test_oracle_lightning.py \
+		tests/test_oracle_accelerate.py
 
 $(TF4_STAMP): pyproject.toml
 	@test -x $(TF4)/bin/python || $(PYTHON) -m venv $(TF4)

@@ -105,7 +105,11 @@ def _sigkill_mid_run(project: str, target: str, env: dict[str, str] | None = Non
         stdout=subprocess.PIPE,
         text=True,
         cwd=REPO,
-        env={**os.environ, **(env or {})},
+        env={
+            **os.environ,
+            "TRACKIO_WATCHER": "0",
+            **(env or {}),
+        },  # a whole job killed: its watcher too
     )
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == "READY"

@@ -233,7 +233,9 @@ def test_a_plain_trackio_script_killed_loses_nothing_after_sync(
 ) -> None:
     server = TrackioServer(tmp_path / "late", port=free_port())  # down when the script starts
     go = tmp_path / "go"
-    env = server.job_env(project, TRACKIO_INTEGRATIONS="1")
+    env = server.job_env(
+        project, TRACKIO_INTEGRATIONS="1", TRACKIO_WATCHER="0"
+    )  # a whole job killed: its watcher too
     job = subprocess.Popen(
         [sys.executable, "-c", KILLED_SCRIPT, str(go)],
         env=env,

@@ -121,3 +121,9 @@ def test_what_waits_is_told_as_the_users_points_apart_from_what_the_package_adds
     )
     alert = fields.alert("NaN", None, "ERROR", 1, "a-1", 5.0)
     assert describe(tally([lines[0], alert])) == "1 point you logged, and 1 alert"
+    # A config alone rides on a copy of the last point (same log_id): the package's, not the user's
+    copy = fields.metric(b'{"loss":1.0}', 0, b"w-1", 6.0, config={"status": "success"}, repeat=True)
+    assert describe(tally([lines[0], copy])) == (
+        "1 point you logged, and 1 record the package adds (the run's config)"
+    )
+    assert describe(tally([copy])).startswith("0 points you logged")

@@ -212,3 +212,24 @@ def test_a_delivered_spool_is_deleted_without_waiting_on_the_disk(
     kept.append(spool_point("run", 0) + b"\n")
     kept.close()
     assert synced and (tmp_path / "kept").is_dir()  # its point waits for the next client
+
+
+def test_every_spool_folder_is_private_also_those_made_on_the_way(
+    project: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # mkdir(parents=True, mode=0o700) gives the mode to the last folder alone: the spool's root
+    # and the folders that provenance and an artifact's files add were 0755.
+    root = tmp_path / "new" / "spool"
+    monkeypatch.setenv("TRACKIO_SPOOL_DIR", str(root))
+    monkeypatch.setenv("TRACKIO_PROVENANCE", "1")
+    model = tmp_path / "model.bin"
+    model.write_bytes(b"weights")
+    with pytest.warns(UserWarning):
+        run = TrackioClient(project, server_url=f"http://127.0.0.1:{free_port()}", write_token="t")
+    run.log({"loss": 1.0}, step=0)
+    run.log_artifact(str(model), name="model")
+    run.finish(timeout=0.5)
+    folders = [root, root.parent, *(p for p in root.rglob("*") if p.is_dir())]
+    assert len(folders) > 3, folders
+    loose = {str(p): oct(p.stat().st_mode) for p in folders if p.stat().st_mode & 0o077}
+    assert not loose

@@ -35,6 +35,9 @@ from trackio_integrations.core.spool import Spool, default_root
 from trackio_integrations.core.target import Target, resolve_target
 from trackio_integrations.core.transport import Transport, check_at_start
 from trackio_integrations.core.values import Kept, as_config, encode_metrics
+from trackio_integrations.core.watcher import Watcher, save_config
+from trackio_integrations.core.watcher import enabled as watcher_enabled
+from trackio_integrations.core.watcher import wait_seconds as watcher_wait
 from trackio_integrations.core.writer import (
     adopt_orphans,
     close_offline,
@@ -65,6 +68,12 @@ SERVER_INTERVAL = 1.0  # seconds between the sender's cycles (see __init__)
 INBOX_INTERVAL = 5.0
 CONFIG_WAIT = 10.0  # seconds a config update waits for a point to ride on
 
+# The config of each run this process opened, by (project, run id). The server replaces a run's
+# config as a whole, so a client that reopens one of them without a config of its own (a
+# Trainer's predict() after train()) starts from it: its first update (provenance, recorded
+# again) then adds to the run's config instead of replacing it.
+_run_configs: dict[tuple[str, str], dict[str, Any]] = {}
+
 
 class TrackioClient(AlertMethods, ArtifactMethods):
     """A run on a Trackio target. ``log()`` costs microseconds and never touches the network.
@@ -86,6 +95,7 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         hf_token: Hugging Face token, sent to Hugging Face hosts only (else ``HF_TOKEN``).
         config: the run's configuration (made JSON-safe).
         run_id: a stable id for the run; pass the same one to continue a run after a restart.
+            A run this process opened before, reopened without ``config``, keeps its config.
         last_step: the last step a continued run reached: a point without a step follows it.
         config_saved: the target already holds ``config`` (a run this process continues): it is
             sent again only with a change.
@@ -163,8 +173,9 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         self.name: str = name or new_run_name()
         self.run_id: str = run_id or uuid.uuid4().hex
         self.server_info: dict[str, Any] | None = None
-        self._config: dict[str, Any] = as_config(config)
-        self._config_pending = bool(self._config) and not config_saved
+        known = _run_configs.get((self.project, self.run_id)) if config is None else None
+        self._config: dict[str, Any] = dict(known) if known is not None else as_config(config)
+        self._config_pending = bool(self._config) and not config_saved and known is None
         self._config_since = time.monotonic()
         self._spool_root = Path(spool_dir) if spool_dir else default_root()
         # A server: the dashboard refreshes about every second, so one request a second shows
@@ -191,6 +202,7 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         self._sampler: SystemSampler | None = None
         self._webhook: WebhookPoster | None = None
         self._provenance: Recorder | None = None
+        self._watcher: Watcher | None = None
         if self.mode == DISABLED:  # every call returns at its first line; nothing is written
             self._finished = True
             set_current(self)  # trackio.log() after trackio.init() does nothing too
@@ -208,9 +220,11 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         if online and _has_queued_uploads(self._spool_root, self.target):  # a dead run's
             self._uploads()
         _live.add(self)
+        _run_configs[(self.project, self.run_id)] = self._config  # the same dict: updates too
         set_current(self)  # the run trackio.log() writes to (adopt/module_api.py)
         if online:
             self._webhook = WebhookPoster.configured(alert_webhook, alert_webhook_min_level)
+            self._watch()
         if system_metrics:
             self._sampler = SystemSampler(self.log_system, system_interval).start()
         if provenance_enabled(provenance):
@@ -399,6 +413,8 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         # The thread only syncs and ends now, unless a request of its is still in flight.
         stopped = self._sender.stop(max(deadline - time.monotonic(), 0.2))
         dropped = report_undelivered(self._spool, self._sender, self.target, ok)
+        if self._watcher is not None:  # a clean end: what is left waits for `sync`, as ever
+            self._watcher.finished()
         if stopped:  # else a request is still in flight: the daemon thread keeps its files
             self._spool.close()
             if self._delivery is not None:
@@ -440,13 +456,16 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         log_id: bytes | None = None,
         files: bytes | None = None,
     ) -> None:
-        """Write one point's spool line (caller holds the lock)."""
+        """Write one point's spool line (caller holds the lock); ``advance=False``: a config
+        line repeating the last point."""
         assert self._spool is not None
         if advance and step is not None:  # the highest step so far, as trackio keeps it
             last = self._last_step
             self._last_step = step if last is None or step > last else last
         if with_config:
             self._config_pending = False
+            if self._watcher is not None:  # the watcher adds a status to it, never replaces it
+                save_config(self._spool.path, self._config)
         log_id = log_id or self._next_id()
         if advance and files is None:  # a plain point: a later config line may repeat it
             self._last_point = (body, step, log_id)
@@ -461,6 +480,7 @@ class TrackioClient(AlertMethods, ArtifactMethods):
                 log_id,
                 time.time(),
                 self._config if with_config else None,
+                repeat=not advance,
             )
         )
 
@@ -551,6 +571,21 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         )
         self._sender.ensure_started()
 
+    def _watch(self) -> None:
+        """Start this run's watcher (``core/watcher.py``): should this process die before
+        ``finish()``, it delivers the spool and says how the run ended."""
+        if self._spool is None or self._spool.path is None or not watcher_enabled():
+            return
+        webhook = self._webhook
+        handoff = {
+            "target": self.target,
+            "webhook": (webhook.url, webhook.min_level) if webhook is not None else None,
+            "wait": watcher_wait(),
+            "meta": self._spool.meta,
+        }
+        self._watcher = Watcher.start(self._spool.path, handoff)
+        save_config(self._spool.path, self._config)
+
     def _finish_offline(self) -> bool:
         """Close the spool and the artifact queue at once; print the command that sends them."""
         uploader, self._uploader = self._uploader, None
@@ -571,6 +606,9 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         self._sender = None
         self._last_point = None  # in the parent's spool: a child's config line cannot repeat it
         self._delivery = None  # the parent's connection is not ours to use or close
+        if self._watcher is not None:  # the parent's watcher: neither ours to end nor to copy
+            self._watcher.abandon_after_fork()
+            self._watcher = None
         self._sampler = None  # a child (a DataLoader worker) does not sample; its parent does
         self._provenance = None  # nor record provenance: the parent's run has it
         if self._webhook is not None:  # nor post its parent's queued alerts a second time

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -27,14 +28,17 @@ from trackio_integrations import TrackioCallback
 class CrashAt(TrainerCallback):
     """Dies like a preempted job at step ``step``, once what was logged has reached the server."""
 
-    def __init__(self, step: int, tracker: TrackioCallback) -> None:
+    def __init__(self, step: int, tracker: TrackioCallback, sigkill: bool = False) -> None:
         self.step = step
         self.tracker = tracker
+        self.sigkill = sigkill
 
     def on_log(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if state.global_step >= self.step:
             assert self.tracker.client is not None
             self.tracker.client.flush(timeout=30)
+            if self.sigkill:  # as the OOM killer would
+                os.kill(os.getpid(), signal.SIGKILL)
             os._exit(3)
 
 
@@ -57,6 +61,7 @@ def main() -> None:
     parser.add_argument("--max-steps", type=int, default=8)
     parser.add_argument("--save-steps", type=int, default=4)
     parser.add_argument("--crash-at-step", type=int)
+    parser.add_argument("--sigkill", action="store_true", help="die by SIGKILL at that step")
     parser.add_argument("--resume", action="store_true", help="from the last checkpoint")
     parser.add_argument("--step-sleep", type=float, default=0.0, help="seconds added to a step")
     parser.add_argument("--fail-at-step", type=int, help="raise out of train() at this step")
@@ -67,7 +72,7 @@ def main() -> None:
     tracker = TrackioCallback(system_interval=options.system_interval)
     callbacks: list[TrainerCallback] = [tracker]
     if options.crash_at_step:
-        callbacks.append(CrashAt(options.crash_at_step, tracker))
+        callbacks.append(CrashAt(options.crash_at_step, tracker, options.sigkill))
     if options.step_sleep or options.fail_at_step:
         callbacks.append(Pace(options.step_sleep, options.fail_at_step))
     trainer = Trainer(
@@ -90,7 +95,12 @@ def main() -> None:
     )
     trainer.train(resume_from_checkpoint=True if options.resume else None)
     rank = trainer.args.process_index
-    report = {"rank": rank, "run_name": tracker.run_name, "run_id": tracker.run_id}
+    report = {
+        "rank": rank,
+        "run_name": tracker.run_name,
+        "run_id": tracker.run_id,
+        "log_history": trainer.state.log_history,
+    }
     Path(options.output_dir).mkdir(parents=True, exist_ok=True)
     (Path(options.output_dir) / f"rank{rank}.json").write_text(json.dumps(report))
     leave_process_group()  # under torchrun: every rank, once rank 0's run has finished

@@ -31,6 +31,8 @@ METRIC, SYSTEM, ALERT = "metric", "system_metric", "alert"
 MEDIA = "media"
 KINDS = (METRIC, SYSTEM, ALERT, MEDIA)
 CONFIG_PREFIX = b'{"config":'
+# A config line that repeats a point (the server ignores fields it does not know, as "kind")
+REPEAT_MARK = b'"repeat":1,'
 _HEAD = b'{"v":1,"kind":"'
 _HEADS = {kind: _HEAD + kind.encode() + b'"' for kind in KINDS}
 
@@ -49,9 +51,16 @@ class RunFields:
         log_id: bytes,
         timestamp: float,
         config: dict[str, Any] | None = None,
+        repeat: bool = False,
     ) -> bytes:
-        """A point: ``body`` is the already-encoded metrics object (the hot path)."""
+        """A point: ``body`` is the already-encoded metrics object (the hot path).
+
+        ``repeat``: the line only carries ``config``, on a copy of a point already written (same
+        ``log_id``, which the server stores once); marked so that counts leave it out.
+        """
         head = CONFIG_PREFIX + orjson.dumps(config) + b"," if config is not None else b"{"
+        if repeat and config is not None:
+            head += REPEAT_MARK
         return (
             b'%s"v":1,"kind":"metric",%s,"timestamp":%r,"step":%s,"log_id":"%s","metrics":%s}\n'
             % (
@@ -128,7 +137,9 @@ def tally(lines: Iterable[bytes]) -> Counter[str]:
             counts["system"] += 1
         elif line.startswith(_HEADS[ALERT]):
             counts["alert"] += 1
-        elif line.startswith(CONFIG_PREFIX) and line.endswith(b'"metrics":{}}'):
+        elif line.startswith(CONFIG_PREFIX) and (
+            line.endswith(b'"metrics":{}}') or b"," + REPEAT_MARK + _HEADS[METRIC][1:] in line
+        ):
             counts["config"] += 1
         else:
             counts["logged"] += 1

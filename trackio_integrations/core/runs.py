@@ -21,7 +21,15 @@ from trackio_integrations.core.target import Target, resolve_target
 from trackio_integrations.core.transport import Transport
 from trackio_integrations.errors import TrackioConfigError, TrackioServerError, warn_user
 
-__all__ = ["RESUME_MODES", "Resume", "check_resume", "find_run", "last_step", "run_to_resume"]
+__all__ = [
+    "RESUME_MODES",
+    "Resume",
+    "check_resume",
+    "find_run",
+    "last_step",
+    "run_name",
+    "run_to_resume",
+]
 
 Resume = Literal["never", "allow", "must"]
 RESUME_MODES: tuple[str, ...] = ("never", "allow", "must")
@@ -87,6 +95,37 @@ def find_run(target: Target, project: str, name: str) -> str | None:
     return _in_inbox(folder / "inbox", project, name) or _in_database(
         folder / f"{_file_name(project)}.db", name
     )
+
+
+def run_name(project: str, run_id: str, **target_options: Any) -> str | None:
+    """The name of the run ``run_id`` on the target, so that a run continued by its id alone
+    keeps its name (else the server would list it twice, under two names); None when there is no
+    such run or the target cannot be asked (with a warning)."""
+    target = resolve_target(**target_options)  # TARGET_OPTIONS, as the integrations hold them
+    try:
+        if target.url:
+            transport = Transport(target, timeout=10.0)
+            try:
+                records = transport.read("get_runs_for_project", project=project)
+            finally:
+                transport.close()
+            names = [
+                r.get("name")
+                for r in (records if isinstance(records, list) else [])
+                if isinstance(r, dict) and r.get("id") == run_id
+            ]
+            return str(names[0]) if names and names[0] else None
+        assert target.trackio_dir is not None
+        folder = Path(target.trackio_dir)
+        return _name_in_database(folder / f"{_file_name(project)}.db", run_id) or _name_in_inbox(
+            folder / "inbox", project, run_id
+        )
+    except (httpx.HTTPError, OSError, sqlite3.Error, TrackioServerError, ValueError) as exc:
+        warn_user(
+            f"Cannot look up the name of run {run_id!r} in project {project!r} on {target} "
+            f"({type(exc).__name__}): it continues under a new name."
+        )
+        return None
 
 
 def last_step(target: Target, project: str, run_id: str) -> int | None:
@@ -157,6 +196,49 @@ def _in_inbox(inbox: Path, project: str, name: str) -> str | None:
                 and record.get("run_id")
             ):
                 return str(record["run_id"])
+    return None
+
+
+def _name_in_database(path: Path, run_id: str) -> str | None:
+    if not path.exists():
+        return None
+    connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=10)
+    try:
+        columns = {row[1] for row in connection.execute("PRAGMA table_info(metrics)")}
+        if "run_id" not in columns:
+            return None
+        row = connection.execute(
+            "SELECT run_name FROM metrics WHERE run_id = ? LIMIT 1", (run_id,)
+        ).fetchone()
+    finally:
+        connection.close()
+    return str(row[0]) if row and row[0] else None
+
+
+def _name_in_inbox(inbox: Path, project: str, run_id: str) -> str | None:
+    """The name of the run ``run_id`` among the points still waiting in the inbox."""
+    if not inbox.is_dir():
+        return None
+    needle = orjson.dumps(run_id)
+    for fragment in inbox.glob("*/*.jsonl"):
+        try:
+            lines = fragment.read_bytes().splitlines()
+        except OSError:
+            continue  # imported (and deleted) while we looked
+        for line in lines:
+            if needle not in line:
+                continue
+            try:
+                record = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue
+            if (
+                isinstance(record, dict)
+                and record.get("project") == project
+                and record.get("run_id") == run_id
+                and record.get("run")
+            ):
+                return str(record["run"])
     return None
 
 

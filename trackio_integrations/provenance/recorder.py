@@ -23,6 +23,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
+from trackio_integrations.core.spool import private_folder
+
 logger = logging.getLogger("trackio_integrations")
 
 ENV_SWITCH = "TRACKIO_PROVENANCE"
@@ -197,7 +199,10 @@ class Recorder:
         relative = f"{files_folder(self.run.name)}/{name}"
         path = self.folder / relative
         try:  # the run's own folder is private; the project's Files are as trackio makes them
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o777 if self._in_place else 0o700)
+            if self._in_place:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            else:
+                private_folder(path.parent)
         except OSError:
             return None
         if mask and self._secrets:

@@ -13,11 +13,13 @@ kind.
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import inspect
 import os
 import sys
 import uuid
+import weakref
 from argparse import Namespace
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
@@ -28,11 +30,11 @@ from lightning_utilities.core.rank_zero import rank_zero_only
 
 from trackio_integrations.artifacts.model import safe_name
 from trackio_integrations.client import TrackioClient, new_run_name
-from trackio_integrations.core.runs import Resume, check_resume, run_to_resume
+from trackio_integrations.core.runs import Resume, check_resume, run_name, run_to_resume
 from trackio_integrations.core.target import TARGET_OPTIONS
 from trackio_integrations.core.values import json_safe
 from trackio_integrations.errors import TrackioConfigError, warn_user
-from trackio_integrations.integrations.common import Monitoring, slurm_run
+from trackio_integrations.integrations.common import Monitoring, ending_status, slurm_run
 from trackio_integrations.integrations.lightning.checkpoints import (
     checkpoint_metadata,
     checkpoint_record,
@@ -129,7 +131,8 @@ class TrackioLogger(_LightningLoggers):
             ``TRACKIO_HEADERS``, a JSON object).
         spool_dir: where unsent points wait (``TRACKIO_SPOOL_DIR``, else the user cache).
         prefix: put at the start of every metric name, joined with ``-`` as Lightning's loggers do.
-        run_id: continue the run with this id (``logger.run_id`` of the earlier run).
+        run_id: continue the run with this id (``logger.run_id`` of the earlier run); without
+            ``name``, the run keeps its name (looked up when the run starts).
         step_ids: store each (step, metric names) once, so that steps logged again after resuming
             from a checkpoint are not duplicated. Leave off if you log the same metrics twice at
             one step on purpose (e.g. ``trainer.test`` of two checkpoints).
@@ -206,6 +209,8 @@ class TrackioLogger(_LightningLoggers):
         self._run_id: str = run_id or (slurm[1] if slurm else uuid.uuid4().hex)
         # A named run may continue one that exists (resume): looked up once, when the run starts.
         self._resume: str | None = resume if name and not run_id and resume != "never" else None
+        # A run continued by its id alone keeps its name: looked up once, when the run starts.
+        self._name_by_id = bool(run_id and not name)
         self._prefix = prefix
         self._finish_timeout = finish_timeout
         self._options: dict[str, Any] = {
@@ -243,7 +248,7 @@ class TrackioLogger(_LightningLoggers):
 
     @property
     def version(self) -> str:
-        """The Trackio run name."""
+        """The Trackio run name (a run continued by ``run_id`` alone: its own, once started)."""
         return self._name
 
     @property
@@ -271,6 +276,9 @@ class TrackioLogger(_LightningLoggers):
                 found = run_to_resume(self._project, self._name, self._resume, **self._target())
                 self._run_id = found or self._run_id
                 self._resume = None
+            if self._name_by_id and self._monitoring.online:
+                self._name = run_name(self._project, self._run_id, **self._target()) or self._name
+                self._name_by_id = False
             # Reopened after finalize() (a metric logged after fit, a later test()): the run
             # keeps the status it ended with, its config and its steps; a Lightning stage that
             # starts says "running" again (log_graph) and ends with its own status (finalize).
@@ -346,9 +354,12 @@ class TrackioLogger(_LightningLoggers):
                 self._log_checkpoints(callback, every=False)
         client, self._client = self._client, None
         if client is None:
+            if status == "failed" and self.__dict__.get("_handed_off"):
+                self._failed_in_spawned_process()
             return
         if status == "failed":  # called from Lightning's `except`: the exception is at hand
             self._monitoring.failed(*sys.exc_info()[:2])
+            status = ending_status(sys.exc_info()[1])  # a Ctrl-C: "interrupted"
         self._monitoring.ended()
         client.update_config({"status": status})
         client.finish(self._finish_timeout)
@@ -444,12 +455,43 @@ class TrackioLogger(_LightningLoggers):
                 file_name="model.ckpt",  # as WandbLogger: the same weights are the same version
             )
 
+    def _failed_in_spawned_process(self) -> None:
+        """ddp_spawn: fit() raised in the spawned process that wrote the run (which marked it
+        failed as it exited); here, where the error arrived, the alert that names it."""
+        options = {**self._options, **self._monitoring.client_options()}
+        options.update(system_metrics=False, provenance=False)
+        client = TrackioClient(
+            self._project, self._name, run_id=self._run_id, check=False, **options
+        )
+        self._monitoring.failed_elsewhere(client, *sys.exc_info()[:2])
+        client.finish(self._finish_timeout)
+
     def __getstate__(self) -> dict[str, Any]:
         # ddp_spawn pickles the Trainer's loggers: a live client (threads, files) stays behind.
+        self._handed_off = True  # the run may now be written in another process
         state = self.__dict__.copy()
         state["_client"] = None
         state["_watchers"] = {}
+        state["_handed_off"] = False
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        # A spawned process (ddp_spawn) whose fit() raised exits without finalize("failed"):
+        # Lightning reports the error in the main process only. Its exit ends the run as failed.
+        atexit.register(_failed_at_exit, weakref.ref(self))
+
+
+def _failed_at_exit(ref: weakref.ReferenceType[TrackioLogger]) -> None:
+    """A spawned process exits with its run still open: fit() did not end (it raised)."""
+    logger = ref()
+    client = logger._client if logger is not None else None
+    if logger is None or client is None:
+        return
+    logger._client = None
+    logger._monitoring.ended()
+    client.update_config({"status": "failed"})
+    client.finish(logger._finish_timeout)
 
 
 def _trackio_config(options: dict[str, Any]) -> dict[str, Any]:

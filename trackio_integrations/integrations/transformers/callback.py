@@ -13,7 +13,7 @@ from trackio_integrations.artifacts.model import safe_name
 from trackio_integrations.client import DEFAULT_FINISH_TIMEOUT, TrackioClient
 from trackio_integrations.core.target import resolve_target, split_basic_auth, split_write_token
 from trackio_integrations.errors import warn_user
-from trackio_integrations.integrations.common import Monitoring, slurm_run
+from trackio_integrations.integrations.common import Monitoring, ending_status, slurm_run
 from trackio_integrations.integrations.transformers.args import SUMMARY_KEYS as SUMMARY_KEYS
 from trackio_integrations.integrations.transformers.args import (
     checkpoint_metadata,
@@ -26,6 +26,7 @@ from trackio_integrations.integrations.transformers.args import (
     run_config,
     saved_run,
 )
+from trackio_integrations.integrations.transformers.ending import report_train_failures
 from trackio_integrations.integrations.transformers.handler import (
     calling_handler,
     is_builtin_trackio,
@@ -205,6 +206,7 @@ class TrackioCallback(TrainerCallback, ExportableState):
         self.save_code = save_code
         self._last_checkpoint: str | None = None
         self._code_saved_for: str | None = None
+        report_train_failures()  # the Trainer has no event for a train() that raised
 
     @property
     def run_name(self) -> str | None:
@@ -371,6 +373,18 @@ class TrackioCallback(TrainerCallback, ExportableState):
                     "log_checkpoints='end' found no checkpoint to log: set save_strategy so "
                     "that the Trainer saves one (it saves the last step when it saves at all)."
                 )
+        self._close()
+        self.monitoring.unfollow(self.finish_timeout)
+
+    def train_raised(self, exc: BaseException) -> None:
+        """``train()`` raised (an error, a Ctrl-C): the run ends as failed or interrupted, with one
+        alert; its threads stop and nothing more is sent to it. A ``sys.exit`` is no failure: the
+        exit hook finishes the run."""
+        if isinstance(exc, SystemExit):
+            return
+        if self.client is not None:
+            self.monitoring.failed(type(exc), exc)
+            self.client.update_config({"status": ending_status(exc)})
         self._close()
         self.monitoring.unfollow(self.finish_timeout)
 
