@@ -16,8 +16,8 @@ and the CLI's): what the target's settings ask (basic auth, headers) is decided 
 from __future__ import annotations
 
 import enum
+import os
 import re
-import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -199,7 +199,7 @@ class Transport:
         """``POST /api/upload`` (multipart, field ``files``): the server's temporary paths."""
         import httpx
 
-        boundary = secrets.token_hex(16)
+        boundary = os.urandom(16).hex()
         parts = []
         for name, data in files:
             head = (
