@@ -120,19 +120,43 @@ def files_of(line: bytes) -> list[dict[str, Any]]:
 
 def tally(lines: Iterable[bytes]) -> Counter[str]:
     """How many of ``lines`` the user logged (``logged``, ``alert``) and how many the package adds
-    to them (``config``: the run's config on a line of its own, ``system``: system samples)."""
+    to them (``config``: the run's config on a line of its own, ``system``: system samples).
+
+    A config written after the last point rides a copy of that point under the same ``log_id``
+    (``TrackioClient._write_pending_config``): that copy is the config's, not a second point."""
     counts: Counter[str] = Counter()
+    seen: set[bytes] = set()
     for line in lines:
         line = line.rstrip(b"\n")
         if line.startswith(_HEADS[SYSTEM]):
             counts["system"] += 1
         elif line.startswith(_HEADS[ALERT]):
             counts["alert"] += 1
-        elif line.startswith(CONFIG_PREFIX) and line.endswith(b'"metrics":{}}'):
+        elif line.startswith(CONFIG_PREFIX) and (
+            line.endswith(b'"metrics":{}}') or _log_id(line) in seen
+        ):
             counts["config"] += 1
         else:
+            seen.add(_log_id(line))
             counts["logged"] += 1
     return counts
+
+
+def _log_id(line: bytes) -> bytes:
+    """A line's ``log_id`` (empty if it has none); only a config, which may hold any key, is
+    parsed: in the other lines nothing before the id can spell ``"log_id":"``."""
+    if line.startswith(CONFIG_PREFIX):
+        try:
+            record = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            return b""
+        log_id = record.get("log_id") if isinstance(record, dict) else None
+        return log_id.encode() if isinstance(log_id, str) else b""
+    start = line.find(b'"log_id":"')
+    if start < 0:
+        return b""
+    start += len(b'"log_id":"')
+    return line[start : line.find(b'"', start)]
 
 
 def describe(counts: Counter[str]) -> str:
