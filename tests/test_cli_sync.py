@@ -252,3 +252,16 @@ def test_points_a_dead_run_left_are_told_by_the_next_process_only(spool_dir: Pat
     assert said[0].stderr.count(f"2 points you logged for {url} wait") == 1, said[0].stderr
     assert f"sync --discard {url}` deletes them" in said[0].stderr
     assert url not in said[1].stderr
+
+
+def test_discard_of_a_target_spelled_otherwise_names_the_targets_that_wait(
+    spool_dir: Path,
+) -> None:
+    """Found trying ``sync --discard 127.0.0.1:PORT`` (no scheme): "Nothing waits" alone read as
+    if the points were gone; it now names what waits, as ``status`` shows it, and deletes none."""
+    url = f"http://127.0.0.1:{free_port()}"
+    orphan_spool(spool_dir, url, "typo", [spool_point("typo", s) for s in range(2)])
+    said = cli_process(["sync", "--discard", url.removeprefix("http://"), "--yes"])
+    assert said.returncode == 0, said.stdout + said.stderr
+    assert f"What waits there is for: {url} (as `status` shows them)." in said.stdout, said.stdout
+    assert f"For {url}: 2 points you logged" in cli_process(["status"]).stdout
