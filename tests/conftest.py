@@ -29,6 +29,7 @@ _OUR_ENV = (
     "TRACKIO_PROJECT",
     "TRACKIO_DIR",
     "TRACKIO_SPOOL_DIR",
+    "TRACKIO_GROUP",
     "HF_TOKEN",
 )
 
@@ -45,6 +46,9 @@ def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
     # Provenance (on by default) adds config keys and project files that the other tests do not
     # expect; tests/test_provenance.py switches it back on.
     monkeypatch.setenv("TRACKIO_PROVENANCE", "0")
+    # A run's watcher whose process died (a test's, or pytest killed by CI) gives up on a test
+    # server soon, instead of the default 10 minutes (tests/test_endings.py).
+    monkeypatch.setenv("TRACKIO_WATCHER_WAIT", "30")
     yield tmp_path
 
 

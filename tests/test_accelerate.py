@@ -17,7 +17,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState, GradientState
 
-from tests.harness import BIN, REPO, TOKEN, CaptureServer, TrackioServer, free_port
+from tests.harness import BIN, REPO, TOKEN, CaptureServer, TrackioServer, free_port, own
 from trackio_integrations import TrackioAuthError, TrackioClient, TrackioConfigError, TrackioTracker
 
 MODEL = {"inputs": 4, "hidden": 8, "lr": 0.05}
@@ -75,7 +75,11 @@ def test_a_training_loop_arrives_with_config_steps_and_values(
     stored = shared_server.values(project, run.name, "train/loss")
     assert [v["value"] for v in stored] == pytest.approx(losses)
     assert shared_server.steps(project, run.name, "train/lr") == list(range(20))
-    assert shared_server.configs(project)[run.run_id] == {"model": "mlp", **MODEL}
+    assert own(shared_server.configs(project)[run.run_id]) == {
+        "model": "mlp",
+        **MODEL,
+        "_Group": None,
+    }
 
 
 def test_the_project_comes_from_init_trackers_and_the_target_from_the_environment(
@@ -97,7 +101,7 @@ def test_the_project_comes_from_init_trackers_and_the_target_from_the_environmen
     assert shared_server.runs(other) == []
     stored = shared_server.values(project, "run-7", "train/loss")
     assert [v["value"] for v in stored] == pytest.approx(losses)
-    assert list(shared_server.configs(project).values()) == [MODEL]
+    assert [own(c) for c in shared_server.configs(project).values()] == [{**MODEL, "_Group": None}]
 
 
 def test_started_by_hand_the_project_is_trackio_project_or_a_clear_error(
@@ -152,9 +156,9 @@ def test_one_tracker_reused_by_a_second_accelerator_opens_a_second_run(
         assert run.pending == 0
         assert shared_server.wait_for_steps(project, run.name, "a", 1) == [0]
         assert shared_server.values(project, run.name, "a")[0]["value"] == trial
-    assert shared_server.configs(project) == {
-        runs[0].run_id: {"trial": 0},
-        runs[1].run_id: {"trial": 1},
+    assert {run_id: own(c) for run_id, c in shared_server.configs(project).items()} == {
+        runs[0].run_id: {"trial": 0, "_Group": None},
+        runs[1].run_id: {"trial": 1, "_Group": None},
     }
     assert sorted(r["name"] for r in shared_server.runs(project)) == sorted(r.name for r in runs)
 
@@ -243,7 +247,9 @@ def test_two_processes_make_one_run_with_each_point_once(
     stored = shared_server.values(project, rank0["run"], "train/loss")
     assert [v["step"] for v in stored] == list(range(12))
     assert [v["value"] for v in stored] == pytest.approx(rank0["losses"])
-    assert list(shared_server.configs(project).values()) == [{"world_size": 2}]
+    assert [own(c) for c in shared_server.configs(project).values()] == [
+        {"world_size": 2, "_Group": None}
+    ]
     assert "Traceback" not in result.stderr
 
 

@@ -27,7 +27,7 @@ from transformers.integrations import INTEGRATION_TO_CALLBACK
 import trackio_integrations
 import trackio_integrations.integrations.accelerate as our_accelerate
 from examples.transformers_trainer import TokenData, tiny_model
-from tests.harness import REPO, TOKEN, TrackioServer, wait_until
+from tests.harness import REPO, TOKEN, TrackioServer, own, wait_until
 from tests.test_accelerate import MODEL, train
 from tests.test_lightning import QUIET, Regressor, loaders
 from trackio_integrations import (
@@ -314,7 +314,7 @@ def test_accelerate_log_with_builds_our_tracker_from_init_trackers_arguments(
     stored = shared_server.values(project, "from-init-kwargs", "train/loss")
     assert [v["value"] for v in stored] == pytest.approx(losses)
     run_id = accelerator.get_tracker(log_with, unwrap=True).run_id
-    assert shared_server.configs(project)[run_id] == {**MODEL, "_Group": "sweep-1"}
+    assert own(shared_server.configs(project)[run_id]) == {**MODEL, "_Group": "sweep-1"}
 
 
 # --- the environment switch ------------------------------------------------------------------------

@@ -128,7 +128,8 @@ def test_a_killed_upload_is_resumed_by_sync_without_resending_blobs(
         "print('logged', flush=True)\n"
         "time.sleep(600)\n"
     )
-    env = shared_server.job_env(TRACKIO_UPLOAD_MBPS="3")  # b.bin takes ~8 s: time to kill it
+    # b.bin takes ~8 s: time to kill it, with its whole job (the watcher too): sync resumes it
+    env = shared_server.job_env(TRACKIO_UPLOAD_MBPS="3", TRACKIO_WATCHER="0")
     child = subprocess.Popen(
         [sys.executable, "-c", code], env=env, cwd=REPO, stdout=subprocess.PIPE, text=True
     )

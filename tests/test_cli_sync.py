@@ -56,6 +56,7 @@ def test_sync_in_the_jobs_environment_sends_what_a_killed_job_left(
         **os.environ,
         "TRACKIO_PROJECT": project,
         "TRACKIO_SERVER_URL": late_server.write_url if where == "url" else late_server.url,
+        "TRACKIO_WATCHER": "0",  # a whole job killed: its watcher too
     }
     if where == "variable":
         env["TRACKIO_WRITE_TOKEN"] = TOKEN

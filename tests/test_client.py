@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.harness import TOKEN, CaptureServer, TrackioServer, run_python
+from tests.harness import TOKEN, CaptureServer, TrackioServer, own, run_python
 from trackio_integrations import (
     TrackioAuthError,
     TrackioClient,
@@ -301,8 +301,9 @@ def test_config_is_json_safe_and_updates_reach_the_server(
     )
     run.log({"loss": 1.0}, step=0)
     run.flush(timeout=30)
-    config = shared_server.configs(project)[run.run_id]
+    config = own(shared_server.configs(project)[run.run_id])
     assert config == {
+        "_Group": None,
         "ns": {"epochs": 3, "hp": {"lr": 3e-4, "data": "/data/train", "stage": 1}},
         "w": [1, 2],
     }
@@ -317,7 +318,8 @@ def test_config_is_json_safe_and_updates_reach_the_server(
 def test_config_without_any_point_still_arrives(shared_server: TrackioServer, project: str) -> None:
     run = TrackioClient(project, server_url=shared_server.write_url, config={"only": "config"})
     assert run.finish(timeout=60)
-    assert shared_server.wait_for_config(project, run.run_id, only="config") == {"only": "config"}
+    config = shared_server.wait_for_config(project, run.run_id, only="config")
+    assert own(config) == {"only": "config", "_Group": None}
 
 
 def test_config_updates_after_the_last_point_leave_no_row_without_a_metric(
@@ -333,7 +335,7 @@ def test_config_updates_after_the_last_point_leave_no_row_without_a_metric(
     run.update_config({"status": "success"})  # no change: nothing to send
     assert run.finish(timeout=60)
     config = shared_server.wait_for_config(project, run.run_id, status="success")
-    assert config == {"a": 1, "checkpoint": "/ckpt/1", "status": "success"}
+    assert own(config) == {"a": 1, "checkpoint": "/ckpt/1", "status": "success", "_Group": None}
     rows = shared_server.logs(project, run.name)
     assert [(row["step"], row["loss"]) for row in rows] == [(0, 1.0), (1, 0.5)]
 
@@ -342,9 +344,10 @@ def test_config_updates_after_the_last_point_leave_no_row_without_a_metric(
     assert bare.flush(timeout=60)
     bare.update_config({"status": "success"})
     assert bare.finish(timeout=60)
-    assert shared_server.wait_for_config(project, bare.run_id, status="success") == {
+    assert own(shared_server.wait_for_config(project, bare.run_id, status="success")) == {
         "b": 1,
         "status": "success",
+        "_Group": None,
     }
     assert len(shared_server.logs(project, "bare")) == 1
 
@@ -378,7 +381,8 @@ def test_log_never_raises_into_the_training_loop(
     messages = " ".join(str(w.message) for w in caught)
     for said in ("takes a mapping", "step must be an integer", "Metric 'a' was not logged"):
         assert said in messages
-    assert shared_server.wait_for_config(project, run.run_id) == {"value": repr(thing)}
+    config = shared_server.wait_for_config(project, run.run_id)
+    assert own(config) == {"value": repr(thing), "_Group": None}
     rows = shared_server.wait_for_logs(project, run.name, 2)
     assert [(row["step"], row.get("a"), row.get("b")) for row in rows] == [
         (0, 1, None),  # the server assigned the step a bad one was given for
@@ -407,4 +411,8 @@ def test_a_config_update_rides_on_the_next_point_without_an_extra_row(
         assert run.flush(timeout=60)
     rows = shared_server.wait_for_logs(project, run.name, 2)
     assert [(row["step"], row["loss"]) for row in rows] == [(0, 1.0), (1, 0.5)]
-    assert shared_server.configs(project)[run.run_id] == {"a": 1, "checkpoint": "/ckpt/1"}
+    assert own(shared_server.configs(project)[run.run_id]) == {
+        "a": 1,
+        "checkpoint": "/ckpt/1",
+        "_Group": None,
+    }

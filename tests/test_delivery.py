@@ -24,6 +24,7 @@ from tests.harness import (
     cli_process,
     free_port,
     orphan_spool,
+    own,
     run_python,
     spool_point,
     wait_until,
@@ -105,7 +106,11 @@ def _sigkill_mid_run(project: str, target: str, env: dict[str, str] | None = Non
         stdout=subprocess.PIPE,
         text=True,
         cwd=REPO,
-        env={**os.environ, **(env or {})},
+        env={
+            **os.environ,
+            "TRACKIO_WATCHER": "0",
+            **(env or {}),
+        },  # a whole job killed: its watcher too
     )
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == "READY"
@@ -172,7 +177,11 @@ def test_the_embedded_default_keeps_steps_timestamps_and_config(
         stamps = [datetime.fromisoformat(v["timestamp"]).timestamp() for v in values]
         assert all(before <= t <= after for t in stamps)  # the time of the log() call
         assert stamps == sorted(stamps) and stamps[-1] - stamps[0] > 0.15
-        assert viewer.configs(project)[run.run_id] == {"lr": 0.01, "layers": [4, 4]}
+        assert own(viewer.configs(project)[run.run_id]) == {
+            "lr": 0.01,
+            "layers": [4, 4],
+            "_Group": None,
+        }
     finally:
         viewer.stop()
 

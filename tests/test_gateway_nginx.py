@@ -170,7 +170,12 @@ def test_a_killed_job_s_points_are_sent_by_sync_through_the_gateway(
         "    run.log({'loss': float(step)}, step=step)\n"
         "os._exit(0)\n"
     )
-    env = {**os.environ, **job_env, "PYTHONPATH": str(REPO)}
+    env = {
+        **os.environ,
+        **job_env,
+        "PYTHONPATH": str(REPO),
+        "TRACKIO_WATCHER": "0",
+    }  # a whole job killed: its watcher too
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert not backend.values(project, "killed", "loss")

@@ -162,6 +162,10 @@ def test_an_image_logged_before_a_sigkill_is_stored_once_by_sync(
         stdout=subprocess.PIPE,
         text=True,
         cwd=REPO,
+        env={
+            **os.environ,
+            "TRACKIO_WATCHER": "0",
+        },  # a whole job killed: its watcher too
     )
     assert proc.stdout is not None and proc.stdout.readline().strip() == "LOGGED"
     proc.send_signal(signal.SIGKILL)

@@ -93,8 +93,8 @@ def test_init_log_config_alert_finish_reach_the_server(
 def test_init_arguments_we_cannot_honour_warn_once(
     trackio, shared_server: TrackioServer, project: str
 ) -> None:
-    with pytest.warns(UserWarning, match="group"):
-        trackio.init(project=project, name="g", server_url=shared_server.write_url, group="x")
+    with pytest.warns(UserWarning, match="private"):
+        trackio.init(project=project, name="g", server_url=shared_server.write_url, private=True)
     trackio.log({"a": 1.0})
     trackio.finish()
     assert shared_server.wait_for_steps(project, "g", "a", 1) == [0]
@@ -233,7 +233,9 @@ def test_a_plain_trackio_script_killed_loses_nothing_after_sync(
 ) -> None:
     server = TrackioServer(tmp_path / "late", port=free_port())  # down when the script starts
     go = tmp_path / "go"
-    env = server.job_env(project, TRACKIO_INTEGRATIONS="1")
+    env = server.job_env(
+        project, TRACKIO_INTEGRATIONS="1", TRACKIO_WATCHER="0"
+    )  # a whole job killed: its watcher too
     job = subprocess.Popen(
         [sys.executable, "-c", KILLED_SCRIPT, str(go)],
         env=env,

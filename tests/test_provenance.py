@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.harness import REPO, TOKEN, TrackioServer, cli_process, run_python, wait_until
+from tests.harness import REPO, TOKEN, TrackioServer, cli_process, own, run_python, wait_until
 from trackio_integrations import TrackioClient
 from trackio_integrations.provenance.redact import REDACTED, clean_url, redact_command
 
@@ -255,7 +255,7 @@ def test_provenance_switched_off_records_nothing(
         **options,
     ) as run:
         run.log({"loss": 1.0}, step=0)
-    assert shared_server.wait_for_config(project, run.run_id, a=1) == {"a": 1}
+    assert own(shared_server.wait_for_config(project, run.run_id, a=1)) == {"a": 1, "_Group": None}
     assert shared_server.api("get_project_files", project) in (None, [])
     shown = cli_process(["reproduce", project, run.name], {"TRACKIO_SERVER_URL": shared_server.url})
     assert shown.returncode == 2 and "has no provenance" in shown.stderr

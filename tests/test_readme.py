@@ -4,7 +4,8 @@ the page says it does.
 Fences: ```python blocks are programs and run as they are; ```bash lines are commands and run as
 they are (in a clean environment: the embedded default, a temporary TRACKIO_DIR and spool).
 ```nginx is the gateway configuration of docs/gateway.md (one block, on that page only), which
-tests/nginx.py renders and runs. ```py, ```sh and ```text blocks are fragments or synopses that
+tests/nginx.py renders and runs; ```yaml is the LightningCLI configuration of docs/lightning.md
+(one block, on that page only), which tests/test_lightning_cli.py runs. ```py, ```sh and ```text blocks are fragments or synopses that
 need your model, data or cluster; they are not run, so each ```py or ```sh block says why on the
 line before it, in a comment that starts `<!-- fragment` (e.g.
 `<!-- fragments, not programs: each needs your model and data -->`). A command that appears on several pages runs once. `make test` is this suite itself; `pip install`
@@ -31,12 +32,13 @@ from types import ModuleType
 import pytest
 import tomllib
 
-from tests.harness import BIN, REPO, TrackioServer, free_port, run_python, wait_until
+from tests.harness import BIN, REPO, TrackioServer, free_port, own, run_python, wait_until
 
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 FENCE = r"^ *```{language}\n(.*?)^ *```"
 PERFORMANCE = REPO / "docs" / "performance.md"
 GATEWAY_PAGE = REPO / "docs" / "gateway.md"  # its one nginx block is what tests/nginx.py runs
+CLI_PAGE = REPO / "docs" / "lightning.md"  # its one yaml block is what test_lightning_cli.py runs
 # A ```bash block after this mark starts a server that runs until stopped: run by its own test.
 SERVER_MARK = "<!-- server"
 
@@ -52,6 +54,11 @@ EXPECTED = {
     "python examples/lightning_logger.py": [r"Logged \d+ points to run"],
     "python examples/accelerate_tracker.py": [r"Logged \d+ points to run"],
     "python examples/health_alerts.py": [r"Logged \d+ points to run", r"\[TRACKIO ERROR\]"],
+    "python examples/hyperparameter_search.py": [
+        r"Searched 3 trials: runs lr-search-bs8-trial-0 \.\. lr-search-bs8-trial-2 in group "
+        r"lr-search-bs8 of demo-search",
+        r"in group lr-search-bs16 of demo-search",
+    ],
     ".venv/bin/python bench/bench.py --quick": [
         r"\| Measurement \(median of rounds\) \|",
         r"\| all points on the server: delivery run \| 1/1 rounds complete \|",
@@ -121,7 +128,8 @@ def test_python_snippets_run_as_written(
         assert steps == list(range(100))  # each once
         values = local_viewer.values("readme-quickstart", name, "train/loss")
         assert [v["value"] for v in values] == pytest.approx([1 / (s + 1) for s in range(100)])
-        assert local_viewer.wait_for_config("readme-quickstart", run_id, best_loss=0.01) == {
+        assert own(local_viewer.wait_for_config("readme-quickstart", run_id, best_loss=0.01)) == {
+            "_Group": None,
             "lr": 3e-4,
             "layers": 4,
             "best_loss": 0.01,
@@ -255,10 +263,12 @@ def test_every_fence_is_a_program_a_command_or_a_marked_fragment() -> None:
             if not inside:
                 continue  # a closing fence
             language = line.strip()[3:]
-            if language not in ("python", "bash", "py", "sh", "text", "nginx"):
+            if language not in ("python", "bash", "py", "sh", "text", "nginx", "yaml"):
                 problems.append(f"{where}: fence language {language!r}")
             if language == "nginx" and page != GATEWAY_PAGE:
                 problems.append(f"{where}: an nginx block the gateway tests do not run")
+            if language == "yaml" and page != CLI_PAGE:
+                problems.append(f"{where}: a yaml block tests/test_lightning_cli.py does not run")
             before = [text.strip() for text in lines[:number] if text.strip()]
             if language in ("py", "sh") and not (before and before[-1].startswith("<!-- fragment")):
                 problems.append(f"{where}: add a `<!-- fragment: why -->` line before it")

@@ -121,14 +121,9 @@ def test_what_waits_is_told_as_the_users_points_apart_from_what_the_package_adds
     )
     alert = fields.alert("NaN", None, "ERROR", 1, "a-1", 5.0)
     assert describe(tally([lines[0], alert])) == "1 point you logged, and 1 alert"
-
-
-def test_a_config_riding_a_copy_of_the_last_point_is_not_counted_as_a_point() -> None:
-    """``update_config`` after the last ``log``: the config goes out with a copy of that point,
-    under its ``log_id`` (found trying a run against a mistyped URL: 3 points read "4")."""
-    fields = RunFields("p", "r", "rid")
-    lines = [fields.metric(b'{"a":%d}' % i, i, b"w-%d" % i, 1.0) for i in range(3)]
-    lines.append(fields.metric(b'{"a":2}', 2, b"w-2", 2.0, config={"log_id": "w-9", "lr": 1}))
-    assert describe(tally(lines)) == (
-        "3 points you logged, and 1 record the package adds (the run's config)"
+    # A config alone rides on a copy of the last point (same log_id): the package's, not the user's
+    copy = fields.metric(b'{"loss":1.0}', 0, b"w-1", 6.0, config={"status": "success"}, repeat=True)
+    assert describe(tally([lines[0], copy])) == (
+        "1 point you logged, and 1 record the package adds (the run's config)"
     )
+    assert describe(tally([copy])).startswith("0 points you logged")

@@ -188,3 +188,24 @@ def test_spool_files_are_private_to_the_user(project: str, spool_dir: Path) -> N
     assert files and any(p.name == "meta.json" for p in files)
     assert all(p.stat().st_mode & 0o077 == 0 for p in files), [oct(p.stat().st_mode) for p in files]
     assert all(p.stat().st_mode & 0o077 == 0 for p in folders if p.parent == spool_dir)
+
+
+def test_every_spool_folder_is_private_also_those_made_on_the_way(
+    project: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # mkdir(parents=True, mode=0o700) gives the mode to the last folder alone: the spool's root
+    # and the folders that provenance and an artifact's files add were 0755.
+    root = tmp_path / "new" / "spool"
+    monkeypatch.setenv("TRACKIO_SPOOL_DIR", str(root))
+    monkeypatch.setenv("TRACKIO_PROVENANCE", "1")
+    model = tmp_path / "model.bin"
+    model.write_bytes(b"weights")
+    with pytest.warns(UserWarning):
+        run = TrackioClient(project, server_url=f"http://127.0.0.1:{free_port()}", write_token="t")
+    run.log({"loss": 1.0}, step=0)
+    run.log_artifact(str(model), name="model")
+    run.finish(timeout=0.5)
+    folders = [root, root.parent, *(p for p in root.rglob("*") if p.is_dir())]
+    assert len(folders) > 3, folders
+    loose = {str(p): oct(p.stat().st_mode) for p in folders if p.stat().st_mode & 0o077}
+    assert not loose

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from trackio_integrations.artifacts.methods import ArtifactMethods, _has_queued_uploads
 from trackio_integrations.core.media_files import FileStager
+from trackio_integrations.core.metadata import resolve_group, run_metadata
 from trackio_integrations.core.mode import DISABLED, OFFLINE, ONLINE, resolve_mode
 from trackio_integrations.core.process import (
     after_fork_in_child,
@@ -36,6 +37,9 @@ from trackio_integrations.core.spool import Spool, default_root
 from trackio_integrations.core.target import Target, resolve_target
 from trackio_integrations.core.transport import Transport, check_at_start
 from trackio_integrations.core.values import Kept, as_config, encode_metrics
+from trackio_integrations.core.watcher import Watcher, save_config
+from trackio_integrations.core.watcher import enabled as watcher_enabled
+from trackio_integrations.core.watcher import wait_seconds as watcher_wait
 from trackio_integrations.core.writer import (
     adopt_orphans,
     close_offline,
@@ -122,6 +126,10 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         provenance: record git commit, diff, packages, command line (secrets redacted) and
             machine in the background (``provenance/`` in the config, Files); else
             ``TRACKIO_PROVENANCE`` (``0`` is off), else on.
+        group: the run's group (else ``TRACKIO_GROUP``): the dashboard's Group-by view shows the
+            runs of one group together. Kept as trackio keeps it, in the config as ``_Group``,
+            beside ``_Username`` and ``_Created``; a run continued by ``run_id`` without a
+            config keeps the config it has.
     """
 
     def __init__(
@@ -151,6 +159,7 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         client_cert: str | os.PathLike[str] | tuple[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         provenance: bool | None = None,
+        group: str | None = None,
     ) -> None:
         self.mode: str = resolve_mode(mode)
         project = project or os.environ.get("TRACKIO_PROJECT")
@@ -173,6 +182,12 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         self.server_info: dict[str, Any] | None = None
         known = _run_configs.get((self.project, self.run_id)) if config is None else None
         self._config: dict[str, Any] = dict(known) if known is not None else as_config(config)
+        # Worth a row of its own when no point carries it: a config given or updated, not only
+        # the metadata below (a run that logs nothing does not appear for it).
+        self._config_alone = bool(self._config)
+        continued = run_id is not None and config is None and group is None
+        if known is None and not continued:  # a new run, or one given its config again
+            self._config.update(run_metadata(resolve_group(group), self._config))
         self._config_pending = bool(self._config) and not config_saved and known is None
         self._config_since = time.monotonic()
         self._spool_root = Path(spool_dir) if spool_dir else default_root()
@@ -200,6 +215,7 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         self._sampler: SystemSampler | None = None
         self._webhook: WebhookPoster | None = None
         self._provenance: Recorder | None = None
+        self._watcher: Watcher | None = None
         if self.mode == DISABLED:  # every call returns at its first line; nothing is written
             self._finished = True
             set_current(self)  # trackio.log() after trackio.init() does nothing too
@@ -221,6 +237,7 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         set_current(self)  # the run trackio.log() writes to (adopt/module_api.py)
         if online:
             self._webhook = WebhookPoster.configured(alert_webhook, alert_webhook_min_level)
+            self._watch()
         if system_metrics:
             self._sampler = SystemSampler(self.log_system, system_interval).start()
         if provenance_enabled(provenance):
@@ -297,6 +314,7 @@ class TrackioClient(AlertMethods, ArtifactMethods):
                 if all(key in self._config and self._config[key] == update[key] for key in update):
                     return  # nothing changes: nothing to send
                 self._config.update(update)
+                self._config_alone = True
                 if self._spool is None:
                     self._start_writer()
                 # The config rides on the next point; if none comes soon, the sender writes it
@@ -400,6 +418,8 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         # The thread only syncs and ends now, unless a request of its is still in flight.
         stopped = self._sender.stop(max(deadline - time.monotonic(), 0.2))
         dropped = report_undelivered(self._spool, self._sender, self.target, ok)
+        if self._watcher is not None:  # a clean end: what is left waits for `sync`, as ever
+            self._watcher.finished()
         if stopped:  # else a request is still in flight: the daemon thread keeps its files
             self._spool.close()
             if self._delivery is not None:
@@ -441,13 +461,16 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         log_id: bytes | None = None,
         files: bytes | None = None,
     ) -> None:
-        """Write one point's spool line (caller holds the lock)."""
+        """Write one point's spool line (caller holds the lock); ``advance=False``: a config
+        line repeating the last point."""
         assert self._spool is not None
         if advance and step is not None:  # the highest step so far, as trackio keeps it
             last = self._last_step
             self._last_step = step if last is None or step > last else last
         if with_config:
             self._config_pending = False
+            if self._watcher is not None:  # the watcher adds a status to it, never replaces it
+                save_config(self._spool.path, self._config)
         log_id = log_id or self._next_id()
         if advance and files is None:  # a plain point: a later config line may repeat it
             self._last_point = (body, step, log_id)
@@ -462,6 +485,7 @@ class TrackioClient(AlertMethods, ArtifactMethods):
                 log_id,
                 time.time(),
                 self._config if with_config else None,
+                repeat=not advance,
             )
         )
 
@@ -480,6 +504,7 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         if not stager.files:  # tables, histograms, reports: JSON only
             self._append(body, step, self._config_pending, log_id=log_id)
         else:  # the config rides on a point without files (a config line is never ``media``)
+            self._config_alone = True
             self._append(body, step, False, log_id=log_id, files=stager.files_json())
 
     def _next_id(self) -> bytes:
@@ -500,6 +525,7 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         with self._lock:
             if (
                 self._config_pending
+                and self._config_alone
                 and self._spool is not None
                 and time.monotonic() - self._config_since >= stale_after
             ):
@@ -552,6 +578,21 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         )
         self._sender.ensure_started()
 
+    def _watch(self) -> None:
+        """Start this run's watcher (``core/watcher.py``): should this process die before
+        ``finish()``, it delivers the spool and says how the run ended."""
+        if self._spool is None or self._spool.path is None or not watcher_enabled():
+            return
+        webhook = self._webhook
+        handoff = {
+            "target": self.target,
+            "webhook": (webhook.url, webhook.min_level) if webhook is not None else None,
+            "wait": watcher_wait(),
+            "meta": self._spool.meta,
+        }
+        self._watcher = Watcher.start(self._spool.path, handoff)
+        save_config(self._spool.path, self._config)
+
     def _finish_offline(self) -> bool:
         """Close the spool and the artifact queue at once; print the command that sends them."""
         uploader, self._uploader = self._uploader, None
@@ -572,6 +613,9 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         self._sender = None
         self._last_point = None  # in the parent's spool: a child's config line cannot repeat it
         self._delivery = None  # the parent's connection is not ours to use or close
+        if self._watcher is not None:  # the parent's watcher: neither ours to end nor to copy
+            self._watcher.abandon_after_fork()
+            self._watcher = None
         self._sampler = None  # a child (a DataLoader worker) does not sample; its parent does
         self._provenance = None  # nor record provenance: the parent's run has it
         if self._webhook is not None:  # nor post its parent's queued alerts a second time

@@ -63,7 +63,6 @@ _opened_by_init: weakref.WeakSet[TrackioClient] = weakref.WeakSet()
 _TRACKIO_INTERVAL = 10.0  # trackio.init's default gpu_log_interval / cpu_log_interval
 # init() arguments we cannot honour, with the value that means "not asked for".
 _IGNORED = {
-    "group": None,
     "dataset_id": None,
     "bucket_id": None,
     "settings": None,
@@ -117,12 +116,14 @@ def init(
     The target is ``space_id``, else ``server_url``, else the environment (``TRACKIO_SPACE_ID``,
     ``TRACKIO_SERVER_URL``, else local storage); the write token comes from the URL or
     ``TRACKIO_WRITE_TOKEN``. ``resume`` is trackio's ("never", "allow", "must" continue a run by
-    its name). When a Trainer, Lightning logger or Accelerate tracker already has a run of this
-    project open (and ``name`` is not another one), that run is returned: one run per process.
-    ``group``, ``dataset_id``, ``bucket_id``, ``settings``, ``private`` and ``embed`` are not
-    supported: each warns once when given and is ignored.
+    its name). ``group`` (else ``TRACKIO_GROUP``) is kept as trackio keeps it, in the config as
+    ``_Group``. When a Trainer, Lightning logger or Accelerate tracker already has a run of this
+    project open (and ``name`` is not another one), that run is returned: one run per process
+    (a ``group`` given here is that run's group then). ``dataset_id``, ``bucket_id``,
+    ``settings``, ``private`` and ``embed`` are not supported: each warns once when given and is
+    ignored.
     """
-    given: dict[str, Any] = {"group": group, "dataset_id": dataset_id, "bucket_id": bucket_id}
+    given: dict[str, Any] = {"dataset_id": dataset_id, "bucket_id": bucket_id}
     given.update(settings=settings, private=private, embed=embed)
     for key, value in given.items():
         if value != _IGNORED[key]:
@@ -138,6 +139,8 @@ def init(
         ):  # the run a Trainer / logger / tracker opened: one run per process
             if config:
                 open_run.update_config(config)
+            if group:
+                open_run.update_config({"_Group": group})
             _apply_pending_config(open_run)
             return Run(open_run)
         from trackio_integrations.core.mode import ONLINE, resolve_mode
@@ -158,6 +161,7 @@ def init(
             server_url=server_url,
             space_id=space_id,
             config=config,
+            group=group,
             run_id=run_id,
             last_step=last,
             system_metrics=not (auto_log_gpu is False and auto_log_cpu is False),

@@ -22,6 +22,8 @@ from typing import Any
 
 import orjson
 
+from trackio_integrations.core.spool import private_folder
+
 CHUNK = 1 << 20
 _YIELD: Callable[[], None] | None = getattr(os, "sched_yield", None)
 CONFIG_SUFFIXES = frozenset({".yaml", ".yml", ".json", ".toml", ".cfg", ".ini"})
@@ -73,7 +75,7 @@ def snapshot(
         relative = f"{folder}/{i:06d}"
         link = spool / relative
         try:
-            link.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            private_folder(link.parent)
             os.link(entry["src"], link)
         except OSError:
             if not copy:

@@ -25,6 +25,7 @@ from trackio_integrations.core.records import describe, tally
 from trackio_integrations.core.spool import Spool, default_root
 from trackio_integrations.core.target import Target, same_server
 from trackio_integrations.core.transport import Transport
+from trackio_integrations.core.watcher import watcher_state
 from trackio_integrations.errors import TrackioError
 from trackio_integrations.redaction import redact
 
@@ -202,7 +203,7 @@ def _spool_rows(root: Path) -> list[dict[str, Any]]:
                 "tally": tally(spool.pending_lines()) if spool.pending else Counter(),
                 "files": spool.blobs.count,
                 "mb": spool.blobs.size / (1 << 20),
-                "state": _state(spool.meta, live),
+                "state": _state(spool.meta, live, folder),
                 "folder": folder,
             }
         )
@@ -210,9 +211,16 @@ def _spool_rows(root: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _state(meta: dict[str, Any], live: bool) -> str:
-    """A spool's state for ``status``: written now, or waiting (an offline run's, or left)."""
+def _state(meta: dict[str, Any], live: bool, folder: Path | None = None) -> str:
+    """A spool's state for ``status``: written now (and by whom it is watched), being delivered
+    by the watcher of a dead writer, or waiting (an offline run's, or left)."""
     offline = meta.get("mode") == "offline"
+    watcher = watcher_state(folder) if folder is not None else None
+    if watcher and watcher.get("state") != "watching":
+        by = f"watcher pid {watcher['pid']}: " if watcher.get("pid") else ""
+        return f"{by}{watcher.get('state')}"
+    if live and watcher:
+        return f"live (pid {meta.get('pid')} on {meta.get('host') or '?'}, watcher pid {watcher.get('pid')})"
     if live:
         where = f"pid {meta.get('pid')} on {meta.get('host') or '?'}"
         return f"offline run being written ({where})" if offline else f"live ({where})"

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from trackio_integrations.core.records import files_of
-from trackio_integrations.core.spool import Spool, write_private
+from trackio_integrations.core.spool import Spool, private_folder, write_private
 
 DEAD_LETTER = "dead-letter"
 
@@ -27,7 +27,7 @@ def dead_letter(root: Path, spool: Spool, lines: list[bytes], reason: str) -> Pa
     The files a rejected point references are copied beside it, into ``<writer>.files/``.
     """
     folder = root / DEAD_LETTER
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_folder(folder)
     for line in lines:
         for file in files_of(line):
             data = spool.read_blob(str(file.get("blob")))

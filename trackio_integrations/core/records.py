@@ -31,6 +31,8 @@ METRIC, SYSTEM, ALERT = "metric", "system_metric", "alert"
 MEDIA = "media"
 KINDS = (METRIC, SYSTEM, ALERT, MEDIA)
 CONFIG_PREFIX = b'{"config":'
+# A config line that repeats a point (the server ignores fields it does not know, as "kind")
+REPEAT_MARK = b'"repeat":1,'
 _HEAD = b'{"v":1,"kind":"'
 _HEADS = {kind: _HEAD + kind.encode() + b'"' for kind in KINDS}
 
@@ -49,9 +51,16 @@ class RunFields:
         log_id: bytes,
         timestamp: float,
         config: dict[str, Any] | None = None,
+        repeat: bool = False,
     ) -> bytes:
-        """A point: ``body`` is the already-encoded metrics object (the hot path)."""
+        """A point: ``body`` is the already-encoded metrics object (the hot path).
+
+        ``repeat``: the line only carries ``config``, on a copy of a point already written (same
+        ``log_id``, which the server stores once); marked so that counts leave it out.
+        """
         head = CONFIG_PREFIX + orjson.dumps(config) + b"," if config is not None else b"{"
+        if repeat and config is not None:
+            head += REPEAT_MARK
         return (
             b'%s"v":1,"kind":"metric",%s,"timestamp":%r,"step":%s,"log_id":"%s","metrics":%s}\n'
             % (
@@ -120,12 +129,8 @@ def files_of(line: bytes) -> list[dict[str, Any]]:
 
 def tally(lines: Iterable[bytes]) -> Counter[str]:
     """How many of ``lines`` the user logged (``logged``, ``alert``) and how many the package adds
-    to them (``config``: the run's config on a line of its own, ``system``: system samples).
-
-    A config written after the last point rides a copy of that point under the same ``log_id``
-    (``TrackioClient._write_pending_config``): that copy is the config's, not a second point."""
+    to them (``config``: the run's config on a line of its own, ``system``: system samples)."""
     counts: Counter[str] = Counter()
-    seen: set[bytes] = set()
     for line in lines:
         line = line.rstrip(b"\n")
         if line.startswith(_HEADS[SYSTEM]):
@@ -133,30 +138,12 @@ def tally(lines: Iterable[bytes]) -> Counter[str]:
         elif line.startswith(_HEADS[ALERT]):
             counts["alert"] += 1
         elif line.startswith(CONFIG_PREFIX) and (
-            line.endswith(b'"metrics":{}}') or _log_id(line) in seen
+            line.endswith(b'"metrics":{}}') or b"," + REPEAT_MARK + _HEADS[METRIC][1:] in line
         ):
             counts["config"] += 1
         else:
-            seen.add(_log_id(line))
             counts["logged"] += 1
     return counts
-
-
-def _log_id(line: bytes) -> bytes:
-    """A line's ``log_id`` (empty if it has none); only a config, which may hold any key, is
-    parsed: in the other lines nothing before the id can spell ``"log_id":"``."""
-    if line.startswith(CONFIG_PREFIX):
-        try:
-            record = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            return b""
-        log_id = record.get("log_id") if isinstance(record, dict) else None
-        return log_id.encode() if isinstance(log_id, str) else b""
-    start = line.find(b'"log_id":"')
-    if start < 0:
-        return b""
-    start += len(b'"log_id":"')
-    return line[start : line.find(b'"', start)]
 
 
 def describe(counts: Counter[str]) -> str:

@@ -73,7 +73,11 @@ class InboxDelivery:
     """The embedded default: JSONL fragments that ``trackio show`` imports from its inbox.
 
     Each fragment appears whole (written aside, then renamed) and is named after its first point's
-    ``log_id``, so writing the same batch twice replaces the file instead of adding one.
+    time and ``log_id``, so writing the same batch twice replaces the file instead of adding one,
+    and ``trackio show``, which imports a writer's fragments in the order of their names (the last
+    config it reads wins), reads them in the order they were written. A point's ``log_id`` alone
+    does not sort so: a Trainer's are made from the run id and the step, a config update's from
+    the writer.
     """
 
     def __init__(self, trackio_dir: Path, writer_id: str) -> None:
@@ -98,8 +102,9 @@ class InboxDelivery:
                     return copied
                 record["kind"] = "metric"
                 record.pop("files", None)
-            first = first or record.get("log_id") or f"{time.time_ns()}"
             stamp = record.get("timestamp")
+            if first is None:
+                first = f"{_micros(stamp):017d}-{record.get('log_id') or time.time_ns()}"
             if isinstance(stamp, (int, float)):
                 record["timestamp"] = datetime.fromtimestamp(stamp, timezone.utc).isoformat()
             records.append(orjson.dumps(record))
@@ -114,6 +119,19 @@ class InboxDelivery:
 
     def close(self) -> None:
         pass
+
+
+def _micros(stamp: Any) -> int:
+    """A record's time (epoch seconds, or ISO 8601 as system samples and alerts carry it) in
+    microseconds; now if it has none."""
+    try:
+        if isinstance(stamp, str):
+            return int(datetime.fromisoformat(stamp).timestamp() * 1e6)
+        if isinstance(stamp, (int, float)):
+            return int(stamp * 1e6)
+    except (ValueError, OverflowError):
+        pass
+    return int(time.time() * 1e6)
 
 
 class Sender:

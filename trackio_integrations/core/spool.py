@@ -109,7 +109,8 @@ class Spool:
     def create(cls, root: Path, writer_id: str, meta: dict[str, Any]) -> Spool:
         """A new writer folder under ``root``; raises ``OSError`` if the disk refuses."""
         path = root / writer_id
-        path.mkdir(parents=True, mode=0o700)
+        private_folder(root)
+        path.mkdir(mode=0o700)
         write_private(path / META, orjson.dumps(meta))
         lock_fd = os.open(path / LOCK, os.O_RDWR | os.O_CREAT, 0o600)
         fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -440,6 +441,20 @@ class Spool:
         self._unsynced = []
         self._read_fds = {}
         self._lock_fd = None
+
+
+def private_folder(path: Path) -> None:
+    """``path`` and each folder above it that does not exist yet, readable by the user only
+    (``mkdir(parents=True, mode=...)`` gives the mode to the last folder alone)."""
+    missing: list[Path] = []
+    for folder in (path, *path.parents):
+        if folder.exists():
+            break
+        missing.append(folder)
+    for folder in reversed(missing):
+        folder.mkdir(mode=0o700, exist_ok=True)
+    if not path.is_dir():
+        raise NotADirectoryError(str(path))
 
 
 def write_private(path: Path, data: bytes) -> None:

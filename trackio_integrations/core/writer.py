@@ -23,6 +23,7 @@ from trackio_integrations.core.sender import Delivery, HttpDelivery, InboxDelive
 from trackio_integrations.core.spool import Spool
 from trackio_integrations.core.target import Target
 from trackio_integrations.core.transport import Transport
+from trackio_integrations.core.watcher import watched
 from trackio_integrations.errors import warn_user
 
 if TYPE_CHECKING:
@@ -75,7 +76,7 @@ def adopt_orphans(
     found: list[tuple[Spool, Delivery]] = []
     untold: dict[str, list[Spool]] = {}
     for folder in Spool.folders(root):
-        if folder == own:
+        if folder == own or watched(folder):  # a dead writer's watcher is delivering it
             continue
         spool = Spool.adopt(folder)
         if spool is None:

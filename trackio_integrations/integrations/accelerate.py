@@ -112,6 +112,8 @@ class TrackioTracker(GeneralTracker):
             ``end_training()`` (via ``sys.excepthook``).
         save_code: save the training script and the config files on its command line to the
             project's Files, once per run.
+        group: the run's group (else ``TRACKIO_GROUP``), shown together in the dashboard's
+            Group-by view; kept as trackio keeps it (config ``_Group``).
 
     Artifacts: ``tracker.log_artifact(dir, name="state", type="checkpoint")`` after
     ``accelerator.save_state(dir)`` logs a version in the background (see
@@ -149,6 +151,7 @@ class TrackioTracker(GeneralTracker):
         client_cert: str | os.PathLike[str] | tuple[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         mode: str | None = None,
+        group: str | None = None,
     ) -> None:
         super().__init__()
         self.save_code = save_code
@@ -170,6 +173,7 @@ class TrackioTracker(GeneralTracker):
             "spool_dir": spool_dir,
             "check": check,
             "step_ids": step_ids,
+            "group": group,
         }
         self._client: TrackioClient | None = None
         self._finished = False
@@ -208,13 +212,14 @@ class TrackioTracker(GeneralTracker):
                 "accelerator.init_trackers(project_name) or set TRACKIO_PROJECT."
             )
         name = self._name or given_kwargs.pop("name", None)
+        group = self._options["group"] or given_kwargs.pop("group", None)
         if given_kwargs:
             warn_user(
                 f"TrackioTracker ignores init_kwargs['trackio'] keys {sorted(given_kwargs)}: pass "
                 "them to TrackioTracker(...) instead."
             )
         check_resume(self._resume, name)
-        options = dict(self._options)
+        options = {**self._options, "group": group}
         if options["run_id"] is None and self._monitoring.online:  # offline: no lookup
             where = {key: options[key] for key in TARGET_OPTIONS}
             options["run_id"] = run_to_resume(project, name, self._resume, **where)
@@ -317,7 +322,7 @@ class InitTrackersTracker(TrackioTracker):
 
     accelerate builds it in ``init_trackers`` with ``project_name`` and ``init_kwargs[<name>]``.
     Those may be ``trackio.init`` options: ``name``, ``server_url``, ``space_id``, ``config``,
-    ``resume`` and ``group`` (kept in the config as trackio does, ``_Group``) are used, as are
+    ``resume`` and ``group`` are used, as are
     this package's own (``write_token``, ``spool_dir``, ...); the others (``embed``,
     ``private``, ``auto_log_gpu``, ...) are ignored with one warning.
     """
@@ -326,10 +331,6 @@ class InitTrackersTracker(TrackioTracker):
 
     def __init__(self, project_name: str | None = None, **init_kwargs: Any) -> None:
         options = dict(init_kwargs)
-        group = options.pop("group", None)
-        if group is not None:
-            given = options.get("config")
-            options["config"] = {**(given if isinstance(given, Mapping) else {}), "_Group": group}
         accepted = set(inspect.signature(TrackioTracker.__init__).parameters) - {"self", "project"}
         ignored = sorted(set(options) - accepted)
         if ignored:

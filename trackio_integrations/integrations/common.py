@@ -11,9 +11,11 @@ import hashlib
 import os
 import threading
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from trackio_integrations.client import TrackioClient
+from trackio_integrations.core.metadata import is_pruned
 from trackio_integrations.core.mode import ONLINE, resolve_mode
 from trackio_integrations.monitoring.health import Health, HealthChecks
 from trackio_integrations.monitoring.nodes import NodeFollower, announce
@@ -95,6 +97,21 @@ class Monitoring:
         if self.checks is not None:
             self.checks.failed(exc_type, exc)
 
+    def failed_elsewhere(
+        self, client: Any, exc_type: type[BaseException] | None, exc: BaseException | None
+    ) -> None:
+        """The run's training failed in another process (ddp_spawn): its failure alert, from
+        here, where the error arrived (the last line of a spawned process's traceback)."""
+        if self.health is None:
+            return
+        if exc is not None and "Traceback" in str(exc):  # torch's ProcessRaisedException
+            name, _, message = str(exc).strip().splitlines()[-1].partition(": ")
+            exc_type = type(name.rsplit(".", 1)[-1] or "Exception", (Exception,), {})
+            exc = exc_type(message)
+        Health(client, replace(self.health, stall_after=None), excepthook=False).failed(
+            exc_type, exc
+        )
+
     def ended(self) -> None:
         """The run ended (or is about to be replaced): stop its checks, release the other nodes."""
         if self.checks is not None:
@@ -144,6 +161,14 @@ class Monitoring:
         state = self.__dict__.copy()
         state.update(checks=None, node=None, _announced=False, _following=False)
         return state
+
+
+def ending_status(exc: BaseException | None) -> str:
+    """The status of a run whose training call raised ``exc``: pruned (Optuna's
+    ``TrialPruned``, a search stopping a trial), interrupted (Ctrl-C) or failed."""
+    if is_pruned(exc):
+        return "pruned"
+    return "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
 
 
 _SLURM_RUNS: dict[tuple[str, str], int] = {}  # runs this process started, per (project, name)

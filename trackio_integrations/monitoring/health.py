@@ -201,9 +201,9 @@ class Health:
         self._failed = True
         kind = exc_type.__name__ if exc_type is not None else "an unknown error"
         message = str(exc)[:500] if exc is not None else ""
-        self.run.alert(
-            "Training failed", f"{kind}: {message}" if message else kind, "error", self._step
-        )
+        interrupted = exc_type is not None and issubclass(exc_type, KeyboardInterrupt)
+        title = "Training interrupted" if interrupted else "Training failed"
+        self.run.alert(title, f"{kind}: {message}" if message else kind, "error", self._step)
 
     def close(self) -> None:
         """Training ended (in success or failure): stop the watchdog, stop watching for errors."""

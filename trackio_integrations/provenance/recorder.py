@@ -21,6 +21,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
+from trackio_integrations.core.spool import private_folder
+
 logger = logging.getLogger("trackio_integrations")
 
 ENV_SWITCH = "TRACKIO_PROVENANCE"
@@ -184,7 +186,7 @@ class Recorder:
         relative = f"{files_folder(self.run.name)}/{name}"
         path = self.folder / relative
         try:
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            private_folder(path.parent)
         except OSError:
             return None
         if mask and self._secrets:

@@ -13,11 +13,13 @@ kind.
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import inspect
 import os
 import sys
 import uuid
+import weakref
 from argparse import Namespace
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
@@ -28,15 +30,22 @@ from lightning_utilities.core.rank_zero import rank_zero_only
 
 from trackio_integrations.artifacts.model import safe_name
 from trackio_integrations.client import TrackioClient, new_run_name
+from trackio_integrations.core.metadata import trial_run
 from trackio_integrations.core.runs import Resume, check_resume, run_name, run_to_resume
 from trackio_integrations.core.target import TARGET_OPTIONS
 from trackio_integrations.core.values import json_safe
 from trackio_integrations.errors import TrackioConfigError, warn_user
-from trackio_integrations.integrations.common import Monitoring, slurm_run
+from trackio_integrations.integrations.common import Monitoring, ending_status, slurm_run
 from trackio_integrations.integrations.lightning.checkpoints import (
     checkpoint_metadata,
     checkpoint_record,
     checkpoints_to_log,
+)
+from trackio_integrations.integrations.lightning.cli import (
+    allow_config_overwrite,
+    building_cli,
+    cli_config,
+    cli_root,
 )
 from trackio_integrations.integrations.watch import Watcher
 from trackio_integrations.media.kinds import Audio, Image, Table, Video, each
@@ -100,10 +109,21 @@ class TrackioLogger(_LightningLoggers):
     written for that class runs on this one by changing only the import.
 
     Metrics go to the run named ``version`` in the project ``name``; hyperparameters, the final
-    ``status`` and the checkpoint paths and scores go to the run's config. Only global rank zero
-    creates the run and sends anything. Nothing is written locally apart from the client's spool
-    of unsent points, so ``save_dir`` and ``log_dir`` are None and checkpoints default to
-    ``<default_root_dir>/<project>/<run>/checkpoints``.
+    ``status`` (``success``, ``failed``, or ``pruned`` for an Optuna trial its pruning callback
+    stopped) and the checkpoint paths and scores go to the run's config. Only global rank zero
+    creates the run and sends anything. The logger writes nothing locally apart from the client's
+    spool of unsent points: ``save_dir`` is None unless given (or built by ``LightningCLI``, see
+    below), and checkpoints default to ``<default_root_dir>/<project>/<run>/checkpoints``.
+
+    In a ``LightningCLI`` YAML (or ``--trainer.logger`` on the command line) it is
+    ``trainer.logger: {class_path: trackio_integrations.TrackioLogger, init_args: {...}}``; every
+    init argument is typed, so the CLI rejects a misspelt one. The CLI's whole configuration
+    (secrets masked) goes to the run's config under ``cli``, and ``save_dir`` is the Trainer's
+    ``default_root_dir``, where the CLI saves its ``config.yaml`` (replaced by the next run's).
+
+    For an Optuna search, one logger per trial: ``TrackioLogger(project, "search", trial=trial)``
+    logs to the run ``search-trial-<number>`` in the group ``search``, with the trial's number and
+    parameters in its config.
 
     Media take ``WandbLogger``'s signatures: ``log_image``, ``log_table``, ``log_text``,
     ``log_audio``, ``log_video`` (several values under one key become ``key/0``, ``key/1``, ...),
@@ -154,9 +174,18 @@ class TrackioLogger(_LightningLoggers):
             Uploads run in the background and never hold up a step.
         save_code: save the training script and the config files on its command line to the
             project's Files, once per run.
-        **trackio_options: other ``trackio.init`` keywords. ``config`` is the run's first
-            config and ``group`` is recorded as trackio records it (config ``_Group``); the rest
-            (``embed``, ``private``, ``auto_log_gpu``, ...) are ignored with one warning.
+        mode: ``"online"``, ``"offline"`` or ``"disabled"`` (see ``TrackioClient``).
+        group: the run's group (else ``TRACKIO_GROUP``), shown together in the dashboard's
+            Group-by view; kept as trackio keeps it (config ``_Group``).
+        trial: an Optuna trial: the run is ``<name>-trial-<number>`` (a new run, never resumed)
+            in the group ``group``, else ``<name>``; a search with no ``name`` is named after the
+            study. ``config`` gets ``trial_number`` and ``trial_params``.
+        save_dir: what Lightning takes as the logger's folder (``trainer.log_dir``: the CLI's
+            ``config.yaml``, profiler reports; checkpoints go to
+            ``<save_dir>/<project>/<run>/checkpoints``). The logger writes nothing there itself.
+        config: the run's first config (a dict, dataclass, Namespace, ...), as ``trackio.init``'s.
+        **trackio_options: other ``trackio.init`` keywords (``embed``, ``private``,
+            ``auto_log_gpu``, ...), ignored with one warning.
     """
 
     LOGGER_JOIN_CHAR = "-"
@@ -187,7 +216,11 @@ class TrackioLogger(_LightningLoggers):
         ca_bundle: str | os.PathLike[str] | None = None,
         client_cert: str | os.PathLike[str] | tuple[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
-        mode: str | None = None,
+        mode: Literal["online", "offline", "disabled"] | None = None,
+        group: str | None = None,
+        trial: Any = None,
+        save_dir: str | None = None,
+        config: dict[str, Any] | None = None,
         **trackio_options: Any,
     ) -> None:
         super().__init__()
@@ -199,6 +232,16 @@ class TrackioLogger(_LightningLoggers):
         if not project:
             raise TrackioConfigError("No Trackio project: pass project=... or set TRACKIO_PROJECT.")
         check_resume(resume, name)
+        trial_config: dict[str, Any] = {}
+        if trial is not None:  # its own run, in the search's group
+            name, group, trial_config = trial_run(trial, name, group)
+            resume = "never"
+        self._group = group
+        cli = building_cli()  # a LightningCLI YAML named this logger
+        if cli is not None:
+            save_dir = save_dir or cli_root(cli)
+            allow_config_overwrite(cli)
+        self._save_dir = os.fspath(save_dir) if save_dir is not None else None
         self._project: str = project
         # Decided now, so that `version` (and the checkpoint folder) is known before the run starts.
         # Under SLURM, from the job: a requeued job (auto-requeue) logs into the run it started.
@@ -222,7 +265,9 @@ class TrackioLogger(_LightningLoggers):
             "spool_dir": spool_dir,
             "step_ids": step_ids,
         }
-        self._config: dict[str, Any] = _trackio_config(trackio_options)
+        self._config: dict[str, Any] = {**_trackio_config(config, trackio_options), **trial_config}
+        if cli is not None and (whole := cli_config(cli)) is not None:
+            self._config["cli"] = whole
         self._client: TrackioClient | None = None
         # After finalize(): the run's status and last step, for the client that reopens it.
         self._ended: tuple[str, int | None] | None = None
@@ -259,7 +304,7 @@ class TrackioLogger(_LightningLoggers):
 
     @property
     def save_dir(self) -> str | None:
-        return None
+        return self._save_dir
 
     @property
     def log_dir(self) -> str | None:
@@ -288,6 +333,7 @@ class TrackioLogger(_LightningLoggers):
                 config=self._config if ended else {**self._config, "status": "running"},
                 config_saved=ended is not None,
                 last_step=ended[1] if ended else None,
+                group=self._group,
                 **self._options,
                 **self._monitoring.client_options(),
             )
@@ -352,9 +398,14 @@ class TrackioLogger(_LightningLoggers):
                 self._log_checkpoints(callback, every=False)
         client, self._client = self._client, None
         if client is None:
+            if status == "failed" and self.__dict__.get("_handed_off"):
+                self._failed_in_spawned_process()
             return
         if status == "failed":  # called from Lightning's `except`: the exception is at hand
-            self._monitoring.failed(*sys.exc_info()[:2])
+            exc_type, exc = sys.exc_info()[:2]
+            status = ending_status(exc)  # a Ctrl-C: "interrupted"; Optuna's pruning: "pruned"
+            if status != "pruned":  # a pruned trial is no failure: no alert
+                self._monitoring.failed(exc_type, exc)
         self._monitoring.ended()
         client.update_config({"status": status})
         client.finish(self._finish_timeout)
@@ -450,21 +501,49 @@ class TrackioLogger(_LightningLoggers):
                 file_name="model.ckpt",  # as WandbLogger: the same weights are the same version
             )
 
+    def _failed_in_spawned_process(self) -> None:
+        """ddp_spawn: fit() raised in the spawned process that wrote the run (which marked it
+        failed as it exited); here, where the error arrived, the alert that names it."""
+        options = {**self._options, **self._monitoring.client_options()}
+        options.update(system_metrics=False, provenance=False)
+        client = TrackioClient(
+            self._project, self._name, run_id=self._run_id, check=False, **options
+        )
+        self._monitoring.failed_elsewhere(client, *sys.exc_info()[:2])
+        client.finish(self._finish_timeout)
+
     def __getstate__(self) -> dict[str, Any]:
         # ddp_spawn pickles the Trainer's loggers: a live client (threads, files) stays behind.
+        self._handed_off = True  # the run may now be written in another process
         state = self.__dict__.copy()
         state["_client"] = None
         state["_watchers"] = {}
+        state["_handed_off"] = False
         return state
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        # A spawned process (ddp_spawn) whose fit() raised exits without finalize("failed"):
+        # Lightning reports the error in the main process only. Its exit ends the run as failed.
+        atexit.register(_failed_at_exit, weakref.ref(self))
 
-def _trackio_config(options: dict[str, Any]) -> dict[str, Any]:
-    """The config that ``trackio.init``'s ``config`` and ``group`` give a run; warn about the rest."""
-    given = json_safe(options.pop("config", None) or {})  # a dict, dataclass, Namespace, ...
+
+def _failed_at_exit(ref: weakref.ReferenceType[TrackioLogger]) -> None:
+    """A spawned process exits with its run still open: fit() did not end (it raised)."""
+    logger = ref()
+    client = logger._client if logger is not None else None
+    if logger is None or client is None:
+        return
+    logger._client = None
+    logger._monitoring.ended()
+    client.update_config({"status": "failed"})
+    client.finish(logger._finish_timeout)
+
+
+def _trackio_config(config: Any, options: dict[str, Any]) -> dict[str, Any]:
+    """The config that ``trackio.init``'s ``config`` gives a run; warn about the other options."""
+    given = json_safe(config or {})  # a dict, dataclass, Namespace, ...
     config = dict(given) if isinstance(given, dict) else {"config": given}
-    group = options.pop("group", None)
-    if group is not None:
-        config["_Group"] = group  # where trackio's own Run keeps it
     if options:
         warn_user(
             f"TrackioLogger ignores the trackio.init options {sorted(options)}: this logger sends "

@@ -11,9 +11,10 @@ from transformers.trainer_callback import CallbackHandler, ExportableState
 
 from trackio_integrations.artifacts.model import safe_name
 from trackio_integrations.client import DEFAULT_FINISH_TIMEOUT, TrackioClient
+from trackio_integrations.core.metadata import trial_run
 from trackio_integrations.core.target import resolve_target, split_basic_auth, split_write_token
 from trackio_integrations.errors import warn_user
-from trackio_integrations.integrations.common import Monitoring, slurm_run
+from trackio_integrations.integrations.common import Monitoring, ending_status, slurm_run
 from trackio_integrations.integrations.transformers.args import SUMMARY_KEYS as SUMMARY_KEYS
 from trackio_integrations.integrations.transformers.args import (
     checkpoint_metadata,
@@ -26,9 +27,12 @@ from trackio_integrations.integrations.transformers.args import (
     run_config,
     saved_run,
 )
+from trackio_integrations.integrations.transformers.ending import report_train_failures
 from trackio_integrations.integrations.transformers.handler import (
     calling_handler,
+    calling_trainer,
     is_builtin_trackio,
+    pruning_now,
     retire,
 )
 from trackio_integrations.integrations.watch import Watcher, watch_mode
@@ -67,6 +71,13 @@ class TrackioCallback(TrainerCallback, ExportableState):
     names trackio, transformers' own TrackioCallback is switched off (with a warning), and so is
     the ``ReportToTrackioCallback`` that ``report_to`` adds after ``install()``, so that each
     point is logged once.
+
+    ``trainer.hyperparameter_search(backend="optuna")`` gives each trial its own run,
+    ``<run name>-trial-<number>`` (``hp_name(trial)`` if given; a search with no run name is
+    named after its study), all in one group (``group``, else ``TRACKIO_GROUP``, else the run
+    name), with the trial's number and parameters in the config and the evaluation the search
+    runs after ``train()`` in the trial's run. The config's ``status`` is ``running``, then
+    ``success`` at the end of ``train()``, or ``pruned`` for a trial Optuna stopped.
 
     Setup errors (no project, a malformed URL or Space id) raise at ``Trainer(...)``; a rejected
     token raises when ``train()`` starts, before the first step. A server that does not answer is
@@ -111,6 +122,9 @@ class TrackioCallback(TrainerCallback, ExportableState):
             background, never holding up a step.
         save_code: save the training script and the config files on its command line to the
             project's Files, once per run.
+        mode: ``"online"``, ``"offline"`` or ``"disabled"`` (see ``TrackioClient``).
+        group: the run's group (else ``TRACKIO_GROUP``), shown together in the dashboard's
+            Group-by view; kept as trackio keeps it (config ``_Group``).
 
     Attributes:
         client: the run's ``TrackioClient`` while training (world process zero), else None.
@@ -143,6 +157,7 @@ class TrackioCallback(TrainerCallback, ExportableState):
         client_cert: str | os.PathLike[str] | tuple[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         mode: str | None = None,
+        group: str | None = None,
     ) -> None:
         login_url = None
         if server_url:
@@ -157,6 +172,7 @@ class TrackioCallback(TrainerCallback, ExportableState):
         self.space_id = space_id
         self.spool_dir = os.fspath(spool_dir) if spool_dir is not None else None
         self.finish_timeout = finish_timeout
+        self.group = group
         key = (project, name, server_url, space_id)
         secrets = kept_secrets(
             key,
@@ -205,6 +221,7 @@ class TrackioCallback(TrainerCallback, ExportableState):
         self.save_code = save_code
         self._last_checkpoint: str | None = None
         self._code_saved_for: str | None = None
+        report_train_failures()  # the Trainer has no event for a train() that raised
 
     @property
     def run_name(self) -> str | None:
@@ -245,9 +262,15 @@ class TrackioCallback(TrainerCallback, ExportableState):
                 )
             return
         run_id = None
+        group, config = self.group, run_config(args, state, model)
+        trial = getattr(calling_trainer(), "_trial", None) if state.is_hyper_param_search else None
         saved = saved_run(state, type(self).__name__) if state.global_step > 0 else None
         if saved is not None and saved.get("project") == project:
             name, run_id = saved.get("name") or name, saved.get("run_id")
+        elif trial is not None:  # a search's trial: a run of its own, in the search's group
+            name, group, trial_config = trial_run(trial, name, group)
+            name = state.trial_name or name  # hp_name= chose the trial's name
+            config.update(trial_config)
         elif (
             state.global_step == 0
             and (opened := self._run) is not None
@@ -263,7 +286,8 @@ class TrackioCallback(TrainerCallback, ExportableState):
             name,
             space_id=space_id,
             **self._reach,
-            config=run_config(args, state, model),
+            config={**config, "status": "running"},
+            group=group,
             run_id=run_id,
             spool_dir=self.spool_dir,
             step_ids=True,  # a step logged again after a resume is stored once
@@ -371,6 +395,22 @@ class TrackioCallback(TrainerCallback, ExportableState):
                     "log_checkpoints='end' found no checkpoint to log: set save_strategy so "
                     "that the Trainer saves one (it saves the last step when it saves at all)."
                 )
+        if self.client is not None:  # the Trainer calls this just before it raises TrialPruned
+            self.client.update_config({"status": "pruned" if pruning_now() else "success"})
+        self._close()
+        self.monitoring.unfollow(self.finish_timeout)
+
+    def train_raised(self, exc: BaseException) -> None:
+        """``train()`` raised (an error, a Ctrl-C): the run ends as failed or interrupted, with one
+        alert; its threads stop and nothing more is sent to it. A ``sys.exit`` is no failure: the
+        exit hook finishes the run."""
+        if isinstance(exc, SystemExit):
+            return
+        if self.client is not None:
+            status = ending_status(exc)
+            if status != "pruned":  # a search's pruned trial is no failure (on_train_end ended it)
+                self.monitoring.failed(type(exc), exc)
+            self.client.update_config({"status": status})
         self._close()
         self.monitoring.unfollow(self.finish_timeout)
 
@@ -396,6 +436,7 @@ class TrackioCallback(TrainerCallback, ExportableState):
                 "space_id": self.space_id,
                 "spool_dir": self.spool_dir,
                 "finish_timeout": self.finish_timeout,
+                "group": self.group,
                 "_restored": True,
                 "watch": self.watch,
                 "watch_every": self.watch_every,
@@ -426,6 +467,7 @@ class TrackioCallback(TrainerCallback, ExportableState):
             **self._reach,
             # An existing run keeps the config it has; a new one (evaluate first) gets one.
             config=None if run else run_config(args, state, model),
+            group=None if run else self.group,
             run_id=run["run_id"] if run else None,
             spool_dir=self.spool_dir,
             check=run is None,

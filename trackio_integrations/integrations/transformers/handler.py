@@ -37,6 +37,33 @@ def calling_handler() -> CallbackHandler | None:
     return None
 
 
+def calling_trainer() -> Any:
+    """The ``Trainer`` whose training loop dispatches the current event (``train()``'s
+    ``self``), or None: a callback is not given it, yet a search's trial is only there."""
+    frame = sys._getframe(1)
+    for _ in range(12):
+        if frame is None:
+            return None
+        owner = frame.f_locals.get("self")
+        if owner is not None and hasattr(owner, "hp_search_backend") and hasattr(owner, "_trial"):
+            return owner
+        frame = frame.f_back  # type: ignore[assignment]
+    return None
+
+
+def pruning_now() -> bool:
+    """Whether the event being dispatched is the ``on_train_end`` that the Trainer calls just
+    before it raises ``optuna.TrialPruned`` (in ``_report_to_hp_search``)."""
+    frame = sys._getframe(1)
+    for _ in range(12):
+        if frame is None:
+            return False
+        if frame.f_code.co_name == "_report_to_hp_search":
+            return True
+        frame = frame.f_back  # type: ignore[assignment]
+    return False
+
+
 def is_builtin_trackio(callback: Any) -> bool:
     """Whether ``callback`` is transformers' own ``TrackioCallback`` (``report_to="trackio"``)."""
     cls = type(callback)
