@@ -217,6 +217,45 @@ def test_a_clean_end_raises_no_alarm_and_leaves_no_process(
     assert [a["title"] for a in alerts(shared_server, project, how)] == ["warm-up done"]
 
 
+NO_THREADS_AT_EXIT = textwrap.dedent(
+    """
+    import atexit, sys, threading
+    from trackio_integrations import TrackioClient
+
+    run = TrackioClient(sys.argv[1], name=sys.argv[2], provenance=False, system_metrics=False)
+    for step in range(20):
+        run.log({"loss": 1 / (step + 1)}, step=step)
+
+    def no_threads(self):  # Python 3.12.0 and 3.12.1 during their atexit hooks
+        raise RuntimeError("can't create new thread at interpreter shutdown")
+
+    # Registered after the client: runs before its exit hook, as that Python behaves there.
+    atexit.register(setattr, threading.Thread, "start", no_threads)
+    """
+)
+
+
+def test_the_exit_hook_finishes_the_run_where_python_starts_no_thread_at_exit(
+    shared_server: TrackioServer, project: str, spool_dir: Path
+) -> None:
+    # The exit hook's finish() told the watcher to end, then raised starting the thread that
+    # reaps it: the spool stayed behind (for the next run, with a traceback on stderr).
+    done = subprocess.run(
+        [sys.executable, "-c", NO_THREADS_AT_EXIT, project, "at-exit"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=shared_server.job_env(),
+        timeout=60,
+    )
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert shared_server.wait_for_steps(project, "at-exit", "loss", 20, 15.0) == list(range(20))
+    assert not list(spool_dir.glob("*/meta.json")), "the run's spool was not closed"
+    wait_until(lambda: not watchers(spool_dir), 5.0)
+    time.sleep(1.0)  # a watcher that wrongly thought the run died would have spoken by now
+    assert alerts(shared_server, project, "at-exit") == []
+
+
 def test_a_run_killed_while_the_server_is_down_is_delivered_when_it_returns(
     server: TrackioServer, project: str, spool_dir: Path
 ) -> None:

@@ -182,9 +182,13 @@ class Watcher:
             with contextlib.suppress(OSError):
                 os.close(pipe)
         if proc is not None:
-            threading.Thread(
+            reaper = threading.Thread(
                 target=_reap, args=(proc,), name="trackio-integrations-watcher-reap", daemon=True
-            ).start()
+            )
+            # Python 3.12.0 and 3.12.1 start no thread from an atexit hook (the exit hook's
+            # finish()): the process is ending then, and its watcher with it, unreaped.
+            with contextlib.suppress(RuntimeError):
+                reaper.start()
 
     def __del__(self) -> None:
         # A client dropped without finish() in a process that lives on: not a death, and
