@@ -16,7 +16,7 @@
 2. A Trainer's ``finish()``: the tiny GPT-2 of ``examples/transformers_trainer.py`` for 20 steps
    with ``TrackioCallback`` to local storage, provenance on and off in turn; the time the
    callback's ``TrackioClient.finish()`` takes at the end of training (the provenance thread is
-   long done by then: what is left is saving its files to the project's Files).
+   long done by then, and on local storage its files are already in the project's Files).
 """
 
 from __future__ import annotations

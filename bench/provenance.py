@@ -58,6 +58,7 @@ if sys.argv[3] == "on":  # what the constructor adds to the training thread, alo
         name, run_id = "bench", "bench"
         def update_config(self, mapping): pass
         def save(self, glob, base_path=None): return 0
+        def _project_files_folder(self): return None
     folder, run = Path(tempfile.mkdtemp()), Run()
     a = time.perf_counter_ns()
     recorder = Recorder(run, folder).start()

@@ -221,6 +221,30 @@ def test_points_for_a_server_that_never_answers_are_told_once_and_can_be_discard
     assert [p.name for p in spool_dir.iterdir() if (p / "meta.json").exists()] == []
 
 
+LATE_CONFIG_RUN = """
+from trackio_integrations import TrackioClient
+run = TrackioClient("late-config", config={"lr": 0.1})
+for step in range(3):
+    run.log({"loss": 1.0 / (step + 1)}, step=step)
+run.update_config({"best_loss": 0.33})  # after the last point: it rides a copy of that point
+run.finish(timeout=1.0, artifact_timeout=1.0)
+"""
+
+
+def test_a_config_after_the_last_point_is_not_told_as_a_point_the_user_logged(
+    spool_dir: Path,
+) -> None:
+    """Found following Getting started against a mistyped URL: 100 points and an
+    ``update_config`` read "101 points you logged", in the exit message and in ``status``."""
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    done = run_python(LATE_CONFIG_RUN, env={"TRACKIO_SERVER_URL": url, "TRACKIO_PROVENANCE": "0"})
+    assert done.returncode == 0, done.stderr
+    told = r"3 points you logged, and \d records? the package adds \(the run's config(, system samples)?\)"
+    assert len(re.findall(told, done.stderr)) == 1, done.stderr
+    status = cli_process(["status"]).stdout
+    assert re.search(f"For {re.escape(url)}: {told}", status), status
+
+
 def test_points_a_dead_run_left_are_told_by_the_next_process_only(spool_dir: Path) -> None:
     url = f"http://127.0.0.1:{free_port()}"
     orphan_spool(spool_dir, url, "gone", [spool_point("gone", s) for s in range(2)])
@@ -229,3 +253,16 @@ def test_points_a_dead_run_left_are_told_by_the_next_process_only(spool_dir: Pat
     assert said[0].stderr.count(f"2 points you logged for {url} wait") == 1, said[0].stderr
     assert f"sync --discard {url}` deletes them" in said[0].stderr
     assert url not in said[1].stderr
+
+
+def test_discard_of_a_target_spelled_otherwise_names_the_targets_that_wait(
+    spool_dir: Path,
+) -> None:
+    """Found trying ``sync --discard 127.0.0.1:PORT`` (no scheme): "Nothing waits" alone read as
+    if the points were gone; it now names what waits, as ``status`` shows it, and deletes none."""
+    url = f"http://127.0.0.1:{free_port()}"
+    orphan_spool(spool_dir, url, "typo", [spool_point("typo", s) for s in range(2)])
+    said = cli_process(["sync", "--discard", url.removeprefix("http://"), "--yes"])
+    assert said.returncode == 0, said.stdout + said.stderr
+    assert f"What waits there is for: {url} (as `status` shows them)." in said.stdout, said.stdout
+    assert f"For {url}: 2 points you logged" in cli_process(["status"]).stdout

@@ -72,6 +72,18 @@ def test_doctor_explains_a_wrong_token_without_printing_it(shared_server: Tracki
     assert "***" not in result.stdout  # the hint's placeholder does not look like a masked token
 
 
+def test_doctor_without_a_token_does_not_say_a_token_was_rejected(
+    shared_server: TrackioServer,
+) -> None:
+    """Found running doctor as Getting started shows it, TRACKIO_WRITE_TOKEN not yet exported:
+    "rejected the write token" sent a newcomer looking for a wrong token when none was set."""
+    result = doctor(TRACKIO_SERVER_URL=shared_server.url, TRACKIO_WRITE_TOKEN="")
+    assert result.returncode == 1
+    assert "refused to write without a write token (none was given)" in result.stdout
+    assert "rejected the write token" not in result.stdout, result.stdout
+    assert "Set TRACKIO_WRITE_TOKEN" in result.stdout
+
+
 def test_doctor_reports_an_unreachable_server() -> None:
     result = doctor("--server-url", f"http://127.0.0.1:{free_port()}")
     assert result.returncode == 1

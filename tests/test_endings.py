@@ -32,7 +32,7 @@ ENDED = "Run ended without finish()"
 
 TRAINING = textwrap.dedent(
     """
-    import ctypes, os, sys, time
+    import ctypes, os, sys, tempfile, time
     import numpy as np
     from trackio_integrations import Image, TrackioClient
 
@@ -66,6 +66,11 @@ TRAINING = textwrap.dedent(
         run.log(metrics, step=step)
         if step == 2:
             run.log_system({"cpu": 12.5})
+        if step == 4:  # a queued upload: the watcher sends it too
+            weights = os.path.join(tempfile.mkdtemp(), "weights.bin")
+            with open(weights, "wb") as f:
+                f.write(os.urandom(4096))
+            run.log_artifact(weights, name="weights")
         if step == 5:
             run.alert("warm-up done", level="info")
         print(step, flush=True)  # after log() returned: this point is acknowledged
@@ -207,7 +212,7 @@ def test_a_clean_end_raises_no_alarm_and_leaves_no_process(
     proc = start(shared_server, project, how, how, 50)
     last_printed(proc)
     wait_until(lambda: len(shared_server.values(project, how, "loss")) == 50, 15.0)
-    assert not watchers(spool_dir), "a watcher outlived its clean run"
+    wait_until(lambda: not watchers(spool_dir), 5.0)  # told at finish(), it ends by itself
     time.sleep(1.0)  # a watcher that wrongly thought the run died would have spoken by now
     assert [a["title"] for a in alerts(shared_server, project, how)] == ["warm-up done"]
 
@@ -269,6 +274,10 @@ def test_a_run_killed_while_the_server_is_down_is_delivered_when_it_returns(
     server.start()
     died = time.monotonic()
     assert_delivered_and_marked(server, project, "outage", last, died, "killed or crashed")
+    assert server.values(project, "outage", "sample"), "the image was not delivered"
+    # the checkpoint logged while the server was down was a queued upload when the process died
+    wait_until(lambda: server.api("get_artifacts", project), 15.0 - (time.monotonic() - died))
+    assert [a["name"] for a in server.api("get_artifacts", project)] == ["weights"]
     wait_until(lambda: not watchers(spool_dir), 10.0)
 
 

@@ -334,7 +334,8 @@ def test_a_short_local_run_saves_its_provenance_without_starting_trackio(
     project: str, tmp_path: Path
 ) -> None:
     # A run that ends right after it starts waits for its provenance in finish(): that must not
-    # start an interpreter importing trackio (0.4 s) nor import httpx (a local run sends nothing).
+    # start an interpreter importing trackio (0.4 s) nor import httpx (a local run sends nothing),
+    # nor go through an uploader: the files are written straight into the project's Files.
     repo, _ = new_repo(tmp_path)
     (repo / "train.py").write_text("print('changed')\n")
     code = (
@@ -347,20 +348,45 @@ def test_a_short_local_run_saves_its_provenance_without_starting_trackio(
         "    asked.append(op)\n"
         "    return helper(self, op, **request)\n"
         "local.LocalStore._helper = spy\n"
+        "uploads = []\n"
+        "start_uploads = TrackioClient._uploads\n"
+        "TrackioClient._uploads = lambda self: uploads.append(1) or start_uploads(self)\n"
         f"run = TrackioClient({project!r}, system_metrics=False)\n"
         "run.log({'loss': 1.0}, step=0)\n"
         "ok = run.finish()\n"
         "print(json.dumps({'ok': ok, 'name': run.name, 'helper': asked,"
-        " 'httpx': 'httpx' in sys.modules}))\n"
+        " 'httpx': 'httpx' in sys.modules, 'uploads': len(uploads)}))\n"
     )
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    spool = tmp_path / "spool"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TRACKIO_SPOOL_DIR": str(spool)}
     done = subprocess.run(
         [sys.executable, "-c", code], cwd=repo, env=env, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert (result["ok"], result["helper"], result["httpx"]) == (True, [], False)
+    assert result["uploads"] == 0
+    assert [p for p in spool.rglob("*") if p.is_file()] == []  # nothing left behind
     files = Path(os.environ["TRACKIO_DIR"]) / "media" / project / "files" / "provenance"
     saved = files / result["name"]
     assert {p.name for p in saved.iterdir()} == {"diff.patch", "requirements.txt"}
     assert b"changed" in (saved / "diff.patch").read_bytes()
+
+
+def test_the_platform_is_named_as_python_names_it_without_starting_a_process() -> None:
+    import platform
+
+    from trackio_integrations.provenance.facts import platform_name
+
+    assert platform_name() == platform.platform()
+
+
+def test_a_checkout_without_origin_records_its_first_remote(tmp_path: Path) -> None:
+    from trackio_integrations.provenance.git import read_checkout
+
+    repo, _ = new_repo(tmp_path)
+    git(repo, "remote", "rename", "origin", "upstream")
+    git(repo, "remote", "add", "fork", "https://user:pw@example.com/fork.git")
+    assert read_checkout(repo).remote == "https://example.com/fork.git"  # as `git remote` sorts
+    git(repo, "remote", "add", "origin", "https://example.com/main.git")
+    assert read_checkout(repo).remote == "https://example.com/main.git"

@@ -190,6 +190,30 @@ def test_spool_files_are_private_to_the_user(project: str, spool_dir: Path) -> N
     assert all(p.stat().st_mode & 0o077 == 0 for p in folders if p.parent == spool_dir)
 
 
+def test_a_delivered_spool_is_deleted_without_waiting_on_the_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fdatasync makes undelivered points survive a power loss; a delivered folder about to be
+    deleted needs none (a busy disk makes each one take milliseconds at ``finish()``)."""
+    import os
+
+    synced: list[int] = []
+    real = os.fdatasync
+    monkeypatch.setattr(os, "fdatasync", lambda fd: synced.append(fd) or real(fd))
+    delivered = Spool.create(tmp_path, "delivered", {})
+    delivered.append(spool_point("run", 0) + b"\n")
+    batch = delivered.next_batch(10)
+    assert batch is not None
+    delivered.ack(batch)
+    delivered.close()
+    assert synced == [] and not (tmp_path / "delivered").exists()
+
+    kept = Spool.create(tmp_path, "kept", {})
+    kept.append(spool_point("run", 0) + b"\n")
+    kept.close()
+    assert synced and (tmp_path / "kept").is_dir()  # its point waits for the next client
+
+
 def test_every_spool_folder_is_private_also_those_made_on_the_way(
     project: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

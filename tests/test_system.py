@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests import fake_nvml
-from tests.harness import TrackioServer, wait_until
+from tests.harness import TrackioServer, run_python, wait_until
 from trackio_integrations import TrackioClient
 from trackio_integrations.monitoring.system import GpuProbe, SystemSampler
 
@@ -85,6 +85,35 @@ def test_without_nvml_or_a_driver_the_gpu_part_is_absent_and_nothing_fails(
     assert GpuProbe.open() is None
     (sample,) = _samples(SystemSampler(print), 1)
     assert "cpu/utilization" in sample and not any(k.startswith("gpu/") for k in sample)
+
+
+def test_psutil_and_nvml_load_on_the_samplers_thread_and_not_at_all_for_a_short_run() -> None:
+    # Loading them costs ~40 ms of CPU: never on the thread that opens the run, and not at all
+    # for a run over before the sampler settles (a smoke test, a script failing at once).
+    code = (
+        "import sys, threading, time\n"
+        "loaded = {}\n"
+        "class Watch:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name in ('psutil', 'pynvml'):\n"
+        "            loaded.setdefault(name, threading.current_thread().name)\n"
+        "sys.meta_path.insert(0, Watch())\n"
+        "from trackio_integrations import TrackioClient\n"
+        "with TrackioClient('sampler-imports', provenance=False) as run:\n"
+        "    run.log({'loss': 1.0}, step=0)\n"
+        "print(sorted(loaded))\n"
+        "run = TrackioClient('sampler-imports', provenance=False, system_interval=0.1)\n"
+        "deadline = time.monotonic() + 60\n"
+        "while run._sampler.samples < 1 and time.monotonic() < deadline:\n"
+        "    time.sleep(0.02)\n"
+        "run.finish()\n"
+        "print(sorted(set(loaded.values())), run._sampler.samples >= 1)\n"
+    )
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr
+    short, long = result.stdout.strip().splitlines()
+    assert short == "[]"
+    assert long == "['trackio-integrations-system'] True"
 
 
 def test_samples_reach_the_server_once_each_and_light_the_system_tab(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import atexit
 import logging
 import os
-import secrets
 import threading
 import time
 import uuid
@@ -364,6 +363,15 @@ class TrackioClient(AlertMethods, ArtifactMethods):
             "nothing is linked; the artifact stays in the project.",
         )
 
+    def _project_files_folder(self) -> Path | None:
+        """Local storage, online: the project's Files folder, where a file is saved by writing
+        it (provenance does, in its thread); else None: files are uploaded (``save``)."""
+        if self.mode != ONLINE or self.target.trackio_dir is None:
+            return None
+        from trackio_integrations.artifacts.paths import layout
+
+        return Path(layout(Path(self.target.trackio_dir), self.project)["files"])
+
     @property
     def last_step(self) -> int | None:
         """The highest step logged so far (a point without a step gets the next one)."""
@@ -552,7 +560,7 @@ class TrackioClient(AlertMethods, ArtifactMethods):
 
     def _start_writer(self, transport: Transport | None = None) -> None:
         """Open a spool folder and a sender for this process (again in a forked child)."""
-        writer_id = secrets.token_hex(8)
+        writer_id = os.urandom(8).hex()
         self._writer_id = writer_id.encode()
         self._spool = open_spool(
             self._spool_root,

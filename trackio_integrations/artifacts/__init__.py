@@ -8,5 +8,6 @@ call appends) <- ``methods`` (the client's ``log_artifact`` / ``use_artifact`` /
 ``uploader`` (the thread) -> ``upload_queue`` (one request at a time) -> a store: ``server`` (a
 Trackio server, blobs once) or ``local`` (trackio's own local storage through ``_trackio_local``,
 run as a script from this folder: no module here may take a standard library name such as
-``queue``); ``files`` hashes, snapshots and verifies the files themselves.
+``queue``); ``files`` hashes, snapshots and verifies the files themselves; ``paths`` names the
+folders of trackio's local storage (light: the client writes provenance files there directly).
 """

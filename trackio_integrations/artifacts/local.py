@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
-import secrets
 import shutil
 import subprocess
 import sys
@@ -35,6 +34,7 @@ from typing import Any
 import orjson
 
 from trackio_integrations.artifacts.files import CHUNK, FileChanged, verified_write
+from trackio_integrations.artifacts.paths import layout
 from trackio_integrations.artifacts.server import Stopped, StoreError, Throttle
 from trackio_integrations.core.transport import Outcome, Reply
 
@@ -81,7 +81,7 @@ class LocalStore:
         target = self._blob(project, digest)
         target.parent.mkdir(parents=True, exist_ok=True)
         # trackio's marker for a blob being written (``<name>.partial.<id>``): never synced
-        partial = target.parent / f"{digest}.partial.{secrets.token_hex(8)}"
+        partial = target.parent / f"{digest}.partial.{os.urandom(8).hex()}"
         try:
             verified_write(self._chunks(entry), entry | {"digest": digest}, target, partial)
         except ValueError:
@@ -189,17 +189,6 @@ class LocalStore:
             outcome = Outcome.RETRY if answer.get("retry") else Outcome.REJECTED
             raise StoreError(Reply(outcome, None, str(answer.get("error"))))
         return answer.get("data")
-
-
-def layout(trackio_dir: Path, project: str) -> dict[str, str]:
-    """A project's blob folder and Files folder as trackio 0.43 names them (``cas.blob_path``,
-    ``utils.project_media_dir``): the project name keeps ``[A-Za-z0-9_-]`` (any alphanumeric),
-    else ``default``. The helper's ``layout`` operation gives trackio's own answer."""
-    safe = "".join(c for c in project if c.isalnum() or c in ("-", "_")).rstrip() or "default"
-    return {
-        "blobs": str(trackio_dir / "artifacts" / safe / "blobs" / "sha256"),
-        "files": str(trackio_dir / "media" / safe / "files"),
-    }
 
 
 def _read(path: Path) -> Any:

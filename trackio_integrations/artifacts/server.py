@@ -12,8 +12,8 @@ a gigabyte in flight never holds up the points' connection.
 
 from __future__ import annotations
 
+import os
 import re
-import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -194,7 +194,7 @@ class ServerStore:
         """Stream one file as ``multipart/form-data`` (field ``files``); the server's temp path."""
         import httpx
 
-        boundary = secrets.token_hex(16)
+        boundary = os.urandom(16).hex()
         safe = re.sub(r"[^A-Za-z0-9._-]", "_", filename) or "file"
         head = (
             f'--{boundary}\r\nContent-Disposition: form-data; name="files"; '

@@ -23,7 +23,6 @@ import contextlib
 import logging
 import os
 import random
-import secrets
 import sys
 import threading
 import time
@@ -73,7 +72,7 @@ class Uploader:
         self._stop = threading.Event()
         self._transport = transport
         self.store: Store | None = None  # made by the worker: a connection costs ~0.1 s to set up
-        self.writer_id = secrets.token_hex(8)
+        self.writer_id = os.urandom(8).hex()
         meta = {
             "writer": self.writer_id,
             "target": target.public(),

@@ -48,6 +48,9 @@ def discard_command(args: argparse.Namespace, root: Path) -> int:
                 f"Nothing waits for {wanted} in {root}"
                 + (f" but in {held} spool(s) live runs hold." if held else ".")
             )
+            others = sorted(points.others | uploads.others)
+            if others:  # a TARGET spelled otherwise than `status` shows it
+                print(f"What waits there is for: {', '.join(others)} (as `status` shows them).")
             return 0
         what = describe(tally(line for spool in points.spools for line in spool.pending_lines()))
         requests = sum(spool.pending for spool in uploads.spools)
@@ -80,6 +83,7 @@ class _Taken:
     def __init__(self) -> None:
         self.spools: list[Spool] = []
         self.busy = 0
+        self.others: set[str] = set()  # the targets that something else waits for
 
 
 def _take(root: Path, wanted: str) -> _Taken:
@@ -93,6 +97,8 @@ def _take(root: Path, wanted: str) -> _Taken:
         saved = spool.meta.get("target") or {}
         spool.close()  # not its holder: this deletes nothing
         if not matches(saved, wanted):
+            if spool.pending:
+                taken.others.add(where(saved))
             continue
         adopted = None if live else Spool.adopt(folder)  # its lock: no run takes it meanwhile
         if adopted is None:

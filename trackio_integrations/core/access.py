@@ -26,15 +26,17 @@ from __future__ import annotations
 
 import functools
 import os
-import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from trackio_integrations.errors import TrackioConfigError
 from trackio_integrations.redaction import remember
+
+if TYPE_CHECKING:
+    import ssl  # loaded only to reach a server (ssl takes ms to import: not for local runs)
 
 _FALSE = ("0", "false", "no", "off")
 
@@ -130,6 +132,8 @@ def ssl_context(access: Access) -> ssl.SSLContext:
 def _context(
     bundle: str | None, folder: str | None, cert: str | None, key: str | None, verify: bool
 ) -> ssl.SSLContext:
+    import ssl
+
     if bundle or folder:
         ctx = ssl.create_default_context(
             cafile=bundle if bundle and os.path.isfile(bundle) else None,
@@ -147,6 +151,8 @@ def _context(
 
 def _system_context() -> ssl.SSLContext:
     """The machine's own trust store, with certifi's CAs beside it for public servers."""
+    import ssl
+
     try:
         import truststore
     except ImportError:
@@ -163,6 +169,8 @@ def _system_context() -> ssl.SSLContext:
 
 def explain(exc: BaseException, where: object) -> str:
     """One sentence for a failed connection to ``where``, naming the fix where TLS says what failed."""
+    import ssl
+
     cause = _ssl_cause(exc)
     if isinstance(cause, ssl.SSLCertVerificationError):
         code, reason = cause.verify_code, cause.verify_message or str(cause)
@@ -194,6 +202,8 @@ def explain(exc: BaseException, where: object) -> str:
 
 
 def _ssl_cause(exc: BaseException) -> BaseException | None:
+    import ssl
+
     seen = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:

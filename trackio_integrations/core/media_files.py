@@ -20,10 +20,8 @@ How:
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
-import secrets
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -58,6 +56,8 @@ class FileStager:
 
     def store(self, key: str, data: bytes, extension: str) -> str:
         slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", key).strip("._")[:48] or "file"
+        import hashlib  # here: a run without media never needs it (nor OpenSSL, which it loads)
+
         digest = hashlib.blake2b(data, digest_size=8).hexdigest()
         name = f"{slug}-{digest}.{extension}"
         blob = self.spool.write_blob(data, f".{extension}")
@@ -138,7 +138,7 @@ def copy_files(trackio_dir: Path, record: dict[str, Any], read: ReadBlob) -> Rep
         target = folder / str(record.get("run")) / str(entry.get("step")) / name
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            temporary = target.with_name(f".{name}.{secrets.token_hex(4)}.tmp")
+            temporary = target.with_name(f".{name}.{os.urandom(4).hex()}.tmp")
             temporary.write_bytes(data)
             os.replace(temporary, target)
         except OSError as exc:

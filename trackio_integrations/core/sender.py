@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import random
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -231,6 +230,8 @@ class Sender:
         self._failures = min(self._failures + 1, 16)
         ceiling = min(self._backoff_cap, self.interval * 2**self._failures)
         wait, self._retry_after = self._retry_after or 0.0, None  # a 429's or 503's Retry-After
+        import random  # only after a failure: a run that never fails never loads it
+
         return max(ceiling / 2 + random.uniform(0, ceiling / 2), wait)
 
     def drain(self, spool: Spool, delivery: Delivery) -> bool:

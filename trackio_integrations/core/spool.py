@@ -418,16 +418,26 @@ class Spool:
     # --- closing -------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Release the folder; delete it when everything in it was delivered."""
-        self.sync()
+        """Release the folder; delete it when everything in it was delivered (without making it
+        durable first: a folder about to go needs no ``fdatasync``, which can take milliseconds
+        on a busy disk)."""
+        # only the holder of the lock deletes
+        delivered = self.path is not None and self._lock_fd is not None and self.pending == 0
+        if not delivered:
+            self.sync()
         if self._write_fd is not None:
             os.close(self._write_fd)
             self._write_fd = None
         for fd in self._read_fds.values():
             os.close(fd)
         self._read_fds.clear()
-        if self.path is not None and self.pending == 0 and self._lock_fd is not None:
-            shutil.rmtree(self.path, ignore_errors=True)  # only the holder of the lock deletes
+        if delivered:
+            for fd in self._unsynced:  # finished segments, delivered too
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            self._unsynced = []
+            assert self.path is not None
+            shutil.rmtree(self.path, ignore_errors=True)
         self._release_lock()
 
     def _release_lock(self) -> None:

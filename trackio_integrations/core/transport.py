@@ -16,8 +16,8 @@ and the CLI's): what the target's settings ask (basic auth, headers) is decided 
 from __future__ import annotations
 
 import enum
+import os
 import re
-import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -199,7 +199,7 @@ class Transport:
         """``POST /api/upload`` (multipart, field ``files``): the server's temporary paths."""
         import httpx
 
-        boundary = secrets.token_hex(16)
+        boundary = os.urandom(16).hex()
         parts = []
         for name, data in files:
             head = (
@@ -264,9 +264,14 @@ class Transport:
                 f"The {self.target} refused the Hugging Face token ({reply.message}). "
                 "Set HF_TOKEN (or pass hf_token=) to a token with write access to that Space."
             )
+        refused = (
+            "rejected the write token"
+            if self.target.write_token
+            else "refused to write without a write token (none was given)"
+        )
         return (
             # no placeholder after "write_token=": redaction would show it as a masked token
-            f"The {self.target} rejected the write token. Set TRACKIO_WRITE_TOKEN, pass the "
+            f"The {self.target} {refused}. Set TRACKIO_WRITE_TOKEN, pass the "
             "write_token argument, or end the server URL with ?write_token= and the token: it is "
             "the one in the write-access URL that `trackio show` prints (or the server's "
             "TRACKIO_WRITE_TOKEN)."

@@ -124,6 +124,10 @@ class Watcher:
         return watcher
 
     def _spawn(self) -> None:
+        with self._lock:
+            if self._finished or os.getpid() != self._owner:
+                self._started.set()  # finish() came first: there is nothing to watch
+                return
         try:
             read, write = os.pipe()
             try:
@@ -146,32 +150,41 @@ class Watcher:
             data = pickle.dumps(self._handoff)
             os.write(write, b"%d\n" % len(data) + data)
             with self._lock:
-                if self._finished or os.getpid() != self._owner:
-                    os.write(write, FINISHED)  # finish() came first: the watcher ends at once
-                    os.close(write)
-                else:
-                    self._pipe = write
                 self._proc, self.pid = proc, proc.pid
+                ended = self._finished or os.getpid() != self._owner
+                if not ended:
+                    self._pipe = write
+            if ended:  # finish() came meanwhile: the watcher ends at once, reaped here
+                os.write(write, FINISHED)
+                os.close(write)
+                _reap(proc)
         except Exception:
             logger.debug("trackio-integrations: the run's watcher did not start", exc_info=True)
         finally:
             self._started.set()
 
-    def finished(self, timeout: float = 2.0) -> None:
-        """The run finished cleanly: the watcher ends without a word (reaped here, no zombie)."""
+    def finished(self) -> None:
+        """The run finished cleanly: the watcher ends without a word.
+
+        ``finish()`` does not wait for it (a short run would wait for a whole interpreter's
+        start): a daemon thread reaps it, so a process that lives on keeps no zombie, and one
+        that exits leaves it to exit by itself a moment later (its parent's end says so too).
+        """
         with self._lock:
             if self._finished or os.getpid() != self._owner:
                 return
             self._finished = True
             pipe, self._pipe = self._pipe, None
+            proc = self._proc  # None: the spawning thread sees _finished and reaps it itself
         if pipe is not None:
             with contextlib.suppress(OSError):
                 os.write(pipe, FINISHED)
             with contextlib.suppress(OSError):
                 os.close(pipe)
-        if self._started.wait(timeout) and self._proc is not None:
-            with contextlib.suppress(subprocess.TimeoutExpired, OSError):
-                self._proc.wait(timeout)
+        if proc is not None:
+            threading.Thread(
+                target=_reap, args=(proc,), name="trackio-integrations-watcher-reap", daemon=True
+            ).start()
 
     def __del__(self) -> None:
         # A client dropped without finish() in a process that lives on: not a death, and
@@ -188,3 +201,9 @@ class Watcher:
         self._pipe = None
         self._proc = None
         self._finished = True
+
+
+def _reap(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    """Wait for a watcher told to end (no zombie in a process that lives on)."""
+    with contextlib.suppress(subprocess.TimeoutExpired, OSError):
+        proc.wait(timeout)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import socket
 import sys
 import time
 from pathlib import Path
@@ -55,7 +54,7 @@ def open_spool(
         "run": run,
         "run_id": run_id,
         "pid": os.getpid(),
-        "host": socket.gethostname(),
+        "host": os.uname().nodename,  # gethostname(), without importing socket
         "created": time.time(),
     }
     try:

@@ -7,7 +7,8 @@ each sample to ``TrackioClient.log_system``, so samples travel through the spool
 
 - No psutil: no host metrics (``pip install 'trackio-integrations[system]'``, which every framework
   extra includes). No ``pynvml`` (``[gpu]``), no driver, or no GPU: no GPU metrics. Neither is an
-  error, and neither is imported before a sampler starts.
+  error. Both are imported on the sampler's thread, half a second after the start (``SETTLE``):
+  the thread that opens the run never pays for them, and a run over before then loads neither.
 - Like trackio's GPU monitor, the sampler reports every GPU of the machine (NVML's indices), not
   only those in ``CUDA_VISIBLE_DEVICES``: one sampler describes one node.
 """
@@ -26,7 +27,10 @@ from trackio_integrations.core.worker import Worker
 logger = logging.getLogger("trackio_integrations")
 
 DEFAULT_INTERVAL = 10.0
-FIRST_SAMPLE = 1.0  # seconds after the start: CPU use and I/O rates need an interval to measure
+# psutil and NVML cost ~40 ms of CPU to load (more to initialise a driver): a run shorter than
+# SETTLE seconds (a smoke test, a script that fails at once) has nothing to show for them.
+SETTLE = 0.5  # seconds after the start: load, then prime the counters (rates need an interval)
+FIRST_SAMPLE = 1.0  # seconds after the start: the first sample, over the half second since
 _GIB, _MIB = float(1 << 30), float(1 << 20)
 # NVML's clock-event reason bits (stable ABI values; the Python names changed across versions).
 _THERMAL = 0x20 | 0x40  # software and hardware thermal slowdown
@@ -41,7 +45,9 @@ class SystemSampler:
 
     Args:
         log_system: where each sample goes (``TrackioClient.log_system``).
-        interval: seconds between samples; the first comes ``FIRST_SAMPLE`` s after the start.
+        interval: seconds between samples; the counters are primed ``SETTLE`` s after the start,
+            the first sample comes ``FIRST_SAMPLE`` s after the start (sooner for a shorter
+            ``interval``).
         prefix: put before every name, e.g. ``"node1/"`` for the second node of a job.
         nvml: a module to use instead of ``pynvml`` (unit tests stand one in for the driver).
     """
@@ -62,13 +68,10 @@ class SystemSampler:
         self._psutil: Any = None
         self._loaded = False
         self._probes: list[HostProbe | GpuProbe] | None = None
-        self._worker = Worker("trackio-integrations-system", self._cycle)
+        self._worker = Worker("trackio-integrations-system", self._cycle, first=SETTLE)
 
     def start(self) -> SystemSampler:
-        # Importing holds the GIL for milliseconds: do it now, as the run opens, rather than on
-        # the sampler's thread while the training loop runs (NVML's own set-up, a C call that
-        # releases the GIL, stays on the thread).
-        self._load()
+        """Start the thread; psutil and NVML load there, ``SETTLE`` s later, never here."""
         self._worker.ensure_started()
         return self
 
@@ -100,7 +103,7 @@ class SystemSampler:
             self._log_system(metrics)
         if not self._probes:
             return 3600.0  # nothing to measure here; wake only to stop
-        return self.interval if primed else min(self.interval, FIRST_SAMPLE)
+        return self.interval if primed else min(self.interval, FIRST_SAMPLE - SETTLE)
 
     def _load(self) -> None:
         if self._loaded:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 import threading
 import time
 from collections import deque
@@ -236,6 +235,8 @@ class WebhookPoster:
             self._drop(f"{reason}, {MAX_TRIES} tries")
             return None
         ceiling = min(120.0, 2.0**self._tries)
+        import random  # only after a failure: a webhook that answers never loads it
+
         return ceiling / 2 + random.uniform(0, ceiling / 2)
 
     def _drop(self, reason: str) -> None:

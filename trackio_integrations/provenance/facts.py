@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
 from collections.abc import Iterable, Iterator
@@ -62,14 +62,27 @@ def machine(environ: dict[str, str] | os._Environ[str]) -> dict[str, Any]:
     """Python, host, OS, the SLURM job, and the GPUs (model, driver, CUDA) where present."""
     facts: dict[str, Any] = {
         "provenance/python": platform.python_version(),
-        "provenance/hostname": socket.gethostname(),
-        "provenance/platform": platform.platform(),
+        "provenance/hostname": os.uname().nodename,  # gethostname()
+        "provenance/platform": platform_name(),
     }
     job = environ.get("SLURM_JOB_ID")
     if job:
         facts["provenance/slurm_job_id"] = job
     facts.update(gpus(sys.modules))
     return facts
+
+
+def platform_name() -> str:
+    """``platform.platform()``, e.g. ``Linux-6.8.0-x86_64-with-glibc2.39``, without the
+    ``uname -p`` process it starts on Linux (a short run's ``finish()`` waits for it): there the
+    processor is ``unknown`` or the machine again, and either is left out of the name."""
+    system, _, release, _, machine = os.uname()
+    if system != "Linux":
+        return platform.platform()
+    libc, version = platform.libc_ver()
+    name = "-".join(part.strip() for part in (system, release, machine, "with", libc + version))
+    name = re.sub(r"[ /\\:;\"()]", "-", name).replace("unknown", "")
+    return re.sub(r"-{2,}", "-", name).rstrip("-")
 
 
 def gpus(modules: dict[str, Any]) -> dict[str, Any]:
@@ -140,38 +153,33 @@ def _metadata_folders(path: Iterable[str]) -> Iterator[str]:
                 yield os.path.join(entry or ".", name)
 
 
-def _read(folder: str, name: str) -> str | None:
-    try:
-        if os.path.isfile(folder):  # an egg-info that is a file: PKG-INFO itself
-            return None if name == "direct_url.json" else _text(folder)
-        return _text(os.path.join(folder, name))
-    except OSError:
-        return None
-
-
-def _text(path: str) -> str:
-    with open(path, encoding="utf-8", errors="replace") as f:
-        return f.read()
-
-
 def _name_and_version(folder: str) -> tuple[str | None, str | None]:
-    """``Name`` and ``Version`` from the metadata's header lines."""
-    text = _read(folder, "METADATA") or _read(folder, "PKG-INFO") or ""
-    name = version = None
-    for line in text.partition("\n\n")[0].splitlines():  # the headers end at the first blank line
-        if line.startswith("Name:"):
-            name = line[5:].strip()
-        elif line.startswith("Version:"):
-            version = line[8:].strip()
-        if name and version:
-            break
-    return name, version
+    """``Name`` and ``Version`` from the metadata's header lines, read up to them only: the
+    whole files hold the packages' long descriptions (megabytes for a training venv)."""
+    for path in (os.path.join(folder, "METADATA"), os.path.join(folder, "PKG-INFO"), folder):
+        name = version = None
+        try:  # an egg-info may be a file: PKG-INFO itself (the last path)
+            with open(path, "rb") as f:
+                for line in f:
+                    if not line.strip():  # the headers end at the first blank line
+                        break
+                    if line.startswith(b"Name:"):
+                        name = line[5:].strip().decode(errors="replace")
+                    elif line.startswith(b"Version:"):
+                        version = line[8:].strip().decode(errors="replace")
+                    if name and version:
+                        break
+        except OSError:  # not there, or a folder (IsADirectoryError): the next candidate
+            continue
+        if name or version:
+            return name, version
+    return None, None
 
 
 def _direct_url(folder: str) -> dict[str, Any] | None:
-    text = _read(folder, "direct_url.json")
-    try:
-        value = json.loads(text) if text else None
-    except ValueError:
+    try:  # a dist-info only (an egg-info file has none: NotADirectoryError)
+        with open(os.path.join(folder, "direct_url.json"), "rb") as f:
+            value = json.loads(f.read())
+    except (OSError, ValueError):
         return None
     return value if isinstance(value, dict) else None

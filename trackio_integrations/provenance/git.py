@@ -97,7 +97,7 @@ def read_checkout(cwd: Path) -> Checkout:
     heads, remote_raw, diff, others_raw = gits(
         cwd,
         ("rev-parse", "--show-toplevel", "HEAD", "--abbrev-ref", "HEAD"),
-        ("config", "--get", "remote.origin.url"),
+        ("config", "--get-regexp", r"^remote\..*\.url$"),
         ("diff", "--binary", "--no-color", "--no-ext-diff", "HEAD", "--"),
         ("ls-files", "--others", "--exclude-standard", "-z", "--full-name", "--", ":/"),
     )
@@ -110,10 +110,7 @@ def read_checkout(cwd: Path) -> Checkout:
     commit, branch = (_text(line) for line in heads.splitlines()[1:3]) if heads else (None, None)
     out.commit = commit
     out.branch = None if branch in (None, "HEAD") else branch
-    remote = _text(remote_raw)
-    if remote is None:
-        names = (_text(git(root, "remote")) or "").split()
-        remote = _text(git(root, "config", "--get", f"remote.{names[0]}.url")) if names else None
+    remote = _remote(remote_raw)
     out.remote = clean_url(remote) if remote else None
     try:
         out.subdir = Path(os.path.relpath(cwd.resolve(), root.resolve())).as_posix()
@@ -126,6 +123,20 @@ def read_checkout(cwd: Path) -> Checkout:
     others = others_raw or b""
     out.untracked = [p.decode(errors="replace") for p in others.split(b"\0") if p]
     return out
+
+
+def _remote(raw: bytes | None) -> str | None:
+    """``origin``'s URL, else the first remote's as ``git remote`` sorts them, from the lines
+    ``remote.<name>.url <url>`` (all in one git process, not one more for a checkout without
+    ``origin``)."""
+    urls: dict[str, str] = {}
+    for line in (_text(raw) or "").splitlines():
+        key, _, url = line.partition(" ")
+        if key.startswith("remote.") and key.endswith(".url") and url.strip():
+            urls.setdefault(key[len("remote.") : -len(".url")], url.strip())
+    if not urls:
+        return None
+    return urls.get("origin") or urls[min(urls)]
 
 
 def _text(raw: bytes | None) -> str | None:

@@ -3,9 +3,11 @@
 The training thread only copies ``sys.argv`` and the working directory and starts a thread
 (about a hundred microseconds: ``bench/provenance.py``); git, the package list and
 ``nvidia-smi`` run in that thread. The facts go into the run's config under ``provenance/``;
-the diff, the untracked names and the package list are written to a folder of the run's own
-and saved to the project's Files as ``provenance/<run>/diff.patch``, ``untracked.txt`` and
-``requirements.txt`` (uploaded by the run's patient uploader, like every project file).
+the diff, the untracked names and the package list are saved to the project's Files as
+``provenance/<run>/diff.patch``, ``untracked.txt`` and ``requirements.txt``: written to a folder
+of the run's own and uploaded by the run's patient uploader, like every project file; or, for a
+run on local storage, written straight into the project's Files folder, where ``trackio show``
+lists them (nothing to upload: a short run's ``finish()`` does not wait for an uploader).
 """
 
 from __future__ import annotations
@@ -39,6 +41,11 @@ class ProvenanceRun(Protocol):
     run_id: str
 
     def update_config(self, mapping: Mapping[str, Any] | Any) -> None: ...
+
+    def _project_files_folder(self) -> Path | None:
+        """The project's Files folder on this machine where files are saved by writing them
+        there (a run on local storage); None where they are uploaded."""
+        ...
 
     def save(
         self, glob: str | os.PathLike[str], base_path: str | os.PathLike[str] | None = None
@@ -78,6 +85,7 @@ class Recorder:
         # What the process was started with, read now: the thread may run after a chdir.
         self._argv = list(getattr(sys, "orig_argv", [])[1:] or sys.argv)
         self._cwd = Path.cwd()
+        self._in_place = False  # the files were written into the project's Files folder
         self._thread = threading.Thread(target=self._record, name="trackio-provenance", daemon=True)
 
     def start(self) -> Recorder:
@@ -97,26 +105,35 @@ class Recorder:
         try:
             config, files = self.collect()
             self.run.update_config(config)
-            if files:
+            if files and not self._in_place:
                 self.run.save(str(self.folder / files_folder(self.run.name) / "*"), self.folder)
         except Exception:  # provenance must never disturb the run
             logger.exception("trackio-integrations: recording the run's provenance failed")
 
     def collect(self) -> tuple[dict[str, Any], list[str]]:
         """The config entries and the names of the files written (relative to ``folder``)."""
-        # Imported here, in the thread: importlib.metadata and subprocess cost ~15 ms to import.
-        from trackio_integrations.provenance.diff import mask_diff
-        from trackio_integrations.provenance.facts import (
-            command_line,
-            installed_packages,
-            machine,
-            versions,
-        )
+        # Imported here, in the thread: subprocess and the rest cost milliseconds to import.
         from trackio_integrations.provenance.git import (
             DIFF_LIMIT,
             UNTRACKED_LIMIT,
             Checkout,
             read_checkout,
+        )
+
+        # git runs in processes of its own: start them first, and do the rest meanwhile (a short
+        # run's finish() waits for the slower of the two, not for both).
+        checkouts: list[Checkout] = []
+        reader = threading.Thread(
+            target=lambda: checkouts.append(read_checkout(self._cwd)),
+            name="trackio-provenance-git",
+            daemon=True,
+        )
+        reader.start()
+        from trackio_integrations.provenance.facts import (
+            command_line,
+            installed_packages,
+            machine,
+            versions,
         )
         from trackio_integrations.provenance.redact import environment_secrets, hide_values, is_path
         from trackio_integrations.redaction import known_secrets
@@ -126,15 +143,9 @@ class Recorder:
         self._secrets |= known_secrets() | environment_secrets(os.environ)
         # A path is no secret (TRACKIO_CLIENT_KEY names a file): masking it would break paths.
         self._secrets = {secret for secret in self._secrets if not is_path(secret)}
-        # git runs in processes of its own: list the packages meanwhile (a short run's finish()
-        # waits for the slower of the two, not for both).
-        checkouts: list[Checkout] = []
-        reader = threading.Thread(
-            target=lambda: checkouts.append(read_checkout(self._cwd)),
-            name="trackio-provenance-git",
-            daemon=True,
-        )
-        reader.start()
+        in_place = self.run._project_files_folder()  # local storage: written straight there
+        if in_place is not None:
+            self.folder, self._in_place = in_place, True
         packages = installed_packages()
         config: dict[str, Any] = {"provenance/command": command_line(self._argv, self._secrets)}
         config.update(versions(dict(sys.modules)))
@@ -147,6 +158,8 @@ class Recorder:
         if checkout.diff and not keep_diff:
             config["provenance/git/diff_saved"] = False
         elif checkout.diff and checkout.diff_size <= DIFF_LIMIT:
+            from trackio_integrations.provenance.diff import mask_diff  # only for a diff
+
             diff, masked = mask_diff(checkout.diff, self._secrets)
             config["provenance/git/diff_masked_lines"] = masked
             if masked:
@@ -185,8 +198,11 @@ class Recorder:
         (the spool's own warning has said so: the config is kept)."""
         relative = f"{files_folder(self.run.name)}/{name}"
         path = self.folder / relative
-        try:
-            private_folder(path.parent)
+        try:  # the run's own folder is private; the project's Files are as trackio makes them
+            if self._in_place:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            else:
+                private_folder(path.parent)
         except OSError:
             return None
         if mask and self._secrets:
@@ -196,13 +212,16 @@ class Recorder:
             hidden = hide_values(text, self._secrets)
             if hidden != text:
                 data = hidden.encode("utf-8", errors="surrogateescape")
+        partial = path.with_name(f".{name}.partial")  # a reader never sees half a file
         try:
-            path.write_bytes(data)
+            partial.write_bytes(data)
+            os.replace(partial, path)
         except OSError:
             return None
         return relative
 
     def discard(self) -> None:
-        """Remove the files written, once the run's uploads are done."""
-        if not self._thread.is_alive():
+        """Remove the files written, once the run's uploads are done (never those written into
+        the project's Files folder: that is where they are kept)."""
+        if not self._thread.is_alive() and not self._in_place:
             shutil.rmtree(self.folder, ignore_errors=True)
