@@ -235,6 +235,21 @@ NO_THREADS_AT_EXIT = textwrap.dedent(
 )
 
 
+IDLE = textwrap.dedent(
+    """
+    import sys
+    from trackio_integrations import TrackioClient
+
+    run = TrackioClient(sys.argv[1], name="idle")
+    run.log({"loss": 1.0}, step=0)
+    assert run.flush(30)
+    print("READY", flush=True)
+    sys.stdin.read()  # alive, with nothing left to send, until the test closes stdin
+    run.finish()
+    """
+)
+
+
 def test_the_exit_hook_finishes_the_run_where_python_starts_no_thread_at_exit(
     shared_server: TrackioServer, project: str, spool_dir: Path
 ) -> None:
@@ -254,6 +269,31 @@ def test_the_exit_hook_finishes_the_run_where_python_starts_no_thread_at_exit(
     wait_until(lambda: not watchers(spool_dir), 5.0)
     time.sleep(1.0)  # a watcher that wrongly thought the run died would have spoken by now
     assert alerts(shared_server, project, "at-exit") == []
+
+
+def test_status_shows_the_watcher_of_a_live_run_that_has_nothing_waiting(
+    shared_server: TrackioServer, project: str, spool_dir: Path
+) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", IDLE, project],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=REPO,
+        env=shared_server.job_env(),
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        assert proc.stdout.readline().strip() == "READY"
+        (watcher,) = wait_until(lambda: watchers(spool_dir), 10.0)
+        status = cli_process(["status"])  # said "No points waiting." and nothing of the run
+        assert f"{project} idle: live (pid {proc.pid} on" in status.stdout, status.stdout
+        assert f"watcher pid {watcher})" in status.stdout, status.stdout
+    finally:
+        proc.stdin.close()
+        proc.wait(30)
+    wait_until(lambda: not watchers(spool_dir), 10.0)
 
 
 def test_a_run_killed_while_the_server_is_down_is_delivered_when_it_returns(

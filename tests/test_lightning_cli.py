@@ -91,7 +91,8 @@ def test_fit_with_the_logger_in_the_yaml_runs_and_the_whole_config_reaches_the_r
     # The command line overrides the YAML, and a second run in the same folder is no error.
     cli("fit", "--config", str(path), "--trainer.logger.init_args.name=from-cli", "--model.lr=0.02")
 
-    assert (tmp_path / "root" / "config.yaml").is_file()  # where the CLI saves it
+    for run in ("from-yaml", "from-cli"):  # where the CLI saves it: each run's own folder
+        assert (tmp_path / "root" / project / run / "config.yaml").is_file()
     first = run_config(shared_server, project, "from-yaml")
     second = run_config(shared_server, project, "from-cli")
     assert first["_Group"] == second["_Group"] == "cli"
@@ -116,7 +117,7 @@ def test_the_logger_named_on_the_command_line_alone(
 ) -> None:
     monkeypatch.setenv("TRACKIO_SERVER_URL", shared_server.url)
     monkeypatch.setenv("TRACKIO_WRITE_TOKEN", TOKEN)
-    monkeypatch.chdir(tmp_path)  # the Trainer's default root: config.yaml is saved here
+    monkeypatch.chdir(tmp_path)  # the Trainer's default root: config.yaml is saved under it
     cli(
         "fit",
         "--trainer.max_epochs=1",
@@ -128,7 +129,7 @@ def test_the_logger_named_on_the_command_line_alone(
         "--trainer.logger.system_metrics=false",
     )
     assert run_config(shared_server, project, "flags")["cli"]["trainer"]["max_epochs"] == 1
-    assert (tmp_path / "config.yaml").is_file()
+    assert (tmp_path / project / "flags" / "config.yaml").is_file()
 
 
 @pytest.mark.parametrize(
@@ -169,11 +170,15 @@ def test_the_yaml_in_the_docs_runs_as_written(
     written["trainer"].update(  # this machine's: a CPU, a temporary folder, no progress bar
         accelerator="cpu", default_root_dir=str(tmp_path), enable_progress_bar=False
     )
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(written))
+    path = tmp_path / "config.yaml"  # in the root, as the page has it (the working directory)
+    path.write_text(f"# {logger['name']}, my settings\n{yaml.safe_dump(written)}")
+    mine = path.read_text()
     monkeypatch.setenv("TRACKIO_SERVER_URL", shared_server.url)
     monkeypatch.setenv("TRACKIO_WRITE_TOKEN", TOKEN)
     cli("fit", "--config", str(path))
+    cli("fit", "--config", str(path))  # again: the YAML passed is still the user's
+    assert path.read_text() == mine, "the CLI replaced the user's config.yaml with its own"
+    assert (tmp_path / project / logger["name"] / "config.yaml").is_file()
     config = run_config(shared_server, project, logger["name"])
     assert config["_Group"] == logger["group"]
     assert written["model"].items() <= config["cli"]["model"].items()  # and the defaults

@@ -228,7 +228,8 @@ def _state(meta: dict[str, Any], live: bool, folder: Path | None = None) -> str:
 
 
 def status_command(args: argparse.Namespace, root: Path) -> int:
-    rows = [row for row in _spool_rows(root) if row["points"]]
+    found = _spool_rows(root)
+    rows = [row for row in found if row["points"]]
     print(f"Spool: {root}")
     if not rows:
         print("No points waiting.")
@@ -259,6 +260,12 @@ def status_command(args: argparse.Namespace, root: Path) -> int:
                 f"For {where}: {describe(counts)}; `trackio-integrations sync --discard {where}` "
                 "deletes them."
             )
+    # A live run whose points have all been sent still has its watcher (or writer) to show.
+    idle = [r for r in found if not r["points"] and not r["state"].endswith("waiting")]
+    if idle:
+        print("Runs with nothing waiting:")
+    for row in idle:
+        print(f"  {row['where']}  {row['project']!s} {row['run']!s}: {row['state']}")
     dead = list(iter_dead_letters(root))
     for path, count in dead:
         print(f"Dead-lettered: {count} point(s) refused by the server, in {path}")

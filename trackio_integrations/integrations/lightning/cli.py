@@ -62,12 +62,24 @@ def cli_root(cli: Any) -> str:
     return os.fspath(root) if root else os.getcwd()
 
 
-def allow_config_overwrite(cli: Any) -> None:
-    """Let the CLI's ``SaveConfigCallback`` replace the ``config.yaml`` of an earlier run in the
-    same root (each run keeps its own in its Trackio config), unless the script said otherwise."""
+def save_config_in_run_folder(cli: Any, root: str, project: str, run: str) -> None:
+    """Have the CLI's ``SaveConfigCallback`` write ``config.yaml`` in the run's folder
+    (``<root>/<project>/<run>``, beside its checkpoints), not in ``root`` itself, where it would
+    replace the ``config.yaml`` the user passed with ``--config`` (the working directory is the
+    root unless ``default_root_dir`` is set) or another run's. A run continued under its name
+    replaces its own. What the script set in ``save_config_kwargs`` is kept."""
     kwargs = getattr(cli, "save_config_kwargs", None)
-    if isinstance(kwargs, dict) and "overwrite" not in kwargs:
-        cli.save_config_kwargs = {**kwargs, "overwrite": True}
+    if not isinstance(kwargs, dict):
+        return
+    kwargs = {"overwrite": True, **kwargs}
+    if "config_filename" not in kwargs:
+        folder = os.path.join(project, run)
+        try:  # the callback creates the root only; its file must have a folder to go to
+            os.makedirs(os.path.join(root, folder), exist_ok=True)
+        except OSError:
+            return
+        kwargs["config_filename"] = os.path.join(folder, "config.yaml")
+    cli.save_config_kwargs = kwargs
 
 
 def _masked(value: Any) -> Any:

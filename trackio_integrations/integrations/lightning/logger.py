@@ -42,10 +42,10 @@ from trackio_integrations.integrations.lightning.checkpoints import (
     checkpoints_to_log,
 )
 from trackio_integrations.integrations.lightning.cli import (
-    allow_config_overwrite,
     building_cli,
     cli_config,
     cli_root,
+    save_config_in_run_folder,
 )
 from trackio_integrations.integrations.watch import Watcher
 from trackio_integrations.media.kinds import Audio, Image, Table, Video, each
@@ -119,7 +119,8 @@ class TrackioLogger(_LightningLoggers):
     ``trainer.logger: {class_path: trackio_integrations.TrackioLogger, init_args: {...}}``; every
     init argument is typed, so the CLI rejects a misspelt one. The CLI's whole configuration
     (secrets masked) goes to the run's config under ``cli``, and ``save_dir`` is the Trainer's
-    ``default_root_dir``, where the CLI saves its ``config.yaml`` (replaced by the next run's).
+    ``default_root_dir``; the CLI saves its ``config.yaml`` in the run's folder under it
+    (``<default_root_dir>/<project>/<run>/config.yaml``), never over the YAML it was given.
 
     For an Optuna search, one logger per trial: ``TrackioLogger(project, "search", trial=trial)``
     logs to the run ``search-trial-<number>`` in the group ``search``, with the trial's number and
@@ -180,9 +181,10 @@ class TrackioLogger(_LightningLoggers):
         trial: an Optuna trial: the run is ``<name>-trial-<number>`` (a new run, never resumed)
             in the group ``group``, else ``<name>``; a search with no ``name`` is named after the
             study. ``config`` gets ``trial_number`` and ``trial_params``.
-        save_dir: what Lightning takes as the logger's folder (``trainer.log_dir``: the CLI's
-            ``config.yaml``, profiler reports; checkpoints go to
-            ``<save_dir>/<project>/<run>/checkpoints``). The logger writes nothing there itself.
+        save_dir: what Lightning takes as the logger's folder (``trainer.log_dir``: profiler
+            reports; checkpoints go to ``<save_dir>/<project>/<run>/checkpoints``, the CLI's
+            ``config.yaml`` to ``<save_dir>/<project>/<run>``). The logger writes nothing there
+            itself (under the CLI it creates the run's folder for that file).
         config: the run's first config (a dict, dataclass, Namespace, ...), as ``trackio.init``'s.
         **trackio_options: other ``trackio.init`` keywords (``embed``, ``private``,
             ``auto_log_gpu``, ...), ignored with one warning.
@@ -240,13 +242,14 @@ class TrackioLogger(_LightningLoggers):
         cli = building_cli()  # a LightningCLI YAML named this logger
         if cli is not None:
             save_dir = save_dir or cli_root(cli)
-            allow_config_overwrite(cli)
         self._save_dir = os.fspath(save_dir) if save_dir is not None else None
         self._project: str = project
         # Decided now, so that `version` (and the checkpoint folder) is known before the run starts.
         # Under SLURM, from the job: a requeued job (auto-requeue) logs into the run it started.
         slurm = slurm_run(project, name) if not run_id and resume != "never" else None
         self._name: str = slurm[0] if slurm else (name or new_run_name())
+        if cli is not None and save_dir is not None:
+            save_config_in_run_folder(cli, os.fspath(save_dir), project, self._name)
         self._run_id: str = run_id or (slurm[1] if slurm else uuid.uuid4().hex)
         # A named run may continue one that exists (resume): looked up once, when the run starts.
         self._resume: str | None = resume if name and not run_id and resume != "never" else None
