@@ -201,7 +201,8 @@ class TrackioClient(AlertMethods, ArtifactMethods):
         self._lock = threading.Lock()
         self._seq = 0
         self._last_step: int | None = last_step
-        # The last plain point (body, step, log_id): a config line repeats it (see below).
+        # The last point (body, step, log_id): a config line repeats it (see below); a media
+        # point's body references its files by path, so its copy is a plain line.
         self._last_point: tuple[bytes, int | None, bytes] | None = None
         self._finished = False
         self._finish_result = True
@@ -480,7 +481,7 @@ class TrackioClient(AlertMethods, ArtifactMethods):
             if self._watcher is not None:  # the watcher adds a status to it, never replaces it
                 save_config(self._spool.path, self._config)
         log_id = log_id or self._next_id()
-        if advance and files is None:  # a plain point: a later config line may repeat it
+        if advance:  # a later config line may repeat it (a run of media points only too)
             self._last_point = (body, step, log_id)
         if files is not None:
             line = self._fields.media(body, step, log_id, time.time(), files)
@@ -526,8 +527,8 @@ class TrackioClient(AlertMethods, ArtifactMethods):
 
         The server takes a config only inside ``bulk_log``, beside a metrics row, and stores a
         row whose ``log_id`` it knows only once (``INSERT OR IGNORE``). So the line repeats this
-        run's last plain point, its id included: the server keeps the config and one copy of
-        the point, whichever arrives first. A client that has logged no plain point sends no
+        run's last point, its id included: the server keeps the config and one copy of
+        the point, whichever arrives first. A client that has logged no point sends no
         metric under one id per run: one row with no metric at most (docs/guarantees.md).
         """
         with self._lock:
