@@ -90,6 +90,8 @@ def test_a_loss_spike_warns_once_per_spike_and_batch_noise_does_not() -> None:
 
 
 def test_the_stall_watchdog_fires_from_its_own_thread_and_rearms() -> None:
+    # only this Health's watchdog: a run another test left open in this process has its own
+    others = {t for t in threading.enumerate() if t.name == "trackio-integrations-watchdog"}
     run = Recorder()
     health = Health(run, HealthChecks(stall_after=0.5, failure=False))
     health.observe({"loss": 1.0}, 7)
@@ -103,7 +105,8 @@ def test_the_stall_watchdog_fires_from_its_own_thread_and_rearms() -> None:
     health.beat(8)
     wait_until(lambda: len(run.alerts) == 2, 30)  # a new stall after progress: a new alert
     health.close()
-    assert not any(t.name == "trackio-integrations-watchdog" for t in threading.enumerate())
+    watchdogs = {t for t in threading.enumerate() if t.name == "trackio-integrations-watchdog"}
+    assert not watchdogs - others
 
 
 def test_each_check_can_be_switched_off() -> None:

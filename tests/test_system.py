@@ -121,6 +121,8 @@ def test_samples_reach_the_server_once_each_and_light_the_system_tab(
 ) -> None:
     monkeypatch.setitem(sys.modules, "pynvml", fake_nvml.make(gpus=2))
     threads: set[str] = set()
+    # only this run's sampler: a run another test left open in this process has its own
+    others = {t for t in threading.enumerate() if t.name == "trackio-integrations-system"}
     run = TrackioClient(project, server_url=server.write_url, system_interval=0.2)
     sampler = run._sampler
     assert sampler is not None
@@ -138,7 +140,11 @@ def test_samples_reach_the_server_once_each_and_light_the_system_tab(
     assert threads == {"trackio-integrations-system"}  # never the training thread
     # The thread ends once its last sample is taken (finish() waits for it only briefly).
     wait_until(
-        lambda: not any(t.name == "trackio-integrations-system" for t in threading.enumerate()), 30
+        lambda: (
+            not {t for t in threading.enumerate() if t.name == "trackio-integrations-system"}
+            - others
+        ),
+        30,
     )
 
     def rows() -> list[dict[str, Any]]:
