@@ -11,6 +11,7 @@ only, never locked for writing) and, not yet imported, in the inbox fragments.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -171,31 +172,32 @@ def _file_name(project: str) -> str:
     return "".join(c for c in project if c.isalnum() or c in "-_").rstrip() or "default"
 
 
-def _in_inbox(inbox: Path, project: str, name: str) -> str | None:
-    """A run still waiting in the inbox (written, not yet imported): newer than the database."""
-    if not inbox.is_dir():
-        return None
-    needle = orjson.dumps(name)
-    fragments = sorted(inbox.glob("*/*.jsonl"), key=lambda p: p.stat().st_mtime, reverse=True)
+def _inbox_records(fragments: Iterable[Path], needle: bytes, newest_first: bool) -> Iterator[Any]:
+    """The records of inbox fragments whose line holds ``needle`` (one parse per such line)."""
     for fragment in fragments:
         try:
             lines = fragment.read_bytes().splitlines()
         except OSError:
             continue  # imported (and deleted) while we looked
-        for line in reversed(lines):
+        for line in reversed(lines) if newest_first else lines:
             if needle not in line:
                 continue
             try:
                 record = orjson.loads(line)
             except orjson.JSONDecodeError:
                 continue
-            if (
-                isinstance(record, dict)
-                and record.get("project") == project
-                and record.get("run") == name
-                and record.get("run_id")
-            ):
-                return str(record["run_id"])
+            if isinstance(record, dict):
+                yield record
+
+
+def _in_inbox(inbox: Path, project: str, name: str) -> str | None:
+    """A run still waiting in the inbox (written, not yet imported): newer than the database."""
+    if not inbox.is_dir():
+        return None
+    fragments = sorted(inbox.glob("*/*.jsonl"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for record in _inbox_records(fragments, orjson.dumps(name), newest_first=True):
+        if record.get("project") == project and record.get("run") == name and record.get("run_id"):
+            return str(record["run_id"])
     return None
 
 
@@ -219,26 +221,14 @@ def _name_in_inbox(inbox: Path, project: str, run_id: str) -> str | None:
     """The name of the run ``run_id`` among the points still waiting in the inbox."""
     if not inbox.is_dir():
         return None
-    needle = orjson.dumps(run_id)
-    for fragment in inbox.glob("*/*.jsonl"):
-        try:
-            lines = fragment.read_bytes().splitlines()
-        except OSError:
-            continue  # imported (and deleted) while we looked
-        for line in lines:
-            if needle not in line:
-                continue
-            try:
-                record = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                continue
-            if (
-                isinstance(record, dict)
-                and record.get("project") == project
-                and record.get("run_id") == run_id
-                and record.get("run")
-            ):
-                return str(record["run"])
+    records = _inbox_records(inbox.glob("*/*.jsonl"), orjson.dumps(run_id), newest_first=False)
+    for record in records:
+        if (
+            record.get("project") == project
+            and record.get("run_id") == run_id
+            and record.get("run")
+        ):
+            return str(record["run"])
     return None
 
 
