@@ -202,18 +202,7 @@ def _in_inbox(inbox: Path, project: str, name: str) -> str | None:
 
 
 def _name_in_database(path: Path, run_id: str) -> str | None:
-    if not path.exists():
-        return None
-    connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=10)
-    try:
-        columns = {row[1] for row in connection.execute("PRAGMA table_info(metrics)")}
-        if "run_id" not in columns:
-            return None
-        row = connection.execute(
-            "SELECT run_name FROM metrics WHERE run_id = ? LIMIT 1", (run_id,)
-        ).fetchone()
-    finally:
-        connection.close()
+    row = _first_row(path, "SELECT run_name FROM metrics WHERE run_id = ? LIMIT 1", run_id)
     return str(row[0]) if row and row[0] else None
 
 
@@ -233,18 +222,26 @@ def _name_in_inbox(inbox: Path, project: str, run_id: str) -> str | None:
 
 
 def _in_database(path: Path, name: str) -> str | None:
+    row = _first_row(
+        path,
+        "SELECT run_id, MIN(timestamp) AS created FROM metrics WHERE run_name = ? "
+        "GROUP BY run_id ORDER BY created DESC LIMIT 1",
+        name,
+    )
+    return str(row[0]) if row else None
+
+
+def _first_row(path: Path, query: str, value: str) -> tuple[Any, ...] | None:
+    """The first row ``query`` finds in a project's database, read-only; None where there is no
+    database, or one from before run ids (nothing this client can continue)."""
     if not path.exists():
         return None
     connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=10)
     try:
         columns = {row[1] for row in connection.execute("PRAGMA table_info(metrics)")}
         if "run_id" not in columns:
-            return None  # a database from before run ids: nothing this client can continue
-        row = connection.execute(
-            "SELECT run_id, MIN(timestamp) AS created FROM metrics WHERE run_name = ? "
-            "GROUP BY run_id ORDER BY created DESC LIMIT 1",
-            (name,),
-        ).fetchone()
+            return None
+        row: tuple[Any, ...] | None = connection.execute(query, (value,)).fetchone()
+        return row
     finally:
         connection.close()
-    return str(row[0]) if row else None
