@@ -223,7 +223,9 @@ def test_an_unreachable_server_warns_and_training_goes_on(project: str, tmp_path
     from tests.harness import free_port
 
     with pytest.warns(UserWarning, match="not reachable"):
-        run = TrackioClient(project, server_url=f"http://127.0.0.1:{free_port()}")
+        run = TrackioClient(
+            project, server_url=f"http://127.0.0.1:{free_port()}", system_metrics=False
+        )
     run.log({"a": 1.0})
     assert run.pending == 1
     assert run.finish(timeout=0.5) is False
