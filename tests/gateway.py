@@ -150,6 +150,7 @@ class HostileGateway:
         return None
 
     def _answer(self, h: BaseHTTPRequestHandler, status: int, body: bytes, **headers: str) -> None:
+        self._record(h, status)
         h.send_response(status, _REASONS.get(status))
         h.send_header("Content-Type", "text/html")
         h.send_header("Content-Length", str(len(body)))
@@ -166,9 +167,13 @@ class HostileGateway:
             self.headers_seen.append(dict(h.headers.items()))
         if self.delay:
             time.sleep(self.delay)
-        status = self._respond(h, path, body)
+        self._respond(h, path, body)
+
+    def _record(self, h: BaseHTTPRequestHandler, status: int) -> None:
+        """Count a request before its answer goes out: a client that has the answer finds it
+        in ``seen`` (recorded after, it could read ``count()`` a moment too early)."""
         with self._lock:
-            self.seen.append((h.command, path, status))
+            self.seen.append((h.command, h.path, status))
 
     def _respond(self, h: BaseHTTPRequestHandler, path: str, body: bytes) -> int:
         if self.prefix:
@@ -189,6 +194,7 @@ class HostileGateway:
         if fault is not None:
             page = nginx_page(fault.status) if fault.body is None else fault.body
             if fault.close_mid_body:
+                self._record(h, fault.status)
                 h.send_response(fault.status)
                 h.send_header("Content-Length", str(len(page) + 1000))
                 h.end_headers()
@@ -212,6 +218,7 @@ class HostileGateway:
             return 502
         finally:
             upstream.close()
+        self._record(h, reply.status)
         h.send_response(reply.status, reply.reason)
         for name, value in reply.getheaders():
             if name.lower() not in _HOP:
