@@ -195,7 +195,10 @@ def test_a_disabled_log_costs_less_than_an_online_one(shared_server: TrackioServ
         import modes
     finally:
         sys.path.remove(str(REPO / "bench"))
-    cost = modes.measure(2000, 1, shared_server.url, shared_server.token)
+    # 20,000 calls and the median of 3 rounds: a disabled log() costs so little that 2,000
+    # calls take 0.3 ms, and one time slice lost to another process on a loaded machine
+    # (5-10 ms) made it look as dear as an online one.
+    cost = modes.measure(20_000, 3, shared_server.url, shared_server.token)
     assert cost["disabled"] < cost["online"] / 5, cost  # one attribute test against a spool line
 
 
