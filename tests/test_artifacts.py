@@ -226,8 +226,10 @@ def test_uploads_keep_to_the_bandwidth_cap(
     monkeypatch.setenv("TRACKIO_UPLOAD_MBPS", "2")
     ckpt = checkpoint(tmp_path / "ckpt", size=4_000_000)
     with TrackioClient(project, "capped", server_url=shared_server.write_url) as run:
-        art = run.log_artifact(ckpt / "weights.bin", name="model")
+        # From before the call: the uploader starts at once, and this thread may be descheduled
+        # between the call and a clock read after it while the upload goes on.
         started = time.monotonic()
+        art = run.log_artifact(ckpt / "weights.bin", name="model")
         assert art is not None and art.wait(120)
         took = time.monotonic() - started
     assert took >= 1.4  # 4 MB at 2 MB/s, less the first 1 MiB burst: at least ~1.5 s
