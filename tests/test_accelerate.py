@@ -243,6 +243,7 @@ def test_two_processes_make_one_run_with_each_point_once(
     assert rank0["world"] == rank1["world"] == [2, "DistributedType.MULTI_CPU"]
     assert rank0["clients"] == 1 and rank1["clients"] == 0  # rank 1 never had a connection
 
+    assert shared_server.wait_for_steps(project, rank0["run"], "train/loss", 12) == list(range(12))
     assert [r["name"] for r in shared_server.runs(project)] == [rank0["run"]]
     stored = shared_server.values(project, rank0["run"], "train/loss")
     assert [v["step"] for v in stored] == list(range(12))
@@ -280,9 +281,9 @@ def test_torchrun_on_cpu_without_cpu_true_makes_one_run_with_rank_zeros_points(
     assert rank0["is_main_process"] and rank1["is_main_process"]
     assert (rank0["run"], rank1["run"]) == ("torchrun-cpu", None)
 
-    assert [r["name"] for r in shared_server.runs(project)] == ["torchrun-cpu"]
     stored = shared_server.wait_for_steps(project, "torchrun-cpu", "rank_step", 3)
     assert stored == [0, 1, 2]
+    assert [r["name"] for r in shared_server.runs(project)] == ["torchrun-cpu"]
     values = shared_server.values(project, "torchrun-cpu", "rank_step")
     assert [v["value"] for v in values] == [0, 1, 2]  # rank 0's, each once
     assert "Traceback" not in result.stderr

@@ -129,8 +129,8 @@ def test_one_run_per_process_other_threads_and_copied_contexts_included(
     copied.start()
     copied.join()  # no step: 6
     client.finish()
-    assert [r["name"] for r in shared_server.runs(project)] == ["shared"]
     assert shared_server.wait_for_steps(project, "shared", "ctx", 1) == [6]
+    assert [r["name"] for r in shared_server.runs(project)] == ["shared"]
     assert shared_server.steps(project, "shared", "profiling/step") == [4]
     assert shared_server.steps(project, "shared", "thread") == [5]
 
