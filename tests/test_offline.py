@@ -245,8 +245,8 @@ def test_a_requeued_slurm_job_logs_into_the_run_it_started(
         assert result.returncode == 0, result.stderr
         runs.append(result.stdout.split("RUN ")[1].split())
     assert runs[0] == runs[1] and runs[0][0] == "pretrain-4242"
+    assert shared_server.wait_for_steps(project, "pretrain-4242", "train_loss", 8) == list(range(8))
     assert [r["name"] for r in shared_server.runs(project)] == ["pretrain-4242"]
-    assert shared_server.steps(project, "pretrain-4242", "train_loss") == list(range(8))
 
 
 def test_the_run_of_a_slurm_job_is_named_by_the_job_and_each_run_of_it_apart() -> None:
