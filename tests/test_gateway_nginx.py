@@ -8,6 +8,7 @@ secret appears in any output, repr, log or spool file.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -104,7 +105,13 @@ def _secrets(nginx: NginxGateway) -> list[str]:
 
 def _spool_text() -> list[str]:
     root = Path(os.environ["TRACKIO_SPOOL_DIR"])
-    return [p.read_bytes().decode("utf-8", "replace") for p in root.rglob("*") if p.is_file()]
+    texts = []
+    for path in [p for p in root.rglob("*") if p.is_file()]:
+        # The run's watcher process ends a moment after finish() and removes its state file
+        # then: a file listed here may be gone when it is read.
+        with contextlib.suppress(FileNotFoundError):
+            texts.append(path.read_bytes().decode("utf-8", "replace"))
+    return texts
 
 
 def test_a_run_through_the_gateway_arrives_whole_and_no_secret_shows(
