@@ -174,6 +174,13 @@ def last_printed(proc: subprocess.Popen[str], kill_at: int | None = None) -> int
     return last
 
 
+def each_acknowledged_once(steps: list[int], last: int) -> bool:
+    """Steps 0 to ``last`` (the last one printed), each once; the step a kill caught between its
+    log() and its print may be there too (written to the spool, so delivered): about 1 in 100
+    kills at a random moment."""
+    return steps in (list(range(last + 1)), list(range(last + 2)))
+
+
 def alerts(server: TrackioServer, project: str, run: str) -> list[dict[str, object]]:
     return list(server.api("get_alerts", project, run) or [])
 
@@ -196,12 +203,12 @@ def assert_delivered_and_marked(
     wait_until(complete, 15.0 - (time.monotonic() - died), 0.1)
     seconds = time.monotonic() - died
     steps = server.steps(project, run, "loss")
-    assert steps == list(range(last + 1)), "a point is missing or was stored twice"
+    assert each_acknowledged_once(steps, last), "a point is missing or was stored twice"
     found = alerts(server, project, run)
     ended = [a for a in found if a["title"] == ENDED]
     assert len(ended) == 1, found
     assert ended[0]["level"] == "error"
-    assert why in str(ended[0]["text"]) and f"at step {last}" in str(ended[0]["text"])
+    assert why in str(ended[0]["text"]) and f"at step {steps[-1]}" in str(ended[0]["text"])
     assert any(a["title"] == "warm-up done" for a in found) or last < 5 or not warmed
     return seconds
 
@@ -445,7 +452,7 @@ def test_a_job_killed_as_a_whole_leaves_its_spool_for_sync(
     assert not alerts(shared_server, project, "whole-job")[1:], "nobody was left to say it"
     result = cli_process(["sync"], env={"TRACKIO_WRITE_TOKEN": shared_server.token})
     assert result.returncode == 0, result.stdout + result.stderr
-    assert shared_server.steps(project, "whole-job", "loss") == list(range(last + 1))
+    assert each_acknowledged_once(shared_server.steps(project, "whole-job", "loss"), last)
 
 
 class RaiseAt(TrainerCallback):
