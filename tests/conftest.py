@@ -22,6 +22,8 @@ else:
     if os.environ.get("CI"):
         settings.load_profile("ci")
 
+# Every variable the package reads (and that a CI machine or a developer's shell may have set):
+# a test sets what it needs itself. TRACKIO_SHOW_BIN (the harness's) stays.
 _OUR_ENV = (
     "TRACKIO_SERVER_URL",
     "TRACKIO_SPACE_ID",
@@ -30,7 +32,23 @@ _OUR_ENV = (
     "TRACKIO_DIR",
     "TRACKIO_SPOOL_DIR",
     "TRACKIO_GROUP",
+    "TRACKIO_MODE",
+    "TRACKIO_HEADERS",
+    "TRACKIO_WEBHOOK_URL",
+    "TRACKIO_WEBHOOK_MIN_LEVEL",
+    "TRACKIO_WATCHER",
+    "TRACKIO_WATCH",
+    "TRACKIO_LOG_MODEL",
+    "TRACKIO_PROVENANCE_DIFF",
+    "TRACKIO_SPOOL_MAX_MB",
+    "TRACKIO_UPLOAD_MBPS",
+    "TRACKIO_TLS_VERIFY",
+    "TRACKIO_CA_BUNDLE",
+    "TRACKIO_CLIENT_CERT",
+    "TRACKIO_CLIENT_KEY",
+    "TRACKIO_INTEGRATIONS",
     "HF_TOKEN",
+    "HUGGING_FACE_HUB_TOKEN",
 )
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.harness import TOKEN, CaptureServer, TrackioServer, own, run_python
+from tests.harness import TOKEN, CaptureServer, TrackioServer, own, run_python, wait_until
 from trackio_integrations import (
     TrackioAuthError,
     TrackioClient,
@@ -267,6 +267,10 @@ def test_no_token_in_repr_logs_or_warnings(
         run.log({"step": 1, "bad": object()})
         capture.respond = lambda path, body: (503, {"error": "busy"})  # an error to report
         run.log({"loss": 1.0}, step=1)
+        # The sender has met the error before finish() reports it: it sends up to a second after
+        # log(), and finish's one second alone may end before a slow machine's reply. A retry
+        # of the point comes only after the reply was read.
+        wait_until(lambda: sum(b'"loss"' in r.body for r in capture.requests) >= 2, 30.0)
         assert run.finish(timeout=1.0) is False
     messages = [str(w.message) for w in caught]
     # the places a token could leak all said something ...

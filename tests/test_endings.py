@@ -8,6 +8,7 @@ raises no alarm; no watcher outlives what it watches.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -30,7 +31,32 @@ from trackio_integrations.monitoring.health import HealthChecks
 
 ENDED = "Run ended without finish()"
 
-TRAINING = textwrap.dedent(
+# A process killed before its watcher has started leaves its spool to `sync` (docs/guarantees.md):
+# a training script says READY (or forks) only once its runs' watchers have taken their handoff,
+# which each says in its spool folder's watcher.json; else a death a few steps in would race it.
+AWAIT_WATCHERS = textwrap.dedent(
+    """
+    import glob, json, os, time
+
+    def await_watchers(count):
+        deadline = time.monotonic() + 60
+        pattern = os.path.join(os.environ["TRACKIO_SPOOL_DIR"], "*", "watcher.json")
+        while time.monotonic() < deadline:
+            found = 0
+            for path in glob.glob(pattern):
+                try:
+                    with open(path) as state:
+                        found += json.load(state).get("watches") == os.getpid()
+                except (OSError, ValueError):
+                    pass
+            if found >= count:
+                return
+            time.sleep(0.01)
+        raise SystemExit("the run's watcher did not start within 60 s")
+    """
+)
+
+TRAINING = AWAIT_WATCHERS + textwrap.dedent(
     """
     import ctypes, os, sys, tempfile, time
     import numpy as np
@@ -38,6 +64,7 @@ TRAINING = textwrap.dedent(
 
     how, at = sys.argv[1], int(sys.argv[2])
     run = TrackioClient(sys.argv[3], name=sys.argv[4], config={"lr": 0.1})
+    await_watchers(1)
     print("READY", flush=True)
     for step in range(100_000):
         if step == at:
@@ -95,6 +122,15 @@ def watchers(spool_dir: Path) -> list[int]:
     return found
 
 
+def watcher_states(spool_dir: Path) -> str:
+    """What the watchers of runs spooled under ``spool_dir`` last wrote for ``status``."""
+    states = []
+    for path in spool_dir.glob("*/watcher.json"):
+        with contextlib.suppress(OSError):
+            states.append(path.read_text())
+    return "\n".join(states)
+
+
 def start(
     server: TrackioServer,
     project: str,
@@ -138,6 +174,13 @@ def last_printed(proc: subprocess.Popen[str], kill_at: int | None = None) -> int
     return last
 
 
+def each_acknowledged_once(steps: list[int], last: int) -> bool:
+    """Steps 0 to ``last`` (the last one printed), each once; the step a kill caught between its
+    log() and its print may be there too (written to the spool, so delivered): about 1 in 100
+    kills at a random moment."""
+    return steps in (list(range(last + 1)), list(range(last + 2)))
+
+
 def alerts(server: TrackioServer, project: str, run: str) -> list[dict[str, object]]:
     return list(server.api("get_alerts", project, run) or [])
 
@@ -160,12 +203,12 @@ def assert_delivered_and_marked(
     wait_until(complete, 15.0 - (time.monotonic() - died), 0.1)
     seconds = time.monotonic() - died
     steps = server.steps(project, run, "loss")
-    assert steps == list(range(last + 1)), "a point is missing or was stored twice"
+    assert each_acknowledged_once(steps, last), "a point is missing or was stored twice"
     found = alerts(server, project, run)
     ended = [a for a in found if a["title"] == ENDED]
     assert len(ended) == 1, found
     assert ended[0]["level"] == "error"
-    assert why in str(ended[0]["text"]) and f"at step {last}" in str(ended[0]["text"])
+    assert why in str(ended[0]["text"]) and f"at step {steps[-1]}" in str(ended[0]["text"])
     assert any(a["title"] == "warm-up done" for a in found) or last < 5 or not warmed
     return seconds
 
@@ -235,7 +278,7 @@ NO_THREADS_AT_EXIT = textwrap.dedent(
 )
 
 
-IDLE = textwrap.dedent(
+IDLE = AWAIT_WATCHERS + textwrap.dedent(
     """
     import sys
     from trackio_integrations import TrackioClient
@@ -243,6 +286,7 @@ IDLE = textwrap.dedent(
     run = TrackioClient(sys.argv[1], name="idle")
     run.log({"loss": 1.0}, step=0)
     assert run.flush(30)
+    await_watchers(1)  # what `status` shows of it is written by then
     print("READY", flush=True)
     sys.stdin.read()  # alive, with nothing left to send, until the test closes stdin
     run.finish()
@@ -301,11 +345,11 @@ def test_a_run_killed_while_the_server_is_down_is_delivered_when_it_returns(
 ) -> None:
     proc = start(server, project, "outage", "sigkill", 10**6, wait=120)
     server.kill()
-    time.sleep(0.5)
     (watcher,) = watchers(spool_dir)
     live = cli_process(["status"])  # points wait: the run's row says who watches it
     assert f"watcher pid {watcher})" in live.stdout, live.stdout
     last = last_printed(proc, kill_at=300)
+    wait_until(lambda: "delivering" in watcher_states(spool_dir), 30.0)  # it saw the death
     time.sleep(2.0)  # the watcher finds no server and keeps trying
     assert len(watchers(spool_dir)) == 1
     status = cli_process(["status"])
@@ -408,7 +452,7 @@ def test_a_job_killed_as_a_whole_leaves_its_spool_for_sync(
     assert not alerts(shared_server, project, "whole-job")[1:], "nobody was left to say it"
     result = cli_process(["sync"], env={"TRACKIO_WRITE_TOKEN": shared_server.token})
     assert result.returncode == 0, result.stdout + result.stderr
-    assert shared_server.steps(project, "whole-job", "loss") == list(range(last + 1))
+    assert each_acknowledged_once(shared_server.steps(project, "whole-job", "loss"), last)
 
 
 class RaiseAt(TrainerCallback):
@@ -580,7 +624,7 @@ def test_a_notebook_interrupted_with_ctrl_c_then_training_again(
     wait_until(lambda: not watchers(spool_dir), 10.0)  # the kernel has shut down: none left
 
 
-TWO_RUNS_AND_A_FORK = textwrap.dedent(
+TWO_RUNS_AND_A_FORK = AWAIT_WATCHERS + textwrap.dedent(
     """
     import os, sys, time
     from trackio_integrations import TrackioClient
@@ -588,7 +632,7 @@ TWO_RUNS_AND_A_FORK = textwrap.dedent(
     for step in range(50):
         for run in runs:
             run.log({"loss": 1 / (step + 1)}, step=step)
-    time.sleep(0.5)  # the watchers have started
+    await_watchers(2)  # the watchers have started
     pid = os.fork()
     if pid == 0:  # a DataLoader worker that logs too, then ends as workers do
         for step in range(10):
