@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.harness import CaptureServer, TrackioServer
+from tests.harness import CaptureServer, TrackioServer, foreign_env
 
 try:  # the transformers 4.x environment runs the callback's tests only, without hypothesis
     from hypothesis import settings
@@ -22,26 +23,20 @@ else:
     if os.environ.get("CI"):
         settings.load_profile("ci")
 
-_OUR_ENV = (
-    "TRACKIO_SERVER_URL",
-    "TRACKIO_SPACE_ID",
-    "TRACKIO_WRITE_TOKEN",
-    "TRACKIO_PROJECT",
-    "TRACKIO_DIR",
-    "TRACKIO_SPOOL_DIR",
-    "TRACKIO_GROUP",
-    "HF_TOKEN",
-)
-
 
 @pytest.fixture(autouse=True)
 def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """Every test starts with no target configured, its own spool and its own local storage."""
-    for name in _OUR_ENV:
-        monkeypatch.delenv(name, raising=False)
+    """Every test starts with no target configured, its own spool and its own local storage,
+    and none of the settings a developer's shell or the CI machine may have (harness.py)."""
+    for name in foreign_env(os.environ):
+        monkeypatch.delenv(name)
     monkeypatch.setenv("TRACKIO_SPOOL_DIR", str(tmp_path / "spool"))
     monkeypatch.setenv("TRACKIO_DIR", str(tmp_path / "trackio"))
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # no stored Hugging Face token
+    constants = sys.modules.get("huggingface_hub.constants")
+    if constants is not None:  # imported already: it read the token's path from HF_HOME then
+        monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "hf" / "token"))
+        monkeypatch.setattr(constants, "HF_STORED_TOKENS_PATH", str(tmp_path / "hf" / "stored"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     # Provenance (on by default) adds config keys and project files that the other tests do not
     # expect; tests/test_provenance.py switches it back on.
