@@ -487,6 +487,18 @@ def assert_each_step_once(
     assert sorted(steps) == list(range(n))
 
 
+def watcher_ended(run: Any, timeout: float = 30.0) -> None:
+    """Wait until the watcher process of a finished ``run`` has ended. It starts while the run
+    does and reads its end only then: it writes ``watcher.json`` into the run's spool folder and
+    removes it a moment after ``finish()``, under a test that lists that folder's files."""
+    watcher = run._watcher
+    if watcher is None:
+        return
+    assert watcher._started.wait(timeout), "the watcher never started"
+    if watcher._proc is not None:
+        watcher._proc.wait(timeout)
+
+
 def own(config: dict[str, Any]) -> dict[str, Any]:
     """A run's config without who made it and when (``_Username``, ``_Created``: every run has
     them, with values a test cannot know)."""
