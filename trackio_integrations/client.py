@@ -426,6 +426,8 @@ class TrackioClient(AlertMethods, ArtifactMethods):
             self._webhook.close(max(deadline - time.monotonic(), 0.0))
         # The thread only syncs and ends now, unless a request of its is still in flight.
         stopped = self._sender.stop(max(deadline - time.monotonic(), 0.2))
+        # A request in flight when the flush gave up may have been confirmed since.
+        ok = ok or (stopped and self._spool.pending == 0)
         dropped = report_undelivered(self._spool, self._sender, self.target, ok)
         if self._watcher is not None:  # a clean end: what is left waits for `sync`, as ever
             self._watcher.finished()

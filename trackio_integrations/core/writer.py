@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -127,7 +128,6 @@ def mark_told(spool: Spool) -> None:
 def report_undelivered(spool: Spool, sender: Sender, target: Target, delivered: bool) -> int:
     """Log what a finishing client dropped or leaves undelivered, and where; the dropped count."""
     in_memory = spool.pending_in_memory
-    on_disk = spool.pending - in_memory
     dropped = spool.dropped
     if dropped:
         logger.error(
@@ -140,6 +140,11 @@ def report_undelivered(spool: Spool, sender: Sender, target: Target, delivered: 
         )
     if not delivered:
         reason = sender.blocked or sender.last_error or "the target is slow"
+        # What waits is read once, from the lines themselves: the sender may still confirm some
+        # (a request in flight when ``finish`` stopped waiting), and a count taken before would
+        # tell of "0 points" that no longer wait.
+        waiting = tally(spool.pending_lines()) if spool.path is not None else Counter()
+        on_disk = max(sum(waiting.values()) - in_memory, 0)
         if in_memory:
             logger.error(
                 "trackio-integrations: %d point(s) for %s were not delivered (%s) and, with "
@@ -152,7 +157,7 @@ def report_undelivered(spool: Spool, sender: Sender, target: Target, delivered: 
             where = target.url or str(target)
             logger.warning(
                 "trackio-integrations: %s not yet delivered to %s (%s), kept in %s. %s",
-                describe(tally(spool.pending_lines())),
+                describe(waiting),
                 target,
                 reason,
                 spool.path,
