@@ -35,8 +35,9 @@ def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # no stored Hugging Face token
     constants = sys.modules.get("huggingface_hub.constants")
     if constants is not None:  # imported already: it read the token's path from HF_HOME then
-        monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "hf" / "token"))
-        monkeypatch.setattr(constants, "HF_STORED_TOKENS_PATH", str(tmp_path / "hf" / "stored"))
+        hf_home = tmp_path / "hf"
+        for name, path in (("HF_TOKEN_PATH", "token"), ("HF_STORED_TOKENS_PATH", "stored_tokens")):
+            monkeypatch.setattr(constants, name, str(hf_home / path), raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     # Provenance (on by default) adds config keys and project files that the other tests do not
     # expect; tests/test_provenance.py switches it back on.
