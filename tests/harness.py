@@ -5,13 +5,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -27,6 +28,37 @@ BIN = Path(sys.executable).parent
 # The server under test; another venv (e.g. one with transformers 4.x) may borrow the main one's.
 TRACKIO_SHOW = os.environ.get("TRACKIO_SHOW_BIN") or str(BIN / "trackio")
 REPO = Path(__file__).resolve().parent.parent
+
+# Set in a developer's shell or on a CI machine, each would change what the package, the Hub
+# library or `trackio show` does (where runs go, with which token, through which proxy, as which
+# rank): every test starts without them (conftest.py) and so does every server the tests start;
+# a test that needs one sets it. TRACKIO_SHOW_BIN is the harness's own (the server under test).
+FOREIGN_PREFIXES = ("TRACKIO_", "SLURM_")
+FOREIGN_NAMES = frozenset(
+    {
+        "HF_TOKEN",
+        "HUGGING_FACE_HUB_TOKEN",
+        "HF_TOKEN_PATH",
+        "HF_OIDC_RESOURCE",  # the Hub library would exchange a CI identity for a token
+        "HF_ENDPOINT",
+        *(f"{name}_PROXY" for name in ("HTTP", "HTTPS", "ALL", "NO")),
+        *(f"{name}_proxy" for name in ("http", "https", "all", "no")),
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+        "REQUESTS_CA_BUNDLE",
+        *("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK", "NODE_RANK"),
+    }
+)
+KEPT = frozenset({"TRACKIO_SHOW_BIN"})
+
+
+def foreign_env(env: Mapping[str, str]) -> list[str]:
+    """The names in ``env`` that no test may inherit (see ``FOREIGN_NAMES``)."""
+    return [
+        name
+        for name in env
+        if name not in KEPT and (name in FOREIGN_NAMES or name.startswith(FOREIGN_PREFIXES))
+    ]
 
 
 def free_port() -> int:
@@ -44,6 +76,9 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, every: float
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         time.sleep(every)
+
+
+_LAUNCHED = re.compile(r"launched at: http://127\.0\.0\.1:(\d+)")
 
 
 class TrackioServer:
@@ -67,6 +102,8 @@ class TrackioServer:
         self.data_dir = data_dir
         self.token = token
         self.port = port or free_port()
+        self._port_given = port is not None
+        self._started = False  # once started, a restart keeps the port its clients know
         self.space, self.hf_token, self.hub_url = space, hf_token, hub_url
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir.parent / f"trackio-show-{self.port}.log"
@@ -83,8 +120,9 @@ class TrackioServer:
         if token is not None:
             self.token = token
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        foreign = set(foreign_env(os.environ))
         env = {
-            **os.environ,
+            **{name: value for name, value in os.environ.items() if name not in foreign},
             "GRADIO_SERVER_PORT": str(self.port),
             "TRACKIO_DIR": str(self.data_dir),
             "TRACKIO_WRITE_TOKEN": self.token,
@@ -92,14 +130,12 @@ class TrackioServer:
             "BROWSER": "true",  # `trackio show` tries to open a browser
             "HF_HUB_OFFLINE": "1",
         }
-        env.pop("TRACKIO_SERVER_URL", None)
-        env.pop("TRACKIO_SPACE_ID", None)
-        env.pop("HF_TOKEN", None)
         if self.space:
             owner, name = self.space.split("/")
             env.update(SYSTEM="spaces", SPACE_ID=self.space, SPACE_AUTHOR_NAME=owner)
             env.update(SPACE_REPO_NAME=name, HF_TOKEN=self.hf_token or "")
             env.update(HF_ENDPOINT=self.hub_url or "http://127.0.0.1:9", HF_HUB_OFFLINE="0")
+        log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             # On a Space it listens on 0.0.0.0; here on the loopback only.
@@ -115,13 +151,29 @@ class TrackioServer:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"trackio show exited: {self.log_path.read_text()[-2000:]}")
+            self._follow_the_port(log_start)
             try:
                 if httpx.get(f"{self.url}/version", timeout=1.0).status_code == 200:
+                    self._started = True
                     return
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
         raise RuntimeError(f"trackio show did not answer in {timeout}s")
+
+    def _follow_the_port(self, log_start: int) -> None:
+        """``trackio show`` takes the next free port when its own is taken (another process
+        can take a free port before the server binds it): a first start follows it there; a
+        restart cannot (its clients know the old URL) and says so."""
+        with self.log_path.open("rb") as log:
+            log.seek(log_start)
+            found = _LAUNCHED.search(log.read().decode(errors="replace"))
+        if found is None or int(found[1]) == self.port:
+            return
+        if self._started or self._port_given:
+            self.kill()
+            raise RuntimeError(f"port {self.port} was taken: trackio show moved to {found[1]}")
+        self.port = int(found[1])
 
     def kill(self) -> None:
         """SIGKILL, as an OOM killer or a crash would."""
@@ -321,8 +373,8 @@ class DelayProxy:
         self.sent = bytearray()
         self.sent_bytes = 0
         self._count = threading.Lock()
-        self.port = free_port()
-        self._sock = socket.create_server(("127.0.0.1", self.port))
+        self._sock = socket.create_server(("127.0.0.1", 0))  # no other process can take it first
+        self.port = int(self._sock.getsockname()[1])
         self._stop = threading.Event()
         self._open = threading.Event()
         self._open.set()
@@ -433,6 +485,18 @@ def assert_each_step_once(
     steps = [v["step"] for v in values]
     assert len(steps) == len(set(steps)), "a point was stored twice"
     assert sorted(steps) == list(range(n))
+
+
+def watcher_ended(run: Any, timeout: float = 30.0) -> None:
+    """Wait until the watcher process of a finished ``run`` has ended. It starts while the run
+    does and reads its end only then: it writes ``watcher.json`` into the run's spool folder and
+    removes it a moment after ``finish()``, under a test that lists that folder's files."""
+    watcher = run._watcher
+    if watcher is None:
+        return
+    assert watcher._started.wait(timeout), "the watcher never started"
+    if watcher._proc is not None:
+        watcher._proc.wait(timeout)
 
 
 def own(config: dict[str, Any]) -> dict[str, Any]:

@@ -105,8 +105,13 @@ def test_the_stall_watchdog_fires_from_its_own_thread_and_rearms() -> None:
     health.beat(8)
     wait_until(lambda: len(run.alerts) == 2, 30)  # a new stall after progress: a new alert
     health.close()
-    watchdogs = {t for t in threading.enumerate() if t.name == "trackio-integrations-watchdog"}
-    assert not watchdogs - others
+
+    def ours() -> set[threading.Thread]:
+        watchdogs = {t for t in threading.enumerate() if t.name == "trackio-integrations-watchdog"}
+        return watchdogs - others
+
+    # close() waits for the thread only briefly (0.2 s): a loaded machine may end it a bit later
+    wait_until(lambda: not ours(), 30)
 
 
 def test_each_check_can_be_switched_off() -> None:

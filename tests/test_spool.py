@@ -16,6 +16,7 @@ from tests.harness import (
     orphan_spool,
     run_python,
     spool_point,
+    watcher_ended,
 )
 from trackio_integrations import TrackioClient
 from trackio_integrations.cli import main as cli
@@ -155,6 +156,7 @@ def test_no_token_is_ever_written_to_disk(project: str, spool_dir: Path) -> None
     for step in range(100):
         run.log({"loss": float(step)}, step=step)
     run.finish(timeout=0.5)
+    watcher_ended(run)  # its files too, and none vanishing under the reads below
     files = [p for p in spool_dir.rglob("*") if p.is_file()]
     assert any(p.suffix == ".jsonl" for p in files)  # the points are there...
     for path in files:  # ...and no token is
@@ -186,6 +188,7 @@ def test_spool_files_are_private_to_the_user(project: str, spool_dir: Path) -> N
         run = TrackioClient(project, server_url=f"http://127.0.0.1:{free_port()}", write_token="t")
     run.log({"loss": 1.0}, step=0)
     run.finish(timeout=0.1)
+    watcher_ended(run)  # its files too, and none vanishing under the reads below
     orphan_spool(spool_dir, "http://127.0.0.1:9", project, [b"{not json"])
     dead_letter(spool_dir, Spool.in_memory({"writer": "w"}), [b"{}"], "test")
     folders = [p for p in spool_dir.rglob("*") if p.is_dir()]
