@@ -139,17 +139,25 @@ def start(
     at: int,
     cgroup: Path | None = None,
     wait: float = 30,
+    **env: str,
 ) -> subprocess.Popen[str]:
+    """TRAINING, ready to be read with ``last_printed``."""
     command = [sys.executable, "-c", TRAINING, how, str(at), project, run]
     if cgroup is not None:  # enter the cgroup first: the watcher it starts is in it too
         command = ["sh", "-c", f'echo $$ > {cgroup / "cgroup.procs"} && exec "$@"', "sh", *command]
+    return launch(command, server.job_env(TRACKIO_WATCHER_WAIT=str(wait), **env))
+
+
+def launch(command: list[str], env: dict[str, str], stdin: bool = False) -> subprocess.Popen[str]:
+    """One of the scripts above, once it said READY (its watchers hold their hand-off)."""
     proc = subprocess.Popen(
         command,
+        stdin=subprocess.PIPE if stdin else None,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
         cwd=REPO,
-        env=server.job_env(TRACKIO_WATCHER_WAIT=str(wait)),
+        env=env,
     )
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == "READY"
@@ -318,18 +326,9 @@ def test_the_exit_hook_finishes_the_run_where_python_starts_no_thread_at_exit(
 def test_status_shows_the_watcher_of_a_live_run_that_has_nothing_waiting(
     shared_server: TrackioServer, project: str, spool_dir: Path
 ) -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", IDLE, project],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        cwd=REPO,
-        env=shared_server.job_env(),
-    )
-    assert proc.stdin is not None and proc.stdout is not None
+    proc = launch([sys.executable, "-c", IDLE, project], shared_server.job_env(), stdin=True)
+    assert proc.stdin is not None
     try:
-        assert proc.stdout.readline().strip() == "READY"
         (watcher,) = wait_until(lambda: watchers(spool_dir), 10.0)
         status = cli_process(["status"])  # said "No points waiting." and nothing of the run
         assert f"{project} idle: live (pid {proc.pid} on" in status.stdout, status.stdout
@@ -368,16 +367,7 @@ def test_a_watcher_gives_up_after_its_wait_and_leaves_the_spool_to_sync(
     tmp_path: Path, project: str, spool_dir: Path
 ) -> None:
     nowhere = TrackioServer(tmp_path / "never-started", port=free_port())
-    env = {**nowhere.job_env(), "TRACKIO_WATCHER_WAIT": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-c", TRAINING, "os_exit", "20", project, "stranded"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        cwd=REPO,
-        env={**env, "TRACKIO_SERVER_URL": nowhere.url},
-    )
-    last_printed(proc)
+    last_printed(start(nowhere, project, "stranded", "os_exit", 20, wait=1))
     wait_until(lambda: not watchers(spool_dir), 15.0)
     status = cli_process(["status"])
     assert "the watcher gave up after 1 s" in status.stdout, status.stdout
@@ -653,15 +643,7 @@ TWO_RUNS_AND_A_FORK = AWAIT_WATCHERS + textwrap.dedent(
 def test_two_runs_in_a_process_that_forks_keep_their_own_watchers_and_both_are_delivered(
     shared_server: TrackioServer, project: str, spool_dir: Path
 ) -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", TWO_RUNS_AND_A_FORK, project],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        cwd=REPO,
-        env=shared_server.job_env(),
-    )
-    assert proc.stdout is not None and proc.stdout.readline().strip() == "READY"
+    proc = launch([sys.executable, "-c", TWO_RUNS_AND_A_FORK, project], shared_server.job_env())
     assert len(watchers(spool_dir)) == 2, (
         "one watcher per run; the worker neither adds nor ends one"
     )
@@ -678,14 +660,8 @@ def test_two_runs_in_a_process_that_forks_keep_their_own_watchers_and_both_are_d
 def test_the_alert_for_a_killed_run_reaches_the_webhook_like_every_alert(
     shared_server: TrackioServer, project: str, capture: CaptureServer
 ) -> None:
-    env = shared_server.job_env(TRACKIO_WEBHOOK_URL=f"{capture.url}/hook")
-    proc = subprocess.Popen(
-        [sys.executable, "-c", TRAINING, "os_exit", "8", project, "hooked"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        cwd=REPO,
-        env=env,
+    proc = start(
+        shared_server, project, "hooked", "os_exit", 8, TRACKIO_WEBHOOK_URL=f"{capture.url}/hook"
     )
     last = last_printed(proc)
     died = time.monotonic()
