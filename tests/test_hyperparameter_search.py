@@ -72,6 +72,13 @@ def runs_by_name(server: TrackioServer, project: str) -> dict[str, dict[str, Any
     return {run["name"]: configs.get(run["id"], {}) for run in server.runs(project)}
 
 
+def ended_runs(server: TrackioServer, project: str, n: int) -> dict[str, dict[str, Any]] | None:
+    """The project's runs by name, once there are ``n`` and each has ended; else None."""
+    runs = runs_by_name(server, project)
+    done = len(runs) == n and all(c.get("status") not in (None, "running") for c in runs.values())
+    return runs if done else None
+
+
 def test_each_trial_is_its_own_run_in_the_searchs_group_with_its_final_evaluation(
     shared_server: TrackioServer, project: str, tmp_path: Path
 ) -> None:
@@ -109,14 +116,7 @@ def test_a_pruned_trial_ends_as_pruned_and_the_group_can_be_given(
     # No run name: the trials are named after the study, which is new for each search.
     search(tmp_path, callback, PruneTrials(1), project=project, eval_strategy="steps", eval_steps=2)
 
-    def ended() -> dict[str, dict[str, Any]] | None:
-        runs = runs_by_name(shared_server, project)
-        done = len(runs) == 3 and all(
-            c.get("status") not in (None, "running") for c in runs.values()
-        )
-        return runs if done else None
-
-    runs = wait_until(ended)
+    runs = wait_until(lambda: ended_runs(shared_server, project, 3))
     assert {c["_Group"] for c in runs.values()} == {"lr-search"}
     statuses = {c["trial_number"]: c["status"] for c in runs.values()}
     assert statuses == {0: "success", 1: "pruned", 2: "success"}
@@ -150,14 +150,7 @@ def test_lightning_trials_with_optunas_pruning_callback(
     )
     study.optimize(objective, n_trials=3)
 
-    def ended() -> dict[str, dict[str, Any]] | None:
-        runs = runs_by_name(shared_server, project)
-        done = len(runs) == 3 and all(
-            c.get("status") not in (None, "running") for c in runs.values()
-        )
-        return runs if done else None
-
-    runs = wait_until(ended)
+    runs = wait_until(lambda: ended_runs(shared_server, project, 3))
     assert set(runs) == {f"lit-sweep-trial-{n}" for n in range(3)}
     assert {c["_Group"] for c in runs.values()} == {"lit-sweep"}
     assert {c["trial_number"]: c["status"] for c in runs.values()} == {
