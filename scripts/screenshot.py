@@ -36,6 +36,19 @@ ARTIFACTS_OUT = REPO / "docs" / "artifacts.png"
 TRACES = REPO / "docs" / "traces.png"
 SEARCH = REPO / "docs" / "hyperparameter-search.png"
 SEARCH_PROJECT = "demo-search"
+# Headless chromium on a machine with no network beyond the loopback: without the background
+# networking flags it tries Google's hosts at every start.
+HEADLESS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+)
 
 
 def main() -> int:
@@ -115,15 +128,7 @@ def shoot(chromium: str, url: str, picture: Path, height: int) -> None:
     subprocess.run(
         [
             chromium,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--hide-scrollbars",
+            *HEADLESS,
             f"--user-data-dir={profile}",
             f"--window-size=1400,{height}",
             "--virtual-time-budget=15000",
@@ -173,14 +178,7 @@ def shoot_grouped(
     browser = subprocess.Popen(
         [
             chromium,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--hide-scrollbars",
+            *HEADLESS,
             f"--user-data-dir={profile}",
             f"--window-size=1400,{height}",
             f"--remote-debugging-port={port}",
